@@ -1,0 +1,84 @@
+// Shared set-up of the browser tests: a fresh ferrocast server and a fresh Chromium per suite.
+// scripts/test.sh runs everything inside a network namespace that has only loopback.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+/** Flags that keep Chromium quiet, offline and ready for WebRTC on loopback (TESTING.md). */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-domain-reliability',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/**
+ * Starts the server binary on a free loopback port with an empty data folder.
+ * Resolves to { url, stop() } once it prints its address.
+ */
+export async function startServer(extraArgs = []) {
+  const bin = process.env.FERROCAST_BIN;
+  const siteRoot = process.env.FERROCAST_SITE_ROOT;
+  if (!bin || !siteRoot) throw new Error('FERROCAST_BIN and FERROCAST_SITE_ROOT must be set (scripts/test.sh does)');
+  const dataDir = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-data-'));
+  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', siteRoot, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
+    let stdout = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      const match = stdout.match(/listening on (http:\/\/\S+)/);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${stderr}`)); });
+  });
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Launches Debian's Chromium with a new empty profile; resolves to { context, close() }. */
+export async function launchBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until the wasm has hydrated the page (the app sets body[data-hydrated]). */
+export async function waitForHydration(page) {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
+}

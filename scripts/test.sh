@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# README command 2: installs what is missing, builds, and runs every test: the Rust unit and
+# integration tests, then the browser tests in end2end/ (real Chromium). Both run inside a network
+# namespace that has only loopback, so no test can reach beyond 127.0.0.1 / ::1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+scripts/setup.sh --test
+scripts/build.sh
+target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
+
+say "building the Rust tests"
+cargo test --no-run --quiet
+
+# Runs a command in a new network namespace whose only interface is lo.
+in_loopback_netns() {
+  local unshare_flags=(-n)
+  [ "$(id -u)" = 0 ] || unshare_flags=(-r -n)
+  unshare "${unshare_flags[@]}" -- bash -c 'ip link set lo up && exec "$@"' netns "$@"
+}
+
+logs=$(mktemp -d)
+status=0
+
+say "Rust tests (loopback-only namespace)"
+in_loopback_netns cargo test --offline 2>&1 | tee "$logs/cargo.log" || status=1
+
+say "browser tests (loopback-only namespace, /usr/bin/chromium)"
+in_loopback_netns env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
+  node --test --test-reporter=tap "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
+
+# One plain closing line over both runners.
+passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
+         + $(grep -E '^# pass [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
+failed=$(( $(grep -oE '[0-9]+ failed' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}') \
+         + $(grep -E '^# fail [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
+rm -rf "$logs"
+[ "$failed" = 0 ] || status=1
+echo "total: $passed passed, $failed failed"
+exit $status

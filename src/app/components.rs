@@ -1,0 +1,98 @@
+//! Small building blocks shared by the pages.
+
+use leptos::prelude::*;
+
+/// The ferrocast wordmark with its signal glyph.
+#[component]
+pub fn Brand() -> impl IntoView {
+    view! {
+        <span class="brand">
+            <svg class="brand-mark" viewBox="0 0 24 24" aria-hidden="true">
+                <circle cx="12" cy="12" r="3.2"/>
+                <path d="M6.3 6.3a8 8 0 0 0 0 11.4M17.7 6.3a8 8 0 0 1 0 11.4" fill="none" stroke-width="2" stroke-linecap="round"/>
+            </svg>
+            <span class="brand-name">"ferrocast"</span>
+        </span>
+    }
+}
+
+/// A password input with a show/hide button (the button only works once the page is hydrated).
+#[component]
+pub fn PasswordField(
+    /// Form field name and element id.
+    name: &'static str,
+    /// Visible label.
+    label: &'static str,
+    /// `current-password` on login, `new-password` on sign-up.
+    autocomplete: &'static str,
+    /// Text under the field, tied to it with `aria-describedby`.
+    #[prop(optional)]
+    hint: Option<&'static str>,
+) -> impl IntoView {
+    let visible = RwSignal::new(false);
+    let hint_id = format!("{name}-hint");
+    view! {
+        <div class="field">
+            <label for=name>{label}</label>
+            <div class="password-input">
+                <input
+                    id=name
+                    name=name
+                    type=move || if visible.get() { "text" } else { "password" }
+                    autocomplete=autocomplete
+                    required
+                    minlength=if autocomplete == "new-password" { Some("8") } else { None }
+                    aria-describedby=hint.map(|_| hint_id.clone())
+                />
+                <button
+                    type="button"
+                    class="ghost small reveal"
+                    aria-controls=name
+                    aria-pressed=move || visible.get().to_string()
+                    on:click=move |_| visible.update(|v| *v = !*v)
+                >
+                    {move || if visible.get() { "Hide" } else { "Show" }}
+                </button>
+            </div>
+            {hint.map(|text| view! { <p class="hint" id=format!("{name}-hint")>{text}</p> })}
+        </div>
+    }
+}
+
+/// A red banner for a failed form submission; announced to screen readers.
+#[component]
+pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
+    move || {
+        message.get().map(|text| {
+            view! { <div class="alert error" role="alert">{text}</div> }
+        })
+    }
+}
+
+/// The friendly block shown where a list has nothing in it yet.
+#[component]
+pub fn EmptyState(
+    title: &'static str,
+    children: Children,
+    /// A short glyph drawn above the title.
+    #[prop(default = "○")]
+    icon: &'static str,
+) -> impl IntoView {
+    view! {
+        <section class="empty-state">
+            <div class="empty-icon" aria-hidden="true">{icon}</div>
+            <h2>{title}</h2>
+            {children()}
+        </section>
+    }
+}
+
+/// Turns a server function's error into the sentence to show.
+pub fn error_text(err: &leptos::server_fn::ServerFnError) -> String {
+    use leptos::server_fn::ServerFnError;
+    match err {
+        ServerFnError::ServerError(message) => message.clone(),
+        ServerFnError::Request(_) => "the server could not be reached; check your connection and try again".to_owned(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,75 @@
+//! The Leptos application: the HTML shell, the routes, and the pages.
+//! Rendered on the server (ssr) and hydrated in the browser (hydrate).
+
+mod components;
+mod layout;
+mod pages;
+pub mod server_fns;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{ParentRoute, Route, Router, Routes},
+    path,
+};
+
+use layout::DashboardLayout;
+use pages::{
+    auth::{LoginPage, SignupPage},
+    live::LivePage,
+    not_found::NotFound,
+    tokens::TokensPage,
+};
+
+/// The document around the app: head, hydration scripts, body.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The routed application.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    mark_hydrated();
+
+    view! {
+        <Stylesheet id="ferrocast" href="/pkg/ferrocast.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Title formatter=|page: String| if page.is_empty() { "ferrocast".to_owned() } else { format!("{page} · ferrocast") }/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/login") view=LoginPage/>
+                <Route path=path!("/signup") view=SignupPage/>
+                <ParentRoute path=path!("") view=DashboardLayout>
+                    <Route path=path!("/tokens") view=TokensPage/>
+                    <Route path=path!("/live") view=LivePage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// Sets `data-hydrated` on `<body>` once the wasm has taken over the page: effects never run on
+/// the server, so the attribute tells tests (and curious people) that hydration happened.
+fn mark_hydrated() {
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+}

@@ -1,0 +1,50 @@
+//! The `accounts` table.
+
+use sqlx::{FromRow, SqlitePool};
+
+/// One row of `accounts`.
+#[derive(Clone, Debug, FromRow)]
+pub struct AccountRow {
+    pub id: i64,
+    pub public_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// Inserts an account; fails with a unique violation when the email or public id is taken.
+pub async fn insert(
+    pool: &SqlitePool,
+    public_id: &str,
+    email: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<AccountRow, sqlx::Error> {
+    sqlx::query_as::<_, AccountRow>(
+        "INSERT INTO accounts (public_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
+         RETURNING id, public_id, email, password_hash, created_at",
+    )
+    .bind(public_id)
+    .bind(email)
+    .bind(password_hash)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+}
+
+/// Finds an account by its (already lower-cased) email.
+pub async fn find_by_email(pool: &SqlitePool, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
+    sqlx::query_as::<_, AccountRow>(
+        "SELECT id, public_id, email, password_hash, created_at FROM accounts WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether an email is already registered.
+pub async fn email_exists(pool: &SqlitePool, email: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1").bind(email).fetch_optional(pool).await?;
+    Ok(found.is_some())
+}

@@ -1,0 +1,39 @@
+//! SQL and nothing else: one file per table, each a handful of small named functions over the pool.
+
+pub mod accounts;
+pub mod sessions;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Name of the database file inside the data folder.
+pub const DATABASE_FILE: &str = "ferrocast.sqlite3";
+
+/// Opens (creating if needed) the SQLite database in `data_dir` and applies pending migrations.
+pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
+    std::fs::create_dir_all(data_dir).map_err(sqlx::Error::Io)?;
+    let path = data_dir.join(DATABASE_FILE);
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        // WAL lets page renders read while a login writes; NORMAL is durable across process
+        // crashes in WAL mode, which is what a single-node server needs.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    sqlx::migrate!("./migrations").run(&pool).await?;
+    Ok(pool)
+}
+
+/// Seconds since the Unix epoch: the unit of every timestamp column.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// True when an insert failed on a UNIQUE constraint (duplicate email, colliding public id).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,170 @@
+//! Sign-up, log-in, sessions and log-out: the account rules shared by the REST API and the pages'
+//! server functions.
+
+use std::{net::IpAddr, time::Duration};
+
+use sqlx::SqlitePool;
+
+use super::{
+    error::ApiError,
+    password::PasswordHasher,
+    rate_limit::FailureLimiter,
+    session::{self, SessionId},
+};
+use crate::{
+    config::SignupMode,
+    db::{self, accounts::AccountRow},
+    model::{self, AccountView, PASSWORD_MAX_BYTES},
+};
+
+/// Failed logins allowed per account, and per client address, in [`LOGIN_WINDOW`].
+pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
+pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Letters of the public account id: lowercase and digits, without look-alikes (0/o, 1/l/i).
+const ACCOUNT_ID_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+const ACCOUNT_ID_LEN: usize = 6;
+
+/// The account service: owns the password hasher and the login limiters.
+pub struct Accounts {
+    pool: SqlitePool,
+    signup: SignupMode,
+    hasher: PasswordHasher,
+    per_account: FailureLimiter,
+    per_address: FailureLimiter,
+}
+
+/// A successful login: the account and the session id to hand to the browser.
+pub struct LoggedIn {
+    pub account: AccountRow,
+    pub session: SessionId,
+}
+
+impl From<&AccountRow> for AccountView {
+    fn from(row: &AccountRow) -> Self {
+        Self { account_id: row.public_id.clone(), email: row.email.clone() }
+    }
+}
+
+impl Accounts {
+    pub fn new(pool: SqlitePool, signup: SignupMode) -> Self {
+        Self {
+            pool,
+            signup,
+            hasher: PasswordHasher::default(),
+            per_account: FailureLimiter::new(LOGIN_FAILURES_PER_ACCOUNT, LOGIN_WINDOW),
+            per_address: FailureLimiter::new(LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW),
+        }
+    }
+
+    pub fn signup_mode(&self) -> SignupMode {
+        self.signup
+    }
+
+    /// Prepares what the first login needs, so it is not slower than the others.
+    pub async fn warm_up(&self) {
+        self.hasher.warm_up().await;
+    }
+
+    /// Creates an account. Nothing is written unless every rule holds.
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<AccountRow, ApiError> {
+        if self.signup == SignupMode::Closed {
+            return Err(ApiError::SignupClosed);
+        }
+        let email = model::normalize_email(email)?;
+        model::check_new_password(password)?;
+        // Checked before hashing so a duplicate costs no argon2 time; the UNIQUE constraint
+        // below still decides races.
+        if db::accounts::email_exists(&self.pool, &email).await? {
+            return Err(email_taken());
+        }
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        let now = db::now_unix();
+        // A clash of public ids is rare (31^6 ≈ 887 million ids) but possible: draw again.
+        for _ in 0..8 {
+            let public_id = random_account_id()?;
+            match db::accounts::insert(&self.pool, &public_id, &email, &hash, now).await {
+                Ok(account) => {
+                    tracing::info!(account = %account.public_id, "account created");
+                    return Ok(account);
+                }
+                Err(err) if db::is_unique_violation(&err) => {
+                    if db::accounts::email_exists(&self.pool, &email).await? {
+                        return Err(email_taken());
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ApiError::Internal("could not draw a free account id".into()))
+    }
+
+    /// Checks credentials and opens a session. An unknown email and a wrong password give the same
+    /// error after the same work; repeated failures are refused with 429.
+    pub async fn log_in(&self, email: &str, password: &str, client: IpAddr) -> Result<LoggedIn, ApiError> {
+        let email = model::normalize_email(email)?;
+        if password.is_empty() {
+            return Err(ApiError::invalid("password", "password is required"));
+        }
+        if password.len() > PASSWORD_MAX_BYTES {
+            return Err(ApiError::invalid("password", format!("password must be at most {PASSWORD_MAX_BYTES} bytes")));
+        }
+        let address_key = client.to_string();
+        let wait = [self.per_account.check(&email), self.per_address.check(&address_key)]
+            .into_iter()
+            .filter_map(Result::err)
+            .max();
+        if let Some(wait) = wait {
+            return Err(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) });
+        }
+
+        let account = db::accounts::find_by_email(&self.pool, &email).await?;
+        let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
+        let verified = self.hasher.verify(password.to_owned(), stored_hash).await?;
+        let account = match account {
+            Some(account) if verified => account,
+            _ => {
+                self.per_account.record_failure(&email);
+                self.per_address.record_failure(&address_key);
+                tracing::info!(%client, "failed login");
+                return Err(ApiError::InvalidCredentials);
+            }
+        };
+        self.per_account.clear(&email);
+        let session = self.open_session(&account).await?;
+        Ok(LoggedIn { account, session })
+    }
+
+    /// Starts a session for an account whose identity is settled (login, or a fresh sign-up).
+    pub async fn open_session(&self, account: &AccountRow) -> Result<SessionId, ApiError> {
+        let session = SessionId::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+        let now = db::now_unix();
+        db::sessions::delete_expired(&self.pool, now).await?;
+        let id_hash = session::hash_id(session.expose());
+        db::sessions::insert(&self.pool, &id_hash, account.id, now, now + session::SESSION_TTL_SECS).await?;
+        Ok(session)
+    }
+
+    /// The account behind a session id from a cookie, if the session is live.
+    pub async fn session_account(&self, session_id: &str) -> Result<Option<AccountRow>, ApiError> {
+        Ok(db::sessions::find_account(&self.pool, &session::hash_id(session_id), db::now_unix()).await?)
+    }
+
+    /// Revokes a session: the same cookie no longer works, even if a copy of it survives.
+    pub async fn log_out(&self, session_id: &str) -> Result<(), ApiError> {
+        Ok(db::sessions::delete(&self.pool, &session::hash_id(session_id)).await?)
+    }
+}
+
+fn email_taken() -> ApiError {
+    ApiError::Conflict("an account with this email already exists".into())
+}
+
+fn random_account_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; ACCOUNT_ID_LEN];
+    getrandom::getrandom(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // 256 is not a multiple of 31, so the first letters are very slightly likelier; irrelevant
+    // for an id that is public anyway.
+    Ok(bytes.iter().map(|b| ACCOUNT_ID_ALPHABET[*b as usize % ACCOUNT_ID_ALPHABET.len()] as char).collect())
+}

@@ -1,0 +1,37 @@
+//! The JSON API under `/api/v1` (PRODUCT.md §4).
+
+mod accounts;
+mod json;
+
+use axum::{
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+    Router,
+};
+
+pub use json::ApiJson;
+
+use super::{error::ApiError, AppState};
+
+/// Largest JSON body the API reads; account and token requests are far smaller.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Routes of `/api/v1`, to be nested there. Unknown paths and methods answer JSON errors too.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/signup", post(accounts::sign_up))
+        .route("/login", post(accounts::log_in))
+        .route("/logout", post(accounts::log_out))
+        .route("/me", get(accounts::me))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,126 @@
+//! `ApiError`: every way an HTTP request can fail, and the JSON answer it turns into.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use crate::model::FieldError;
+
+/// The error type of the HTTP layer. Client errors carry a message that is safe to show; internal
+/// ones are logged in full and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{}: {}", .0.field, .0.message)]
+    Validation(FieldError),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("email or password is incorrect")]
+    InvalidCredentials,
+    #[error("sign-up is closed on this server")]
+    SignupClosed,
+    #[error("requests that change state must come from this site")]
+    CrossOrigin,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::SignupClosed | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code for `{"error": {"code": …}}`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedBody(_) => "malformed_body",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::SignupClosed => "signup_closed",
+            Self::CrossOrigin => "cross_origin_request",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Database(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a client may see: internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Database(_) | Self::Internal(_) => "something went wrong on our side".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Shorthand for a 422 on one field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(FieldError { field, message: message.into() })
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        Self::Validation(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut body = json!({ "error": { "code": self.code(), "message": self.public_message() } });
+        if let Self::Validation(field_error) = &self {
+            body["error"]["field"] = json!(field_error.field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if matches!(self, Self::Unauthenticated) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

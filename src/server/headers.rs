@@ -1,0 +1,27 @@
+//! Response headers every page and API answer carries.
+
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+
+/// Paths that other sites may frame: the public viewer is the embeddable player (PRODUCT.md §7).
+const FRAMEABLE_PREFIXES: &[&str] = &["/watch/"];
+
+/// Adds hardening headers; refuses framing everywhere but the embeddable viewer, so the
+/// dashboard cannot be click-jacked.
+pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
+    let frameable = FRAMEABLE_PREFIXES.iter().any(|p| request.uri().path().starts_with(p));
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+    if !frameable {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    }
+    response
+}

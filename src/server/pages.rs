@@ -1,0 +1,72 @@
+//! Which pages need an account: full page loads are redirected before anything renders.
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{auth::account_from_headers, AppState};
+
+/// Dashboard sections; each path under them needs a logged-in account.
+const DASHBOARD_SECTIONS: &[&str] = &["/tokens", "/live", "/api-keys", "/recordings"];
+/// Pages only for people who are not logged in.
+const GUEST_PAGES: &[&str] = &["/login", "/signup"];
+
+/// Redirects `/` to the dashboard or the login page, the dashboard to login when there is no
+/// session (remembering where the visitor wanted to go), and login/signup to the dashboard when
+/// there is one.
+pub async fn guard(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+    if request.method() != Method::GET {
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    let in_dashboard = DASHBOARD_SECTIONS.iter().any(|s| path == *s || path.starts_with(&format!("{s}/")));
+    let guest_only = GUEST_PAGES.contains(&path);
+    if !(path == "/" || in_dashboard || guest_only) {
+        return next.run(request).await;
+    }
+    // A database error here must not lock people out with a blank page: treat as logged out
+    // and let the page itself report what fails.
+    let logged_in = account_from_headers(&state, request.headers()).await.ok().flatten().is_some();
+    match (path, logged_in) {
+        ("/", true) => see_other("/tokens"),
+        ("/", false) => see_other("/login"),
+        (_, false) if in_dashboard => {
+            let wanted = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or(path);
+            see_other(&format!("/login?next={}", encode_query_value(wanted)))
+        }
+        (_, true) if guest_only => see_other("/tokens"),
+        _ => next.run(request).await,
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/login"))]).into_response(),
+    }
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodes_a_path_with_query() {
+        assert_eq!(super::encode_query_value("/tokens/abc?x=1&y"), "/tokens/abc%3Fx%3D1%26y");
+    }
+}

@@ -1,0 +1,104 @@
+//! Password hashing with argon2id, off the async threads.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString},
+    Algorithm, Argon2, Params, Version,
+};
+use tokio::sync::Semaphore;
+
+use super::error::ApiError;
+
+/// OWASP's argon2id recommendation (PRODUCT.md §2): 19 MiB, 2 passes, 1 lane.
+const MEMORY_KIB: u32 = 19 * 1024;
+const PASSES: u32 = 2;
+const LANES: u32 = 1;
+
+/// Hashes run at most this many at once: each holds 19 MiB and a core for tens of milliseconds, so
+/// a burst of logins must queue rather than exhaust memory or the blocking pool.
+const CONCURRENT_HASHES: usize = 4;
+
+/// Hashes and verifies passwords on tokio's blocking pool.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for PasswordHasher {
+    fn default() -> Self {
+        Self { permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)) }
+    }
+}
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants within argon2's accepted ranges, so this cannot fail.
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A hash of a password nobody knows, verified against when the email is unknown so that an
+/// unknown email and a wrong password cost the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_now("ferrocast-dummy-password-for-timing").unwrap_or_default())
+}
+
+fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt_bytes = [0u8; 16];
+    getrandom::getrandom(&mut salt_bytes).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&salt_bytes)?;
+    Ok(argon2().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+fn verify_now(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+impl PasswordHasher {
+    /// Computes the timing-equaliser hash ahead of the first login.
+    pub async fn warm_up(&self) {
+        let _ = tokio::task::spawn_blocking(dummy_hash).await;
+    }
+
+    /// Returns the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of a new password.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || hash_now(&password))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+    }
+
+    /// Checks a password against a stored hash, or against the dummy hash when `phc` is `None`
+    /// (unknown account), which always fails but takes the same time.
+    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => verify_now(&password, &phc),
+            None => {
+                verify_now(&password, dummy_hash());
+                false
+            }
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let phc = hash_now("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_now("correct horse", &phc));
+        assert!(!verify_now("wrong horse", &phc));
+        assert!(!verify_now("correct horse", "not a phc string"));
+    }
+}

@@ -1,0 +1,118 @@
+//! `spawn_app()` and friends.
+
+use std::path::PathBuf;
+
+use ferrocast::{
+    config::{Config, SignupMode},
+    server::Application,
+};
+use reqwest::{header, redirect, Client, Response};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+use url::Url;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running application and the folder its data lives in.
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: PathBuf,
+    _data_guard: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts the app on a fresh data folder with the default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app on a fresh data folder after `tweak` adjusts the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = TempDir::new().expect("temp dir");
+    let mut app = spawn_on(dir.path().to_path_buf(), tweak).await;
+    app._data_guard = Some(dir);
+    app
+}
+
+/// Starts the app on an existing data folder (for restart tests).
+pub async fn spawn_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::for_data_dir(&data_dir);
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("application starts");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp { base, data_dir, _data_guard: None, shutdown: Some(tx), task: Some(task) }
+}
+
+impl TestApp {
+    /// A client that keeps cookies like a browser but does not follow redirects.
+    pub fn client(&self) -> Client {
+        Client::builder().cookie_store(true).redirect(redirect::Policy::none()).build().expect("client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, client: &Client, path: &str, body: Value) -> Response {
+        client.post(self.url(path)).json(&body).send().await.expect("request sent")
+    }
+
+    /// Signs up `email` with [`PASSWORD`] on `client` (which then holds the session cookie).
+    pub async fn sign_up(&self, client: &Client, email: &str) -> Value {
+        let response = self.post_json(client, "/api/v1/signup", json!({ "email": email, "password": PASSWORD })).await;
+        assert_eq!(response.status(), 201, "sign-up of {email}");
+        response.json().await.expect("json body")
+    }
+
+    /// Rows in a table, read straight from the database file.
+    pub async fn count(&self, table: &str) -> i64 {
+        let pool = ferrocast::db::open(&self.data_dir).await.expect("open db");
+        let n = sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    /// Stops the server gracefully and waits for it; the data folder stays.
+    pub async fn stop(mut self) -> (PathBuf, Option<TempDir>) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran cleanly");
+        }
+        (self.data_dir.clone(), self._data_guard.take())
+    }
+}
+
+/// The `Set-Cookie` header of a response, for attribute checks.
+pub fn set_cookie(response: &Response) -> String {
+    response.headers().get(header::SET_COOKIE).expect("Set-Cookie present").to_str().expect("ascii cookie").to_owned()
+}
+
+/// The value of the session cookie in a `Set-Cookie` header.
+pub fn session_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().and_then(|p| p.split_once('=')).map(|(_, v)| v.to_owned()).expect("name=value")
+}
+
+/// Asserts the `{"error": {"code", "message"}}` shape and returns the code.
+pub async fn error_code(response: Response, status: u16) -> String {
+    assert_eq!(response.status(), status, "status of {}", response.url());
+    let body: Value = response.json().await.expect("JSON error body");
+    let message = body["error"]["message"].as_str().expect("error.message");
+    assert!(!message.is_empty());
+    body["error"]["code"].as_str().expect("error.code").to_owned()
+}
+
+pub fn https_public_url(config: &mut Config) {
+    config.public_url = Some(Url::parse("https://stream.example.com").unwrap());
+}
+
+pub fn closed_signup(config: &mut Config) {
+    config.signup = SignupMode::Closed;
+}

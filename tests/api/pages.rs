@@ -1,0 +1,152 @@
+//! Server-rendered pages: who may see them, their status codes and headers, and the forms that
+//! work without JavaScript.
+
+use reqwest::{header, Response};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn location(response: &Response) -> &str {
+    response.headers()[header::LOCATION].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn visitors_are_sent_to_login_and_members_to_the_dashboard() {
+    let app = spawn_app().await;
+    let visitor = app.client();
+    let response = visitor.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/login");
+    let response = visitor.get(app.url("/tokens")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/login?next=/tokens");
+    let response = visitor.get(app.url("/live?x=1")).send().await.unwrap();
+    assert_eq!(location(&response), "/login?next=/live%3Fx%3D1");
+
+    let member = app.client();
+    app.sign_up(&member, "member@example.com").await;
+    for (path, to) in [("/", "/tokens"), ("/login", "/tokens"), ("/signup", "/tokens")] {
+        let response = member.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{path}");
+        assert_eq!(location(&response), to, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_renders_on_the_server_for_its_account() {
+    let app = spawn_app().await;
+    let member = app.client();
+    let me = app.sign_up(&member, "render@example.com").await;
+    for (path, heading) in [("/tokens", "Publish tokens"), ("/live", "Live streams")] {
+        let response = member.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY", "the dashboard cannot be framed");
+        let html = response.text().await.unwrap();
+        assert!(html.contains(heading), "{path}");
+        assert!(html.contains("render@example.com"), "the account menu names the account");
+        assert!(html.contains(me["accountId"].as_str().unwrap()));
+        assert!(html.contains("/pkg/ferrocast.js"), "the page loads the wasm bundle");
+    }
+}
+
+#[tokio::test]
+async fn login_and_signup_pages_hold_labelled_forms() {
+    let app = spawn_app().await;
+    for path in ["/login", "/signup"] {
+        let response = app.client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        let html = response.text().await.unwrap();
+        assert!(html.contains(r#"<label for="email""#), "{path}");
+        assert!(html.contains(r#"<label for="password""#), "{path}");
+        assert!(html.contains(r#"action="/rpc/"#), "{path}: the form posts to its server function");
+    }
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let app = spawn_app().await;
+    let response = app.client().get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.unwrap().contains("Page not found"));
+}
+
+#[tokio::test]
+async fn static_files_are_served_from_the_site_root() {
+    let site = tempfile::TempDir::new().unwrap();
+    std::fs::write(site.path().join("favicon.ico"), b"icon").unwrap();
+    let root = site.path().to_path_buf();
+    let app = spawn_app_with(|c| c.site_root = root).await;
+    let response = app.client().get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"icon");
+}
+
+#[tokio::test]
+async fn the_login_form_works_without_javascript() {
+    let app = spawn_app().await;
+    app.sign_up(&app.client(), "nojs@example.com").await;
+    let browser = app.client();
+    let form = |password: &str| {
+        browser
+            .post(app.url("/rpc/login"))
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, app.url("/login"))
+            .form(&[("email", "nojs@example.com"), ("password", password), ("next", "/live")])
+            .send()
+    };
+
+    let response = form("wrong password").await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let back = location(&response).to_owned();
+    assert!(back.starts_with("/login?next=%2Flive&error="), "{back}");
+    let html = browser.get(app.url(&back)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("email or password is incorrect"), "the login page shows the error");
+
+    let response = form(PASSWORD).await.unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(location(&response), "/live", "goes where the visitor wanted to go");
+    assert!(response.headers()[header::SET_COOKIE].to_str().unwrap().contains("HttpOnly"));
+    assert_eq!(browser.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn login_never_redirects_to_another_site() {
+    let app = spawn_app().await;
+    app.sign_up(&app.client(), "redir@example.com").await;
+    let response = app
+        .client()
+        .post(app.url("/rpc/login"))
+        .header(header::ACCEPT, "text/html")
+        .form(&[("email", "redir@example.com"), ("password", PASSWORD), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), "/tokens");
+}
+
+#[tokio::test]
+async fn signing_up_through_the_page_logs_in() {
+    let app = spawn_app().await;
+    let browser = app.client();
+    let response = browser
+        .post(app.url("/rpc/signup"))
+        .header(header::ACCEPT, "text/html")
+        .form(&[("email", "page@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(location(&response), "/tokens");
+    let me: serde_json::Value = browser.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], json!("page@example.com"));
+
+    let response = browser
+        .post(app.url("/rpc/signup"))
+        .header(header::ACCEPT, "text/html")
+        .form(&[("email", "page@example.com"), ("password", "short")])
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&response).starts_with("/signup?error="), "errors go back to the form");
+}
