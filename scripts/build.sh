@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the server binary and the browser bundle into $CARGO_TARGET_DIR/site (what cargo-leptos
 # would do, with plain cargo and wasm-bindgen). FERROCAST_PROFILE=release for an optimised build.
+#   scripts/build.sh          server + site
+#   scripts/build.sh --site   only the site (scripts/test.sh builds the server through cargo test,
+#                             whose dev-dependencies change feature sets: one build, not two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +14,10 @@ cargo_profile=()
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-say "building the server ($profile)"
-cargo build "${cargo_profile[@]}" --bin ferrocast
+if [ "${1:-}" != "--site" ]; then
+  say "building the server ($profile)"
+  cargo build "${cargo_profile[@]}" --bin ferrocast
+fi
 
 say "building the browser bundle ($profile)"
 cargo build "${cargo_profile[@]}" --lib --target wasm32-unknown-unknown --no-default-features --features hydrate

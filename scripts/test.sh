@@ -9,11 +9,12 @@ root=$PWD
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 scripts/setup.sh --test
-scripts/build.sh
+scripts/build.sh --site
 target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
 
-say "building the Rust tests"
-cargo test --no-run --quiet
+# Builds the server binary too (the integration tests run it), with the tests' feature set.
+say "building the server and the Rust tests"
+cargo test --no-run
 
 # Runs a command in a new network namespace whose only interface is lo.
 in_loopback_netns() {

@@ -69,18 +69,30 @@ pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView
     }
 }
 
+/// Line icons drawn inline (no icon font, no emoji: both depend on what the visitor has installed).
+#[derive(Clone, Copy, Debug)]
+pub enum Icon {
+    Key,
+    Broadcast,
+}
+
+impl Icon {
+    fn path(self) -> &'static str {
+        match self {
+            Icon::Key => "M7 15a3.5 3.5 0 1 1 0-7 3.5 3.5 0 0 1 0 7zM10.5 11.5H21M18 11.5v3M15 11.5v2.5",
+            Icon::Broadcast => "M12 14a2 2 0 1 0 0-4 2 2 0 0 0 0 4zM7.8 16.2a6 6 0 0 1 0-8.4M16.2 7.8a6 6 0 0 1 0 8.4M4.9 19.1a10 10 0 0 1 0-14.2M19.1 4.9a10 10 0 0 1 0 14.2",
+        }
+    }
+}
+
 /// The friendly block shown where a list has nothing in it yet.
 #[component]
-pub fn EmptyState(
-    title: &'static str,
-    children: Children,
-    /// A short glyph drawn above the title.
-    #[prop(default = "○")]
-    icon: &'static str,
-) -> impl IntoView {
+pub fn EmptyState(title: &'static str, icon: Icon, children: Children) -> impl IntoView {
     view! {
         <section class="empty-state">
-            <div class="empty-icon" aria-hidden="true">{icon}</div>
+            <svg class="empty-icon" viewBox="0 0 24 24" aria-hidden="true">
+                <path d=icon.path() fill="none" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/>
+            </svg>
             <h2>{title}</h2>
             {children()}
         </section>

@@ -61,6 +61,8 @@ async fn login_and_signup_pages_hold_labelled_forms() {
         assert!(html.contains(r#"<label for="password""#), "{path}");
         assert!(html.contains(r#"action="/rpc/"#), "{path}: the form posts to its server function");
     }
+    let html = app.client().get(app.url("/login?next=/live")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"name="next" value="/live""#), "where to go after login survives a plain form post");
 }
 
 #[tokio::test]

@@ -48,7 +48,7 @@ pub fn LoginPage() -> impl IntoView {
         <AuthCard title="Log in">
             <FormError message=error/>
             <ActionForm action=action attr:class="stack">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <div class="field">
                     <label for="email">"Email"</label>
                     <input id="email" name="email" type="email" autocomplete="username" required autofocus/>

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::app::components::EmptyState;
+use crate::app::components::{EmptyState, Icon};
 
 /// Live streams with their viewers; empty until something is published.
 #[component]
@@ -16,7 +16,7 @@ pub fn LivePage() -> impl IntoView {
                 <p class="lede">"Streams on air right now, with their sources and viewers."</p>
             </div>
         </div>
-        <EmptyState title="Nothing is live" icon="📡">
+        <EmptyState title="Nothing is live" icon=Icon::Broadcast>
             <p>"Start publishing with one of your tokens and the stream shows up here."</p>
         </EmptyState>
     }

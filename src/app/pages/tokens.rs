@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::{app::components::EmptyState, model::AccountView};
+use crate::{
+    app::components::{EmptyState, Icon},
+    model::AccountView,
+};
 
 /// The token list. Until the account has a token it explains what one is for.
 #[component]
@@ -17,7 +20,7 @@ pub fn TokensPage() -> impl IntoView {
                 <p class="lede">"A publish token lets an encoder or the online broadcaster go live on your streams."</p>
             </div>
         </div>
-        <EmptyState title="No publish tokens yet" icon="🔑">
+        <EmptyState title="No publish tokens yet" icon=Icon::Key>
             <p>
                 "Each token names the streams it may publish, and can be disabled or deleted at any time. "
                 "Viewers will find your streams at "
