@@ -11,6 +11,14 @@ pub struct AccountView {
     pub email: String,
 }
 
+/// Facts about this server that the pages show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    /// Base URL for links (WHIP URL, viewer links), without a trailing slash.
+    pub public_url: String,
+    pub signup_open: bool,
+}
+
 /// Shortest accepted password, in characters (PRODUCT.md §2).
 pub const PASSWORD_MIN_CHARS: usize = 8;
 /// Longest accepted password, in bytes: bounds the work one request can ask of argon2.
@@ -68,6 +76,215 @@ pub fn check_new_password(password: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Longest token or API key label, in characters.
+pub const LABEL_MAX_CHARS: usize = 128;
+/// Longest stream name, in characters (PRODUCT.md §3).
+pub const STREAM_NAME_MAX_CHARS: usize = 64;
+/// Most stream names one token may list.
+pub const STREAMS_PER_TOKEN_MAX: usize = 32;
+/// Most origins one token may list.
+pub const ORIGINS_PER_TOKEN_MAX: usize = 32;
+
+/// Checks a stream name: 1–64 characters of `A-Z a-z 0-9 _ - .` (PRODUCT.md §3).
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a stream name cannot be empty".into());
+    }
+    if name.chars().count() > STREAM_NAME_MAX_CHARS {
+        return Err(format!("stream name {name:?} is longer than {STREAM_NAME_MAX_CHARS} characters"));
+    }
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        return Err(format!("stream name {name:?} contains {bad:?}; use only letters, digits, _ - ."));
+    }
+    Ok(())
+}
+
+/// One entry of a token's `streams`: which stream names it lets a publisher use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamPattern {
+    /// `*`: any stream name.
+    Any,
+    /// `name`: exactly this name.
+    Exact(String),
+    /// `prefix*`: any name that starts with the prefix.
+    Prefix(String),
+}
+
+impl StreamPattern {
+    /// Parses `*`, `prefix*` or an exact name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        match raw.strip_suffix('*') {
+            Some(prefix) => {
+                check_stream_name(prefix).map_err(|e| format!("prefix of {raw:?}: {e}"))?;
+                if prefix.chars().count() >= STREAM_NAME_MAX_CHARS {
+                    return Err(format!("prefix {raw:?} leaves no room for a {STREAM_NAME_MAX_CHARS}-character name"));
+                }
+                Ok(Self::Prefix(prefix.to_owned()))
+            }
+            None => check_stream_name(raw).map(|()| Self::Exact(raw.to_owned())),
+        }
+    }
+
+    /// Whether a (valid) stream name is covered by this pattern. Names are case-sensitive.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(exact) => exact == name,
+            Self::Prefix(prefix) => name.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// Trims a label and checks its length.
+pub fn normalize_label(raw: &str) -> Result<String, FieldError> {
+    let label = raw.trim();
+    if label.is_empty() {
+        return Err(FieldError::new("label", "label is required"));
+    }
+    if label.chars().count() > LABEL_MAX_CHARS {
+        return Err(FieldError::new("label", format!("label must be at most {LABEL_MAX_CHARS} characters")));
+    }
+    Ok(label.to_owned())
+}
+
+/// Trims, de-duplicates (keeping the first) and checks a token's stream list.
+///
+/// `*` may stand beside other names: the token then accepts any name, and the other names are kept
+/// (so removing `*` later restores them) but change nothing while `*` is there.
+pub fn normalize_streams(raw: &[String]) -> Result<Vec<String>, FieldError> {
+    let mut streams: Vec<String> = Vec::with_capacity(raw.len());
+    for entry in raw.iter().map(|s| s.trim()) {
+        if entry.is_empty() {
+            continue;
+        }
+        StreamPattern::parse(entry).map_err(|e| FieldError::new("streams", e))?;
+        if !streams.iter().any(|s| s == entry) {
+            streams.push(entry.to_owned());
+        }
+    }
+    if streams.is_empty() {
+        return Err(FieldError::new("streams", "at least one stream name is required (or * for any)"));
+    }
+    if streams.len() > STREAMS_PER_TOKEN_MAX {
+        return Err(FieldError::new("streams", format!("at most {STREAMS_PER_TOKEN_MAX} stream names per token")));
+    }
+    Ok(streams)
+}
+
+/// A publish token as the dashboard and `/api/v1/tokens` show it: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    pub id: String,
+    pub label: String,
+    pub streams: Vec<String>,
+    pub enabled: bool,
+    pub record: bool,
+    pub multisource: bool,
+    /// RFC 3339, or `null` for no expiry.
+    pub expires_at: Option<String>,
+    /// Origins allowed to publish from a browser, or `null` for any.
+    pub allowed_origins: Option<Vec<String>>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_used_at: Option<String>,
+    /// `fcp_…a1b2`: enough to tell tokens apart, useless to publish with.
+    pub hint: String,
+}
+
+impl TokenView {
+    /// Whether the token lists `*`.
+    pub fn allows_any_stream(&self) -> bool {
+        self.streams.iter().any(|s| s == "*")
+    }
+}
+
+/// `2030-01-31T18:00` (a `datetime-local` value in UTC) from the server's RFC 3339 times, which
+/// are always written in UTC (`…Z`).
+pub fn datetime_local_utc(rfc3339: &str) -> String {
+    rfc3339.chars().take(16).collect()
+}
+
+/// `2030-01-31 18:00 UTC`: how the pages print the server's RFC 3339 times.
+pub fn display_time(rfc3339: &str) -> String {
+    format!("{} UTC", datetime_local_utc(rfc3339).replace('T', " "))
+}
+
+/// The answer to creating or rotating a token: the only time its secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenWithSecret {
+    pub token: TokenView,
+    pub secret: String,
+}
+
+/// An account API key as listed: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyView {
+    pub id: String,
+    pub label: String,
+    pub hint: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// The answer to creating an API key: the only time its secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyWithSecret {
+    pub api_key: ApiKeyView,
+    pub secret: String,
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewToken {
+    pub label: String,
+    pub streams: Vec<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub record: bool,
+    #[serde(default)]
+    pub multisource: bool,
+    /// RFC 3339 in the future, or absent/`null` for no expiry.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// `scheme://host[:port]` origins, or absent/`null`/`[]` for any.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /api/v1/tokens/{id}`: absent fields stay as they are; `null` clears the
+/// nullable ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPatch {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub streams: Option<Vec<String>>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub record: Option<bool>,
+    #[serde(default)]
+    pub multisource: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub allowed_origins: Option<Option<Vec<String>>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, via `default`).
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +311,46 @@ mod tests {
         assert!(check_new_password("éééééééé").is_ok());
         assert!(check_new_password(&"x".repeat(PASSWORD_MAX_BYTES)).is_ok());
         assert!(check_new_password(&"x".repeat(PASSWORD_MAX_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn stream_names_follow_the_product_rule() {
+        for good in ["a", "Cam-1", "room_2.main", &"x".repeat(64)] {
+            assert!(check_stream_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a/b", "é", "a*", &"x".repeat(65)] {
+            assert!(check_stream_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_match_exact_prefix_and_any() {
+        let any = StreamPattern::parse("*").unwrap();
+        let exact = StreamPattern::parse("main").unwrap();
+        let prefix = StreamPattern::parse("cam-*").unwrap();
+        assert!(any.matches("whatever"));
+        assert!(exact.matches("main") && !exact.matches("main2") && !exact.matches("Main"));
+        assert!(prefix.matches("cam-1") && prefix.matches("cam-") && !prefix.matches("cam"));
+        for bad in ["**", "*a", "a**", "a b*", "-*x"] {
+            assert!(StreamPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stream_lists_are_trimmed_deduplicated_and_non_empty() {
+        let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(normalize_streams(&raw(&[" a ", "a", "", "b*", "*"])).unwrap(), raw(&["a", "b*", "*"]));
+        assert_eq!(normalize_streams(&raw(&["", " "])).unwrap_err().field, "streams");
+        assert_eq!(normalize_streams(&raw(&["ok", "not ok"])).unwrap_err().field, "streams");
+        let many: Vec<String> = (0..=STREAMS_PER_TOKEN_MAX).map(|i| format!("s{i}")).collect();
+        assert!(normalize_streams(&many).is_err());
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_bounded() {
+        assert_eq!(normalize_label("  Studio A ").unwrap(), "Studio A");
+        assert!(normalize_label("   ").is_err());
+        assert!(normalize_label(&"é".repeat(LABEL_MAX_CHARS)).is_ok());
+        assert!(normalize_label(&"é".repeat(LABEL_MAX_CHARS + 1)).is_err());
     }
 }

@@ -108,3 +108,118 @@ pub fn error_text(err: &leptos::server_fn::ServerFnError) -> String {
         other => other.to_string(),
     }
 }
+
+/// A modal question with a cancel and a confirm button; `on_confirm` runs on confirm.
+/// Escape and the cancel button call `on_cancel`.
+#[component]
+pub fn ConfirmDialog(
+    title: String,
+    message: String,
+    confirm_label: &'static str,
+    #[prop(optional)] danger: bool,
+    #[prop(into)] pending: Signal<bool>,
+    on_confirm: impl Fn() + Send + Sync + 'static,
+    on_cancel: impl Fn() + Send + Sync + Clone + 'static,
+) -> impl IntoView {
+    let cancel = on_cancel.clone();
+    view! {
+        <div class="dialog-backdrop" on:click=move |_| on_cancel()>
+            <div
+                class="dialog"
+                role="alertdialog"
+                aria-modal="true"
+                aria-labelledby="dialog-title"
+                aria-describedby="dialog-message"
+                on:click=|ev| ev.stop_propagation()
+            >
+                <h2 id="dialog-title">{title}</h2>
+                <p id="dialog-message">{message}</p>
+                <div class="dialog-actions">
+                    <button type="button" on:click=move |_| cancel()>"Cancel"</button>
+                    <button
+                        type="button"
+                        class=if danger { "danger" } else { "primary" }
+                        autofocus
+                        disabled=move || pending.get()
+                        on:click=move |_| on_confirm()
+                    >
+                        {confirm_label}
+                    </button>
+                </div>
+            </div>
+        </div>
+    }
+}
+
+/// A secret shown once, with a copy button and the warning that it will not be shown again.
+#[component]
+pub fn SecretReveal(secret: String, what: &'static str) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let to_copy = secret.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(window) = web_sys::window() {
+            let _ = window.navigator().clipboard().write_text(&to_copy);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &to_copy;
+        copied.set(true);
+    };
+    view! {
+        <section class="secret-reveal" aria-labelledby="secret-title">
+            <h2 id="secret-title">{format!("Your {what} secret")}</h2>
+            <p class="secret-warning">
+                <strong>"Copy it now: you will not see this secret again."</strong>
+                " Only a hash is stored. If you lose it, rotate to get a new one."
+            </p>
+            <div class="secret-box">
+                <code class="secret-value" data-testid="secret">{secret}</code>
+                <button type="button" class="small" on:click=copy>
+                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                </button>
+            </div>
+        </section>
+    }
+}
+
+/// Small coloured labels for a token's flags.
+#[component]
+pub fn Badge(text: &'static str, #[prop(default = "neutral")] tone: &'static str) -> impl IntoView {
+    view! { <span class=format!("badge {tone}")>{text}</span> }
+}
+
+/// A row's quick-action menu: a "⋯" button and a panel of actions. Escape or a click outside
+/// closes it; the owner closes it too when an action opens something else.
+#[component]
+pub fn RowMenu(
+    /// Accessible name of the button, e.g. "Actions for Studio A".
+    label: String,
+    open: RwSignal<bool>,
+    children: ChildrenFn,
+) -> impl IntoView {
+    view! {
+        <div
+            class="row-menu"
+            on:keydown=move |ev| {
+                if ev.key() == "Escape" {
+                    open.set(false);
+                }
+            }
+        >
+            <button
+                type="button"
+                class="menu-toggle"
+                aria-haspopup="menu"
+                aria-expanded=move || open.get().to_string()
+                aria-label=label
+                on:click=move |_| open.update(|o| *o = !*o)
+            >
+                "⋯"
+            </button>
+            <Show when=move || open.get()>
+                <div class="menu-scrim" on:click=move |_| open.set(false)></div>
+                <div class="menu-panel" role="menu">{children()}</div>
+            </Show>
+        </div>
+    }
+}

@@ -15,9 +15,12 @@ use leptos_router::{
 
 use layout::DashboardLayout;
 use pages::{
+    api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
     live::LivePage,
     not_found::NotFound,
+    token_new::NewTokenPage,
+    token_settings::TokenSettingsPage,
     tokens::TokensPage,
 };
 
@@ -56,7 +59,10 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/signup") view=SignupPage/>
                 <ParentRoute path=path!("") view=DashboardLayout>
                     <Route path=path!("/tokens") view=TokensPage/>
+                    <Route path=path!("/tokens/new") view=NewTokenPage/>
+                    <Route path=path!("/tokens/:id") view=TokenSettingsPage/>
                     <Route path=path!("/live") view=LivePage/>
+                    <Route path=path!("/api-keys") view=ApiKeysPage/>
                 </ParentRoute>
             </Routes>
         </Router>

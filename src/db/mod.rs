@@ -1,7 +1,9 @@
 //! SQL and nothing else: one file per table, each a handful of small named functions over the pool.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod sessions;
+pub mod tokens;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

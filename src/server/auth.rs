@@ -1,9 +1,12 @@
-//! Who is asking: extractors that turn a session cookie into an account.
+//! Who is asking: extractors that turn a session cookie or an API key into an account.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
 
-use super::{error::ApiError, session, AppState};
-use crate::db::accounts::AccountRow;
+use super::{error::ApiError, secrets, session, AppState};
+use crate::db::{self, accounts::AccountRow};
 
 /// The logged-in account; a request without a live session is refused with 401.
 pub struct CurrentAccount(pub AccountRow);
@@ -11,11 +14,23 @@ pub struct CurrentAccount(pub AccountRow);
 /// The logged-in account if there is one; never refuses.
 pub struct MaybeAccount(pub Option<AccountRow>);
 
-/// Looks up the account of the session cookie among `headers`.
+/// Looks up the account of the request: an `Authorization: Bearer` API key when one is sent
+/// (a wrong key is an error, never "anonymous"), else the session cookie.
 pub async fn account_from_headers(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Option<AccountRow>, ApiError> {
+    if let Some(authorization) = headers.get(header::AUTHORIZATION) {
+        let key = authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|k| k.starts_with(secrets::API_KEY_PREFIX))
+            .ok_or(ApiError::Unauthenticated)?;
+        let account = db::api_keys::account_by_secret_hash(&state.pool, &secrets::hash(key), db::now_unix()).await?;
+        return account.map(Some).ok_or(ApiError::Unauthenticated);
+    }
     match session::from_headers(headers) {
         Some(id) => state.accounts.session_account(id).await,
         None => Ok(None),

@@ -9,8 +9,12 @@ mod headers;
 mod origin;
 mod pages;
 pub mod password;
+pub mod publish_rule;
 pub mod rate_limit;
+pub mod secrets;
 pub mod session;
+pub mod timestamps;
+pub mod tokens;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

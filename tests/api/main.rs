@@ -5,3 +5,4 @@ mod accounts;
 mod binary;
 mod helpers;
 mod pages;
+mod tokens;

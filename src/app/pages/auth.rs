@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::app::{
     components::{error_text, Brand, FormError, PasswordField},
-    server_fns::{signup_open, LogIn, SignUp},
+    server_fns::{site_info, LogIn, SignUp},
 };
 
 /// Centred card used by the pages shown to logged-out visitors.
@@ -68,14 +68,14 @@ pub fn LoginPage() -> impl IntoView {
 pub fn SignupPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = form_error(move || action.value().get());
-    let open = Resource::new(|| (), |_| signup_open());
+    let info = Resource::new(|| (), |_| site_info());
     view! {
         <Title text="Create an account"/>
         <AuthCard title="Create an account">
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    match open.await {
-                        Ok(false) => view! {
+                    match info.await {
+                        Ok(info) if !info.signup_open => view! {
                             <div class="alert info" role="status">
                                 "Sign-up is closed on this server. Ask its administrator for an account."
                             </div>

@@ -1,6 +1,10 @@
 //! One module per page (or group of pages).
 
+pub mod api_keys;
 pub mod auth;
 pub mod live;
 pub mod not_found;
+mod token_form;
+pub mod token_new;
+pub mod token_settings;
 pub mod tokens;

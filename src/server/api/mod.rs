@@ -2,10 +2,11 @@
 
 mod accounts;
 mod json;
+mod tokens;
 
 use axum::{
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    routing::{delete, get, post},
     Router,
 };
 
@@ -23,6 +24,11 @@ pub fn router() -> Router<AppState> {
         .route("/login", post(accounts::log_in))
         .route("/logout", post(accounts::log_out))
         .route("/me", get(accounts::me))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", get(tokens::get).patch(tokens::update).delete(tokens::delete))
+        .route("/tokens/{id}/rotate", post(tokens::rotate))
+        .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
+        .route("/api-keys/{id}", delete(tokens::delete_api_key))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,0 +1,67 @@
+//! Account server functions: who is logged in, log in, sign up, log out.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFnError;
+
+#[cfg(feature = "ssr")]
+use super::ssr;
+use crate::model::AccountView;
+
+/// The logged-in account, or `None`.
+#[server(prefix = "/rpc", endpoint = "current_account")]
+pub async fn current_account() -> Result<Option<AccountView>, ServerFnError> {
+    use ssr::*;
+    let state = state()?;
+    let parts = request_parts()?;
+    let account = crate::server::auth::account_from_headers(&state, &parts.headers).await.map_err(|e| fail(e, None))?;
+    Ok(account.as_ref().map(AccountView::from))
+}
+
+/// Facts about this server the pages show.
+#[server(prefix = "/rpc", endpoint = "site_info")]
+pub async fn site_info() -> Result<crate::model::SiteInfo, ServerFnError> {
+    let state = ssr::state()?;
+    Ok(crate::model::SiteInfo {
+        public_url: state.settings.public_url.clone(),
+        signup_open: state.accounts.signup_mode() == crate::config::SignupMode::Open,
+    })
+}
+
+/// Logs in and goes to `next` (a local path) or the dashboard.
+#[server(prefix = "/rpc", endpoint = "login")]
+pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
+    use ssr::*;
+    let state = state()?;
+    let client = client_ip().await;
+    let back = format!("/login?{}", next.as_deref().map(|n| format!("next={}&", encode(n))).unwrap_or_default());
+    let logged_in = state.accounts.log_in(&email, &password, client).await.map_err(|e| fail(e, Some(&back)))?;
+    set_cookie(crate::server::session::set_cookie(&logged_in.session, state.settings.secure_cookies));
+    leptos_axum::redirect(&local_path_or_dashboard(next.as_deref()));
+    Ok(())
+}
+
+/// Creates an account, logs it in and opens the dashboard.
+#[server(prefix = "/rpc", endpoint = "signup")]
+pub async fn sign_up(email: String, password: String) -> Result<(), ServerFnError> {
+    use ssr::*;
+    let state = state()?;
+    let account = state.accounts.sign_up(&email, &password).await.map_err(|e| fail(e, Some("/signup?")))?;
+    let session = state.accounts.open_session(&account).await.map_err(|e| fail(e, Some("/signup?")))?;
+    set_cookie(crate::server::session::set_cookie(&session, state.settings.secure_cookies));
+    leptos_axum::redirect("/tokens");
+    Ok(())
+}
+
+/// Revokes the session and goes to the login page.
+#[server(prefix = "/rpc", endpoint = "logout")]
+pub async fn log_out() -> Result<(), ServerFnError> {
+    use ssr::*;
+    let state = state()?;
+    let parts = request_parts()?;
+    if let Some(id) = crate::server::session::from_headers(&parts.headers) {
+        state.accounts.log_out(id).await.map_err(|e| fail(e, None))?;
+    }
+    set_cookie(crate::server::session::clear_cookie(state.settings.secure_cookies));
+    leptos_axum::redirect("/login");
+    Ok(())
+}

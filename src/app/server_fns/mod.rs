@@ -1,0 +1,96 @@
+//! Server functions behind the pages: they run on the server, are called from the browser over
+//! HTTP (`/rpc/...`), and are plain form targets when JavaScript is off. They share every rule
+//! with the JSON API through the services in [`crate::server`].
+
+mod accounts;
+mod tokens;
+
+pub use accounts::*;
+pub use tokens::*;
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    use axum::{
+        extract::ConnectInfo,
+        http::{header, request::Parts, HeaderValue},
+    };
+    use leptos::prelude::*;
+    use leptos::server_fn::ServerFnError;
+    use leptos_axum::ResponseOptions;
+
+    use crate::{
+        db::accounts::AccountRow,
+        server::{error::ApiError, AppState},
+    };
+
+    pub fn state() -> Result<AppState, ServerFnError> {
+        use_context::<AppState>().ok_or_else(|| ServerFnError::new("application state missing"))
+    }
+
+    pub fn request_parts() -> Result<Parts, ServerFnError> {
+        use_context::<Parts>().ok_or_else(|| ServerFnError::new("request missing"))
+    }
+
+    /// The logged-in account, or the error the page shows when the session is gone.
+    pub async fn require_account() -> Result<(AppState, AccountRow), ServerFnError> {
+        let state = state()?;
+        let parts = request_parts()?;
+        match crate::server::auth::account_from_headers(&state, &parts.headers).await {
+            Ok(Some(account)) => Ok((state, account)),
+            Ok(None) => Err(fail(ApiError::Unauthenticated, None)),
+            Err(err) => Err(fail(err, None)),
+        }
+    }
+
+    /// The peer address; only loopback if the connection info is missing (it never is when
+    /// served through `Application`).
+    pub async fn client_ip() -> IpAddr {
+        leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+            .await
+            .map(|ConnectInfo(addr)| addr.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    pub fn set_cookie(value: HeaderValue) {
+        if let Some(response) = use_context::<ResponseOptions>() {
+            response.append_header(header::SET_COOKIE, value);
+        }
+    }
+
+    /// Turns an `ApiError` into what the page shows. A plain form post (JavaScript off) is sent
+    /// back to `back_to` with the message in `?error=`, since it cannot read a JSON error.
+    pub fn fail(err: ApiError, back_to: Option<&str>) -> ServerFnError {
+        let message = err.public_message();
+        if let Some(response) = use_context::<ResponseOptions>() {
+            response.set_status(err.status());
+            if let ApiError::TooManyRequests { retry_after_secs } = err {
+                response.insert_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+        }
+        let plain_form = use_context::<Parts>()
+            .and_then(|p| p.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+            .unwrap_or(false);
+        if let (true, Some(back)) = (plain_form, back_to) {
+            leptos_axum::redirect(&format!("{back}error={}", encode(&message)));
+            if let Some(response) = use_context::<ResponseOptions>() {
+                response.set_status(axum::http::StatusCode::SEE_OTHER);
+            }
+        }
+        ServerFnError::new(message)
+    }
+
+    /// Percent-encodes a query value.
+    pub fn encode(value: &str) -> String {
+        url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    }
+
+    /// Only same-site paths are followed after login, so `?next=` cannot send people elsewhere.
+    pub fn local_path_or_dashboard(next: Option<&str>) -> String {
+        match next {
+            Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+            _ => "/tokens".to_owned(),
+        }
+    }
+}

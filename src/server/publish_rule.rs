@@ -1,0 +1,232 @@
+//! The publish rule: may this secret publish this stream (and source) from this origin?
+//!
+//! One function for the WHIP door to call once authorisation is all that is left to settle;
+//! the SFU only ever sees streams that passed it.
+
+use axum::http::StatusCode;
+use sqlx::SqlitePool;
+
+use super::{secrets, tokens::parse_json_list};
+use crate::{
+    db::{self, tokens::TokenWithOwner},
+    model::{check_stream_name, StreamPattern},
+};
+
+/// What a publisher presents.
+#[derive(Clone, Copy, Debug)]
+pub struct PublishRequest<'a> {
+    /// The bearer secret (`fcp_…`).
+    pub secret: &'a str,
+    pub stream_name: &'a str,
+    /// `None` for the main source.
+    pub source_id: Option<&'a str>,
+    /// The request's `Origin` header, when a browser sent it.
+    pub origin: Option<&'a str>,
+}
+
+/// Permission to publish, with what the SFU needs to know about the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishGrant {
+    pub account_id: i64,
+    /// The account's public id: the first half of the stream id.
+    pub account_public_id: String,
+    pub token_id: String,
+    pub record: bool,
+    pub multisource: bool,
+}
+
+/// Why publishing is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishDenied {
+    #[error("unknown publish token")]
+    UnknownToken,
+    #[error("the publish token is disabled")]
+    Disabled,
+    #[error("the publish token has expired")]
+    Expired,
+    #[error("the publish token does not allow this stream name")]
+    StreamNotAllowed,
+    #[error("the publish token does not allow publishing from this origin")]
+    OriginNotAllowed,
+    #[error("a sourceId needs a publish token with the multisource flag")]
+    SourceIdWithoutMultisource,
+}
+
+impl PublishDenied {
+    /// 401 when the token is not known at all (RFC 9725 §4.5 / RFC 6750), 403 when it is known but
+    /// does not allow this publish (PRODUCT.md §5).
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::UnknownToken => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// Looks the secret up (one indexed lookup of its hash) and applies [`evaluate`]; a grant marks
+/// the token used.
+pub async fn authorize(
+    pool: &SqlitePool,
+    request: PublishRequest<'_>,
+) -> Result<Result<PublishGrant, PublishDenied>, sqlx::Error> {
+    let Some(token) = db::tokens::find_by_secret_hash(pool, &secrets::hash(request.secret)).await? else {
+        return Ok(Err(PublishDenied::UnknownToken));
+    };
+    let now = db::now_unix();
+    let verdict = evaluate(&token, now, request);
+    if verdict.is_ok() {
+        db::tokens::touch(pool, &token.token.id, now).await?;
+    }
+    Ok(verdict)
+}
+
+/// The rule itself, over a token that matched the secret. Checked in this order: enabled, not
+/// expired, stream name covered by one of the token's patterns, origin allowed (a request without
+/// `Origin` is not from a browser page and is not restricted), `sourceId` only with multisource.
+pub fn evaluate(token: &TokenWithOwner, now: i64, request: PublishRequest<'_>) -> Result<PublishGrant, PublishDenied> {
+    let row = &token.token;
+    if !row.enabled {
+        return Err(PublishDenied::Disabled);
+    }
+    if row.expires_at.is_some_and(|at| at <= now) {
+        return Err(PublishDenied::Expired);
+    }
+    let stream_allowed = check_stream_name(request.stream_name).is_ok()
+        && parse_json_list(&row.streams)
+            .iter()
+            .filter_map(|raw| StreamPattern::parse(raw).ok())
+            .any(|pattern| pattern.matches(request.stream_name));
+    if !stream_allowed {
+        return Err(PublishDenied::StreamNotAllowed);
+    }
+    if let (Some(allowed), Some(origin)) = (row.allowed_origins.as_deref(), request.origin) {
+        if !parse_json_list(allowed).iter().any(|a| a.eq_ignore_ascii_case(origin.trim_end_matches('/'))) {
+            return Err(PublishDenied::OriginNotAllowed);
+        }
+    }
+    if request.source_id.is_some() && !row.multisource {
+        return Err(PublishDenied::SourceIdWithoutMultisource);
+    }
+    Ok(PublishGrant {
+        account_id: row.account_id,
+        account_public_id: token.account_public_id.clone(),
+        token_id: row.id.clone(),
+        record: row.record,
+        multisource: row.multisource,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::tokens::TokenRow;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn token(streams: &str) -> TokenWithOwner {
+        TokenWithOwner {
+            token: TokenRow {
+                id: "t1".into(),
+                account_id: 7,
+                label: "studio".into(),
+                streams: streams.into(),
+                enabled: true,
+                record: false,
+                multisource: false,
+                expires_at: None,
+                allowed_origins: None,
+                hint: "fcp_…abcd".into(),
+                created_at: NOW - 100,
+                updated_at: NOW - 100,
+                last_used_at: None,
+            },
+            account_public_id: "abc123".into(),
+        }
+    }
+
+    fn request<'a>(stream: &'a str, source: Option<&'a str>, origin: Option<&'a str>) -> PublishRequest<'a> {
+        PublishRequest { secret: "fcp_x", stream_name: stream, source_id: source, origin }
+    }
+
+    #[test]
+    fn the_rule_as_a_table() {
+        use PublishDenied::*;
+        let exact = token(r#"["main"]"#);
+        let prefix = token(r#"["cam-*"]"#);
+        let any = token(r#"["*"]"#);
+        let mixed = token(r#"["main", "*"]"#);
+        let several = token(r#"["a", "b-*"]"#);
+        let disabled = TokenWithOwner { token: TokenRow { enabled: false, ..exact.token.clone() }, ..exact.clone() };
+        let expired =
+            TokenWithOwner { token: TokenRow { expires_at: Some(NOW), ..exact.token.clone() }, ..exact.clone() };
+        let not_yet =
+            TokenWithOwner { token: TokenRow { expires_at: Some(NOW + 1), ..exact.token.clone() }, ..exact.clone() };
+        let multi = TokenWithOwner { token: TokenRow { multisource: true, ..exact.token.clone() }, ..exact.clone() };
+        let origins = TokenWithOwner {
+            token: TokenRow { allowed_origins: Some(r#"["https://studio.example"]"#.into()), ..exact.token.clone() },
+            ..exact.clone()
+        };
+        let damaged = token("not json");
+
+        let table: Vec<(&str, &TokenWithOwner, PublishRequest, Result<(), PublishDenied>)> = vec![
+            ("exact name", &exact, request("main", None, None), Ok(())),
+            ("exact is exact", &exact, request("main2", None, None), Err(StreamNotAllowed)),
+            ("names are case-sensitive", &exact, request("Main", None, None), Err(StreamNotAllowed)),
+            ("prefix covers longer names", &prefix, request("cam-1", None, None), Ok(())),
+            ("prefix covers itself", &prefix, request("cam-", None, None), Ok(())),
+            ("prefix needs the prefix", &prefix, request("cam", None, None), Err(StreamNotAllowed)),
+            ("any name", &any, request("whatever.1", None, None), Ok(())),
+            ("* beside names allows any", &mixed, request("other", None, None), Ok(())),
+            ("several patterns, second matches", &several, request("b-2", None, None), Ok(())),
+            ("several patterns, none matches", &several, request("c", None, None), Err(StreamNotAllowed)),
+            ("invalid stream name never matches", &any, request("a b", None, None), Err(StreamNotAllowed)),
+            ("damaged list allows nothing", &damaged, request("main", None, None), Err(StreamNotAllowed)),
+            ("disabled", &disabled, request("main", None, None), Err(Disabled)),
+            ("disabled wins over a bad stream", &disabled, request("zzz", None, None), Err(Disabled)),
+            ("expired at the second", &expired, request("main", None, None), Err(Expired)),
+            ("not yet expired", &not_yet, request("main", None, None), Ok(())),
+            (
+                "sourceId without multisource",
+                &exact,
+                request("main", Some("cam2"), None),
+                Err(SourceIdWithoutMultisource),
+            ),
+            ("sourceId with multisource", &multi, request("main", Some("cam2"), None), Ok(())),
+            ("main source with multisource", &multi, request("main", None, None), Ok(())),
+            ("allowed origin", &origins, request("main", None, Some("https://studio.example")), Ok(())),
+            ("allowed origin, other case", &origins, request("main", None, Some("https://Studio.example")), Ok(())),
+            ("other origin", &origins, request("main", None, Some("https://evil.example")), Err(OriginNotAllowed)),
+            ("no Origin: not a browser page", &origins, request("main", None, None), Ok(())),
+            ("any origin when none listed", &exact, request("main", None, Some("https://any.example")), Ok(())),
+        ];
+        for (case, token, req, expected) in table {
+            let got = evaluate(token, NOW, req).map(|_| ());
+            assert_eq!(got, expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_grant_carries_the_token_flags() {
+        let mut t = token(r#"["*"]"#);
+        t.token.record = true;
+        t.token.multisource = true;
+        let grant = evaluate(&t, NOW, request("x", Some("s"), None)).unwrap();
+        assert_eq!(
+            grant,
+            PublishGrant {
+                account_id: 7,
+                account_public_id: "abc123".into(),
+                token_id: "t1".into(),
+                record: true,
+                multisource: true
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_is_401_and_the_rest_403() {
+        assert_eq!(PublishDenied::UnknownToken.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(PublishDenied::Expired.status(), StatusCode::FORBIDDEN);
+        assert_eq!(PublishDenied::SourceIdWithoutMultisource.status(), StatusCode::FORBIDDEN);
+    }
+}
