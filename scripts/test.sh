@@ -27,11 +27,12 @@ logs=$(mktemp -d)
 status=0
 
 say "Rust tests (loopback-only namespace)"
-in_loopback_netns cargo test --offline 2>&1 | tee "$logs/cargo.log" || status=1
+# Bounded in time: a hung test fails the run instead of stalling CI.
+in_loopback_netns timeout 1200 cargo test --offline 2>&1 | tee "$logs/cargo.log" || status=1
 
 say "browser tests (loopback-only namespace, /usr/bin/chromium)"
-in_loopback_netns env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
-  node --test --test-reporter=tap "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
+in_loopback_netns timeout 1200 env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
+  node --test --test-reporter=tap --test-timeout=180000 "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
 
 # One plain closing line over both runners.
 passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_creates_a_lower_cased_account_and_logs_it_in() {
     let app = spawn_app().await;
     let client = app.client();
@@ -29,7 +29,7 @@ async fn sign_up_creates_a_lower_cased_account_and_logs_it_in() {
     assert_eq!(me, json!({ "accountId": account_id, "email": "ada@example.com" }));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let app = spawn_app_with(https_public_url).await;
     let client = app.client();
@@ -38,7 +38,7 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
     assert!(set_cookie(&response).contains("; Secure"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_are_stored_as_argon2id_and_sessions_as_hashes() {
     let app = spawn_app().await;
     let client = app.client();
@@ -55,7 +55,7 @@ async fn passwords_are_stored_as_argon2id_and_sessions_as_hashes() {
     pool.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn me_without_a_session_is_401() {
     let app = spawn_app().await;
     let response = app.client().get(app.url("/api/v1/me")).send().await.unwrap();
@@ -65,7 +65,7 @@ async fn me_without_a_session_is_401() {
     assert_eq!(forged.status(), 401);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_opens_a_session_and_logout_revokes_it() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "lee@example.com").await;
@@ -84,7 +84,10 @@ async fn login_opens_a_session_and_logout_revokes_it() {
     assert!(set_cookie(&response).contains("Max-Age=0"), "the browser is told to drop the cookie");
 
     // A copy of the old cookie no longer works: the session was revoked server-side.
-    let replay = Client::new()
+    let replay = Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .unwrap()
         .get(app.url("/api/v1/me"))
         .header(header::COOKIE, format!("fc_session={session}"))
         .send()
@@ -94,7 +97,7 @@ async fn login_opens_a_session_and_logout_revokes_it() {
     assert_eq!(app.count("sessions").await, 1, "only the sign-up session is left");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_email_and_wrong_password_look_the_same() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "known@example.com").await;
@@ -130,7 +133,7 @@ async fn unknown_email_and_wrong_password_look_the_same() {
     assert!((0.33..3.0).contains(&ratio), "known {known:?} vs unknown {unknown:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failures_on_one_account_are_refused_with_429() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "target@example.com").await;
@@ -156,7 +159,7 @@ async fn repeated_failures_on_one_account_are_refused_with_429() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_failures_from_one_address_are_refused_with_429() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "real@example.com").await;
@@ -177,7 +180,7 @@ async fn repeated_failures_from_one_address_are_refused_with_429() {
     assert_eq!(error_code(response, 429).await, "too_many_requests");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_origin_requests_that_change_state_are_refused() {
     let app = spawn_app().await;
     let client = app.client();
@@ -222,7 +225,7 @@ async fn cross_origin_requests_that_change_state_are_refused() {
     assert_eq!(response.status(), 204);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sign_up_bodies_get_clear_errors_and_write_nothing() {
     let app = spawn_app().await;
     let client = app.client();
@@ -266,7 +269,7 @@ async fn bad_sign_up_bodies_get_clear_errors_and_write_nothing() {
     assert_eq!(app.count("sessions").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_email_is_409_whatever_its_case() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "dup@example.com").await;
@@ -281,7 +284,7 @@ async fn a_duplicate_email_is_409_whatever_its_case() {
     assert_eq!(app.count("accounts").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_login_bodies_get_clear_errors() {
     let app = spawn_app().await;
     let client = app.client();
@@ -295,7 +298,7 @@ async fn bad_login_bodies_get_clear_errors() {
     assert_eq!(error_code(response, 422).await, "invalid_body");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_can_be_closed() {
     let app = spawn_app_with(closed_signup).await;
     let response =
@@ -304,7 +307,7 @@ async fn sign_up_can_be_closed() {
     assert_eq!(app.count("accounts").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_api_routes_and_methods_answer_json() {
     let app = spawn_app().await;
     let client = app.client();
@@ -314,7 +317,7 @@ async fn unknown_api_routes_and_methods_answer_json() {
     assert_eq!(error_code(response, 405).await, "method_not_allowed");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_and_sessions_survive_a_restart() {
     let app = spawn_app().await;
     let client = app.client();
@@ -335,7 +338,7 @@ async fn accounts_and_sessions_survive_a_restart() {
     drop(guard);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_when_the_database_does() {
     let app = spawn_app().await;
     let response = app.client().get(app.url("/healthz")).send().await.unwrap();

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_flags_and_env_and_stops_cleanly_on_sigterm() {
     let data = tempfile::TempDir::new().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocast"))
@@ -21,10 +21,11 @@ async fn the_binary_takes_flags_and_env_and_stops_cleanly_on_sigterm() {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("ferrocast listening on ").expect("prints its address").to_owned();
 
-    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(data.path().join(ferrocast::db::DATABASE_FILE).exists(), "FERROCAST_DATA_DIR was used");
-    let signup = reqwest::Client::new()
+    let signup = client
         .post(format!("{base}/api/v1/signup"))
         .json(&serde_json::json!({ "email": "a@example.com", "password": "password123" }))
         .send()

@@ -13,6 +13,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use url::Url;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// Longest any test request may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A running application and the folder its data lives in.
 pub struct TestApp {
@@ -50,9 +52,15 @@ pub async fn spawn_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Tes
 }
 
 impl TestApp {
-    /// A client that keeps cookies like a browser but does not follow redirects.
+    /// A client that keeps cookies like a browser but does not follow redirects. Every request
+    /// is bounded in time, so a server that never answers fails the test instead of hanging it.
     pub fn client(&self) -> Client {
-        Client::builder().cookie_store(true).redirect(redirect::Policy::none()).build().expect("client")
+        Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("client")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -10,7 +10,7 @@ fn location(response: &Response) -> &str {
     response.headers()[header::LOCATION].to_str().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitors_are_sent_to_login_and_members_to_the_dashboard() {
     let app = spawn_app().await;
     let visitor = app.client();
@@ -32,7 +32,7 @@ async fn visitors_are_sent_to_login_and_members_to_the_dashboard() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_renders_on_the_server_for_its_account() {
     let app = spawn_app().await;
     let member = app.client();
@@ -49,7 +49,7 @@ async fn the_dashboard_renders_on_the_server_for_its_account() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_signup_pages_hold_labelled_forms() {
     let app = spawn_app().await;
     for path in ["/login", "/signup"] {
@@ -65,7 +65,7 @@ async fn login_and_signup_pages_hold_labelled_forms() {
     assert!(html.contains(r#"name="next" value="/live""#), "where to go after login survives a plain form post");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_are_404() {
     let app = spawn_app().await;
     let response = app.client().get(app.url("/no/such/page")).send().await.unwrap();
@@ -73,7 +73,7 @@ async fn unknown_pages_are_404() {
     assert!(response.text().await.unwrap().contains("Page not found"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_files_are_served_from_the_site_root() {
     let site = tempfile::TempDir::new().unwrap();
     std::fs::write(site.path().join("favicon.ico"), b"icon").unwrap();
@@ -84,7 +84,7 @@ async fn static_files_are_served_from_the_site_root() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"icon");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_form_works_without_javascript() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "nojs@example.com").await;
@@ -112,7 +112,7 @@ async fn the_login_form_works_without_javascript() {
     assert_eq!(browser.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_never_redirects_to_another_site() {
     let app = spawn_app().await;
     app.sign_up(&app.client(), "redir@example.com").await;
@@ -127,7 +127,7 @@ async fn login_never_redirects_to_another_site() {
     assert_eq!(location(&response), "/tokens");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_up_through_the_page_logs_in() {
     let app = spawn_app().await;
     let browser = app.client();
@@ -151,4 +151,55 @@ async fn signing_up_through_the_page_logs_in() {
         .await
         .unwrap();
     assert!(location(&response).starts_with("/signup?error="), "errors go back to the form");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_settings_form_works_as_a_plain_form_post() {
+    let app = spawn_app().await;
+    let browser = app.client();
+    app.sign_up(&browser, "form@example.com").await;
+    let created: serde_json::Value = app
+        .post_json(&browser, "/api/v1/tokens", json!({ "label": "before", "streams": ["old"], "record": true }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["token"]["id"].as_str().unwrap();
+
+    // What a browser without JavaScript sends: brackets percent-encoded, unchecked boxes absent.
+    let response = browser
+        .post(app.url("/rpc/save_token"))
+        .header(header::ACCEPT, "text/html")
+        .header(header::REFERER, app.url(&format!("/tokens/{id}")))
+        .form(&[
+            ("id", id),
+            ("form[label]", "after"),
+            ("form[streams][0]", "main"),
+            ("form[streams][1]", ""),
+            ("form[streams][2]", "cam-*"),
+            ("form[enabled]", "on"),
+            ("form[expires_utc]", "2099-05-01T12:30"),
+            ("form[allowed_origins]", "https://a.example\r\nhttps://b.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let token: serde_json::Value =
+        browser.get(app.url(&format!("/api/v1/tokens/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(token["label"], "after");
+    assert_eq!(token["streams"], json!(["main", "cam-*"]));
+    assert_eq!(token["enabled"], true);
+    assert_eq!(token["record"], false, "an unchecked box turns the flag off");
+    assert_eq!(token["expiresAt"], "2099-05-01T12:30:00Z");
+    assert_eq!(token["allowedOrigins"], json!(["https://a.example", "https://b.example"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_server_functions_need_an_account() {
+    let app = spawn_app().await;
+    for path in ["/rpc/tokens", "/rpc/api_keys", "/rpc/delete_token"] {
+        let response = app.client().post(app.url(path)).form(&[("id", "x")]).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+    }
 }

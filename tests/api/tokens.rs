@@ -28,7 +28,7 @@ async fn publish(app: &TestApp, secret: &str, stream: &str) -> Result<publish_ru
     verdict
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_created_with_its_secret_shown_once() {
     let app = spawn_app().await;
     let client = member(&app, "t@example.com").await;
@@ -71,7 +71,7 @@ async fn a_token_is_created_with_its_secret_shown_once() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_changes_only_what_it_names() {
     let app = spawn_app().await;
     let client = member(&app, "p@example.com").await;
@@ -117,7 +117,7 @@ async fn patch_changes_only_what_it_names() {
     assert_eq!(cleared["enabled"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_token_input_is_422_naming_the_field_and_saves_nothing() {
     let app = spawn_app().await;
     let client = member(&app, "v@example.com").await;
@@ -155,7 +155,7 @@ async fn bad_token_input_is_422_naming_the_field_and_saves_nothing() {
     assert_eq!(token["streams"], json!(["a"]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_replaces_the_secret_and_delete_is_forever() {
     let app = spawn_app().await;
     let client = member(&app, "r@example.com").await;
@@ -186,7 +186,7 @@ async fn rotate_replaces_the_secret_and_delete_is_forever() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publish_rule_reads_the_stored_flags() {
     let app = spawn_app().await;
     let client = member(&app, "rule@example.com").await;
@@ -205,7 +205,7 @@ async fn the_publish_rule_reads_the_stored_flags() {
     assert_eq!(publish(&app, secret, "cam-7").await, Err(PublishDenied::Disabled));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_tokens_are_404_on_every_route() {
     let app = spawn_app().await;
     let alice = member(&app, "alice@example.com").await;
@@ -238,7 +238,7 @@ async fn another_accounts_tokens_are_404_on_every_route() {
     assert_eq!(error_code(response, 404).await, "not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_routes_need_an_account() {
     let app = spawn_app().await;
     let anonymous = app.client();
@@ -264,7 +264,7 @@ async fn token_routes_need_an_account() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_work_like_a_session_until_revoked() {
     let app = spawn_app().await;
     let alice = member(&app, "keys@example.com").await;
@@ -280,7 +280,7 @@ async fn api_keys_work_like_a_session_until_revoked() {
     assert!(listed.contains("deploy script") && !listed.contains(&key));
 
     // A client with no cookie at all, only the key.
-    let script = Client::new();
+    let script = Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap();
     let bearer = format!("Bearer {key}");
     let me: Value = script
         .get(app.url("/api/v1/me"))

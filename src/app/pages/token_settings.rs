@@ -7,7 +7,7 @@ use leptos_router::{
     NavigateOptions,
 };
 
-use super::token_form::TokenFields;
+use super::{token_form::TokenFields, tokens::DeleteTokenDialog};
 use crate::{
     app::{
         components::{error_text, Badge, ConfirmDialog, FormError, SecretReveal},
@@ -158,15 +158,7 @@ fn TokenSettings(token: TokenView, info: SiteInfo) -> impl IntoView {
                     />
                 }.into_any()),
                 Some(_) => Some(view! {
-                    <ConfirmDialog
-                        title=format!("Delete “{label}”?")
-                        message="Encoders and broadcasters using this token will be refused from now on. This cannot be undone.".to_owned()
-                        confirm_label="Delete token"
-                        danger=true
-                        pending=delete.pending()
-                        on_confirm=move || { delete.dispatch(DeleteToken { id: id.clone() }); }
-                        on_cancel=move || asking.set(None)
-                    />
+                    <DeleteTokenDialog id label delete on_cancel=move || asking.set(None)/>
                 }.into_any()),
                 None => None,
             }

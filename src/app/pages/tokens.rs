@@ -81,16 +81,30 @@ pub fn TokensPage() -> impl IntoView {
             })}}
         </Suspense>
         {move || confirming.get().map(|(id, label)| view! {
-            <ConfirmDialog
-                title=format!("Delete “{label}”?")
-                message="Encoders and broadcasters using this token will be refused from now on. Feeds that are live keep running until they stop. This cannot be undone.".to_owned()
-                confirm_label="Delete token"
-                danger=true
-                pending=delete.pending()
-                on_confirm=move || { delete.dispatch(DeleteToken { id: id.clone() }); }
-                on_cancel=move || confirming.set(None)
-            />
+            <DeleteTokenDialog id label delete on_cancel=move || confirming.set(None)/>
         })}
+    }
+}
+
+/// The confirmation before a token is deleted, naming it; shared by the list and the settings
+/// page.
+#[component]
+pub fn DeleteTokenDialog(
+    id: String,
+    label: String,
+    delete: ServerAction<DeleteToken>,
+    on_cancel: impl Fn() + Send + Sync + Clone + 'static,
+) -> impl IntoView {
+    view! {
+        <ConfirmDialog
+            title=format!("Delete “{label}”?")
+            message="Encoders and broadcasters using this token will be refused from now on. Feeds that are live keep running until they stop. This cannot be undone.".to_owned()
+            confirm_label="Delete token"
+            danger=true
+            pending=delete.pending()
+            on_confirm=move || { delete.dispatch(DeleteToken { id: id.clone() }); }
+            on_cancel
+        />
     }
 }
 
