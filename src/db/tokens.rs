@@ -1,6 +1,6 @@
 //! The `publish_tokens` table.
 
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{FromRow, Sqlite, SqlitePool};
 
 /// One row of `publish_tokens`, lists still as JSON text.
 #[derive(Clone, Debug, FromRow)]
@@ -51,26 +51,28 @@ pub async fn insert(
     hint: &str,
     now: i64,
 ) -> Result<TokenRow, sqlx::Error> {
-    sqlx::query_as::<_, TokenRow>(&format!(
+    let sql = format!(
         "INSERT INTO publish_tokens (id, account_id, label, streams, enabled, record, multisource, expires_at,
              allowed_origins, secret_hash, hint, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
-    .bind(fields.label)
-    .bind(fields.streams_json)
-    .bind(fields.enabled)
-    .bind(fields.record)
-    .bind(fields.multisource)
-    .bind(fields.expires_at)
-    .bind(fields.allowed_origins_json)
-    .bind(secret_hash)
-    .bind(hint)
-    .bind(now)
-    .fetch_one(pool)
-    .await
+    );
+    let query = sqlx::query_as::<_, TokenRow>(&sql).bind(id).bind(account_id);
+    bind_fields(query, fields).bind(secret_hash).bind(hint).bind(now).fetch_one(pool).await
+}
+
+type TokenQuery<'q> = sqlx::query::QueryAs<'q, Sqlite, TokenRow, <Sqlite as sqlx::Database>::Arguments<'q>>;
+
+/// Binds the editable fields as the next seven parameters (the same order in insert and update).
+fn bind_fields<'q>(query: TokenQuery<'q>, fields: &TokenFields<'q>) -> TokenQuery<'q> {
+    query
+        .bind(fields.label)
+        .bind(fields.streams_json)
+        .bind(fields.enabled)
+        .bind(fields.record)
+        .bind(fields.multisource)
+        .bind(fields.expires_at)
+        .bind(fields.allowed_origins_json)
 }
 
 /// The account's tokens, newest first.
@@ -100,24 +102,14 @@ pub async fn update(
     fields: &TokenFields<'_>,
     now: i64,
 ) -> Result<Option<TokenRow>, sqlx::Error> {
-    sqlx::query_as::<_, TokenRow>(&format!(
+    let sql = format!(
         "UPDATE publish_tokens SET label = $3, streams = $4, enabled = $5, record = $6, multisource = $7,
              expires_at = $8, allowed_origins = $9, updated_at = $10
-         WHERE account_id = $1 AND id = $2
+         WHERE id = $1 AND account_id = $2
          RETURNING {COLUMNS}"
-    ))
-    .bind(account_id)
-    .bind(id)
-    .bind(fields.label)
-    .bind(fields.streams_json)
-    .bind(fields.enabled)
-    .bind(fields.record)
-    .bind(fields.multisource)
-    .bind(fields.expires_at)
-    .bind(fields.allowed_origins_json)
-    .bind(now)
-    .fetch_optional(pool)
-    .await
+    );
+    let query = sqlx::query_as::<_, TokenRow>(&sql).bind(id).bind(account_id);
+    bind_fields(query, fields).bind(now).fetch_optional(pool).await
 }
 
 /// Swaps the secret; the old one stops working at once.
