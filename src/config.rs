@@ -1,9 +1,14 @@
 //! Command-line flags and `FERROCAST_*` environment variables (PRODUCT.md §1).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+};
 
 use clap::{Parser, ValueEnum};
 use url::Url;
+
+use crate::sfu::{IceServer, SfuConfig};
 
 /// Whether strangers may create accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -36,6 +41,49 @@ pub struct Config {
     /// Folder holding the built browser bundle (`pkg/`) and the files of `public/`.
     #[arg(long, env = "FERROCAST_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    /// The one UDP port every WebRTC peer shares (ICE UDP mux); 0 picks a free one.
+    #[arg(long, env = "FERROCAST_RTC_UDP_PORT", default_value_t = 0)]
+    pub rtc_udp_port: u16,
+
+    /// An address put in the SFU's ICE host candidates (repeatable; one socket each, same port).
+    #[arg(long = "rtc-ip", env = "FERROCAST_RTC_IP", value_delimiter = ',', default_value = "127.0.0.1")]
+    pub rtc_ips: Vec<IpAddr>,
+
+    /// A STUN/TURN server handed to clients in `Link` headers (repeatable):
+    /// `URL` or `URL|username|credential`, e.g. `turn:turn.example.com:3478?transport=udp|alice|secret`.
+    #[arg(long = "ice-server", env = "FERROCAST_ICE_SERVERS", value_delimiter = ',', value_parser = parse_ice_server)]
+    pub ice_servers: Vec<IceServer>,
+
+    /// Most feeds (sources) one stream may have at once.
+    #[arg(long, env = "FERROCAST_MAX_SOURCES_PER_STREAM", default_value_t = 8)]
+    pub max_sources_per_stream: usize,
+
+    /// Most viewers one stream may have at once.
+    #[arg(long, env = "FERROCAST_MAX_VIEWERS_PER_STREAM", default_value_t = 1000)]
+    pub max_viewers_per_stream: usize,
+
+    /// Most viewers this server serves at once, over all streams.
+    #[arg(long, env = "FERROCAST_MAX_VIEWERS", default_value_t = 4000)]
+    pub max_viewers: usize,
+}
+
+fn parse_ice_server(value: &str) -> Result<IceServer, String> {
+    let mut parts = value.split('|');
+    let url = parts.next().unwrap_or_default().trim();
+    let scheme = url.split(':').next().unwrap_or_default();
+    if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || url.len() <= scheme.len() + 1 {
+        return Err(format!("{url:?} is not a stun:, stuns:, turn: or turns: URL"));
+    }
+    if url.contains(['<', '>', '"', ' ']) {
+        return Err(format!("{url:?} contains characters a URL may not"));
+    }
+    let username = parts.next().map(str::to_owned);
+    let credential = parts.next().map(str::to_owned);
+    if parts.next().is_some() || username.is_some() != credential.is_some() {
+        return Err("use URL or URL|username|credential".into());
+    }
+    Ok(IceServer { url: url.to_owned(), username, credential })
 }
 
 impl Config {
@@ -47,6 +95,24 @@ impl Config {
             public_url: None,
             signup: SignupMode::Open,
             site_root: PathBuf::from("target/site"),
+            rtc_udp_port: 0,
+            rtc_ips: vec![IpAddr::from([127, 0, 0, 1])],
+            ice_servers: Vec::new(),
+            max_sources_per_stream: 8,
+            max_viewers_per_stream: 1000,
+            max_viewers: 4000,
+        }
+    }
+
+    /// The SFU's part of the configuration.
+    pub fn sfu(&self) -> SfuConfig {
+        SfuConfig {
+            udp_port: self.rtc_udp_port,
+            ips: self.rtc_ips.clone(),
+            max_sources_per_stream: self.max_sources_per_stream,
+            max_viewers_per_stream: self.max_viewers_per_stream,
+            max_viewers: self.max_viewers,
+            ..SfuConfig::default()
         }
     }
 }

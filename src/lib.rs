@@ -15,6 +15,8 @@ pub mod config;
 pub mod db;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod sfu;
 
 /// Entry point of the wasm bundle: hydrates the server-rendered `<body>`.
 #[cfg(feature = "hydrate")]

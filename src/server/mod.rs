@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 mod headers;
+pub mod live;
 mod origin;
 mod pages;
 pub mod password;
@@ -13,6 +14,7 @@ pub mod publish_rule;
 pub mod rate_limit;
 pub mod secrets;
 pub mod session;
+mod signaling;
 pub mod timestamps;
 pub mod tokens;
 
@@ -37,6 +39,7 @@ use crate::{
     app::{shell, App},
     config::Config,
     db,
+    sfu::{self, IceServer, SfuHandle},
 };
 use accounts::Accounts;
 
@@ -49,6 +52,8 @@ pub struct Settings {
     pub public_origin: String,
     /// Mark cookies `Secure`: the site is served over https.
     pub secure_cookies: bool,
+    /// STUN/TURN servers handed to WebRTC clients.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Everything a handler, page or server function may need; cheap to clone.
@@ -57,6 +62,10 @@ pub struct AppState {
     pub pool: SqlitePool,
     pub accounts: Arc<Accounts>,
     pub settings: Arc<Settings>,
+    pub sfu: SfuHandle,
+    /// Flips to `true` when the server starts shutting down: long-lived responses (event
+    /// streams) end so that graceful shutdown does not wait for them.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -73,6 +82,8 @@ pub enum StartError {
     Database { dir: String, source: sqlx::Error },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open the SFU's UDP port {port}: {source}")]
+    Rtc { port: u16, source: std::io::Error },
 }
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read [`Application::local_addr`].
@@ -80,6 +91,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -102,13 +114,16 @@ impl Application {
             .env(leptos::config::Env::PROD)
             .build();
         let accounts = Arc::new(Accounts::new(pool.clone(), config.signup));
-        let state = AppState { pool, accounts, settings, leptos_options };
+        let sfu =
+            sfu::start(config.sfu()).await.map_err(|source| StartError::Rtc { port: config.rtc_udp_port, source })?;
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let state = AppState { pool, accounts, settings, sfu, shutdown: shutdown_rx, leptos_options };
         let router = router(state.clone());
 
         let warm = state.accounts.clone();
         tokio::spawn(async move { warm.warm_up().await });
         tracing::info!(listen = %local_addr, public_url = %state.settings.public_url, "ferrocast ready");
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, router, state, shutdown })
     }
 
     /// The address actually bound (resolves port 0).
@@ -116,9 +131,19 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// The UDP addresses of the SFU (resolves `--rtc-udp-port 0`).
+    pub fn rtc_addrs(&self) -> Vec<SocketAddr> {
+        self.state.sfu.udp_addrs().to_vec()
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let stopping = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
         self.state.pool.close().await;
         tracing::info!("ferrocast stopped");
@@ -134,6 +159,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr) -> Settings {
     Settings {
         public_origin: public_url.origin().ascii_serialization(),
         secure_cookies: public_url.scheme() == "https",
+        ice_servers: config.ice_servers.clone(),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
     }
 }
@@ -149,6 +175,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::router())
+        .merge(signaling::router())
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let leptos_options = leptos_options.clone();
             move || shell(leptos_options.clone())
@@ -162,8 +189,12 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: 200 when the database answers.
+/// `GET /healthz`: 200 when the database answers and the SFU runs.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if !state.sfu.is_running() {
+        tracing::error!("health check: the SFU has stopped");
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "sfu stopped" })));
+    }
     match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.pool).await {
         Ok(_) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
         Err(err) => {

@@ -16,6 +16,7 @@ use crate::{
         normalize_label, normalize_streams, ApiKeyView, ApiKeyWithSecret, NewToken, TokenPatch, TokenView,
         TokenWithSecret, ORIGINS_PER_TOKEN_MAX,
     },
+    sfu::SfuHandle,
 };
 
 /// A token's editable fields after validation.
@@ -129,13 +130,17 @@ pub async fn rotate(pool: &SqlitePool, account: &AccountRow, id: &str) -> Result
     Ok(TokenWithSecret { token: view(&row), secret: minted.secret })
 }
 
-/// Deletes a token for good.
-pub async fn delete(pool: &SqlitePool, account: &AccountRow, id: &str) -> Result<(), ApiError> {
-    if db::tokens::delete(pool, account.id, id).await? {
-        Ok(())
-    } else {
-        Err(not_found())
+/// Deletes a token for good, and ends the feeds it is publishing (disabling does not).
+pub async fn delete(pool: &SqlitePool, sfu: &SfuHandle, account: &AccountRow, id: &str) -> Result<(), ApiError> {
+    if !db::tokens::delete(pool, account.id, id).await? {
+        return Err(not_found());
     }
+    match sfu.end_token(id.to_owned()).await {
+        Ok(0) => {}
+        Ok(ended) => tracing::info!(token = id, ended, "deleted token: its live feeds were ended"),
+        Err(err) => tracing::warn!(token = id, %err, "deleted token: could not end its live feeds"),
+    }
+    Ok(())
 }
 
 /// The account's API keys, newest first.

@@ -5,4 +5,6 @@ mod accounts;
 mod binary;
 mod helpers;
 mod pages;
+mod rtc;
 mod tokens;
+mod whip_whep;

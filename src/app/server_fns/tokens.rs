@@ -116,7 +116,7 @@ pub async fn rotate_token(id: String) -> Result<TokenWithSecret, ServerFnError> 
 #[server(prefix = "/rpc", endpoint = "delete_token")]
 pub async fn delete_token(id: String) -> Result<(), ServerFnError> {
     let (state, account) = ssr::require_account().await?;
-    crate::server::tokens::delete(&state.pool, &account, &id).await.map_err(|e| ssr::fail(e, None))
+    crate::server::tokens::delete(&state.pool, &state.sfu, &account, &id).await.map_err(|e| ssr::fail(e, None))
 }
 
 /// The account's API keys.

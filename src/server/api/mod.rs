@@ -2,6 +2,7 @@
 
 mod accounts;
 mod json;
+mod streams;
 mod tokens;
 
 use axum::{
@@ -29,6 +30,9 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{id}/rotate", post(tokens::rotate))
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
+        .route("/streams", get(streams::list))
+        .route("/streams/{account}/{stream}", get(streams::public))
+        .route("/streams/{account}/{stream}/events", get(streams::public_events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

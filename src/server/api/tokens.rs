@@ -55,7 +55,7 @@ pub async fn delete(
     CurrentAccount(account): CurrentAccount,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    tokens::delete(&state.pool, &account, &id).await?;
+    tokens::delete(&state.pool, &state.sfu, &account, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,81 @@
+//! `SignalingError`: how the WHIP/WHEP doors fail. Plain-text bodies (these clients are encoders
+//! and players, not the dashboard), with the headers RFC 9725 and RFC 6750 ask for.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use crate::{server::publish_rule::PublishDenied, sfu::SfuError};
+
+/// Seconds a client should wait before retrying a stream that is not live or a full server.
+const RETRY_AFTER_SECS: u32 = 5;
+
+#[derive(Debug)]
+pub struct SignalingError {
+    status: StatusCode,
+    message: String,
+    retry_after: bool,
+}
+
+impl SignalingError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), retry_after: false }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the body must be {expected}"))
+    }
+
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+}
+
+impl From<PublishDenied> for SignalingError {
+    fn from(denied: PublishDenied) -> Self {
+        Self::new(denied.status(), denied.to_string())
+    }
+}
+
+impl From<SfuError> for SignalingError {
+    fn from(err: SfuError) -> Self {
+        let status = match &err {
+            SfuError::BadOffer(_) | SfuError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SfuError::NoCommonCodec(_) => StatusCode::NOT_ACCEPTABLE,
+            SfuError::NotLive | SfuError::SessionNotFound | SfuError::NotFound(_) => StatusCode::NOT_FOUND,
+            SfuError::LimitReached(_) | SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // RFC 9725 §4.3.1: a session that supports trickle but not ICE restarts answers 422.
+            SfuError::IceRestartUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+            SfuError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        };
+        let retry_after = matches!(err, SfuError::NotLive | SfuError::LimitReached(_) | SfuError::Unavailable);
+        Self { status, message: err.to_string(), retry_after }
+    }
+}
+
+impl IntoResponse for SignalingError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, message = %self.message, "signaling request failed");
+        }
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.message + "\n").into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

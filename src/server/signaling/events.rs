@@ -1,0 +1,129 @@
+//! The WHEP extensions of a viewer session: server-sent events about its stream and a JSON door
+//! that moves one of its audio/video pairs to another source.
+//!
+//! * `GET …/{session}/events` (`text/event-stream`; a `POST` of a JSON array of event names, as
+//!   the WHEP draft's SSE extension does, answers 201 with this URL in `Location`). Events:
+//!   `active` / `inactive` (the stream went live / stopped), `viewercount` `{"viewercount": n}`,
+//!   `sources` `{"sources": [{sourceId, active, tracks}], "pairs": [{pair, assigned, sourceId,
+//!   video, audio}]}`.
+//! * `POST …/{session}/layer` `{"pair": 0, "sourceId": "cam2"}` (`null` = main) → 204: the pair
+//!   shows that source from its next keyframe, without renegotiation.
+
+use std::convert::Infallible;
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+};
+use futures_util::{stream, StreamExt};
+use serde::Deserialize;
+
+use super::{whep::session_ref, SignalingError};
+use crate::{
+    server::{
+        live::{self, PublicSource},
+        AppState,
+    },
+    sfu::{PairInfo, StreamKey},
+};
+
+#[derive(Clone, PartialEq)]
+struct SessionView {
+    live: bool,
+    viewers: usize,
+    sources: Vec<PublicSource>,
+    pairs: Vec<PairInfo>,
+}
+
+pub async fn session_events(
+    State(state): State<AppState>,
+    Path((account, stream, session)): Path<(String, String, String)>,
+) -> Result<Response, SignalingError> {
+    let session = session_ref(account.clone(), stream.clone(), session)?;
+    state.sfu.session(session.clone()).await?;
+    let key = StreamKey::new(&account, &stream);
+    let sfu = state.sfu.clone();
+    let fetch_key = key.clone();
+    let views = live::watch(&state.sfu, state.shutdown.clone(), key, move || {
+        let sfu = sfu.clone();
+        let session = session.clone();
+        let key = fetch_key.clone();
+        async move {
+            let info = sfu.session(session).await.ok()?;
+            let stream = sfu.stream(key).await.ok()?;
+            Some(SessionView {
+                live: stream.as_ref().is_some_and(|s| s.live),
+                viewers: stream.as_ref().map_or(0, |s| s.viewers),
+                sources: stream
+                    .as_ref()
+                    .map(|s| s.sources.iter().map(PublicSource::from).collect())
+                    .unwrap_or_default(),
+                pairs: info.pairs,
+            })
+        }
+    });
+    let mut previous: Option<SessionView> = None;
+    let events = views.flat_map(move |view| {
+        let mut out = Vec::new();
+        let was = previous.as_ref();
+        if was.map(|p| p.live) != Some(view.live) {
+            out.push(Event::default().event(if view.live { "active" } else { "inactive" }).data("{}"));
+        }
+        if was.map(|p| p.viewers) != Some(view.viewers) {
+            out.push(Event::default().event("viewercount").data(format!("{{\"viewercount\":{}}}", view.viewers)));
+        }
+        if was.map(|p| (&p.sources, &p.pairs)) != Some((&view.sources, &view.pairs)) {
+            let body = serde_json::json!({ "sources": view.sources, "pairs": view.pairs });
+            out.push(Event::default().event("sources").data(body.to_string()));
+        }
+        previous = Some(view);
+        stream::iter(out.into_iter().map(Ok::<_, Infallible>))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The draft's way in: POST the wanted event names, GET the `Location`.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Path((account, stream, session)): Path<(String, String, String)>,
+) -> Result<Response, SignalingError> {
+    let reference = session_ref(account.clone(), stream.clone(), session.clone())?;
+    state.sfu.session(reference).await?;
+    let location = format!("/whep/{account}/{stream}/{session}/events");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Selection {
+    #[serde(default)]
+    pair: usize,
+    #[serde(default)]
+    source_id: Option<String>,
+}
+
+pub async fn select_source(
+    State(state): State<AppState>,
+    Path((account, stream, session)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let session = session_ref(account, stream, session)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json") {
+        return Err(SignalingError::unsupported_media_type("application/json"));
+    }
+    let bytes = axum::body::to_bytes(body, 4096)
+        .await
+        .map_err(|_| SignalingError::bad_request("the body is larger than 4 KiB"))?;
+    let selection: Selection = serde_json::from_slice(&bytes)
+        .map_err(|err| SignalingError::bad_request(format!("expected {{\"pair\": 0, \"sourceId\": \"…\"}}: {err}")))?;
+    let source = selection.source_id.filter(|s| !s.is_empty());
+    state.sfu.select(session, selection.pair, source).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

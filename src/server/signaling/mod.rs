@@ -1,0 +1,190 @@
+//! The SFU's HTTP doors: WHIP (RFC 9725) at `/whip/…` and WHEP at `/whep/…`, with the WHEP
+//! server-sent-events and layer extensions. Handlers parse, authorise and hand the SDP to the SFU;
+//! every response, errors included, carries CORS headers so browser clients see it.
+
+mod error;
+mod events;
+mod whep;
+mod whip;
+
+use std::time::Duration;
+
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, MethodRouter},
+    Router,
+};
+use tower_http::cors::{Any, CorsLayer};
+
+pub use error::SignalingError;
+
+use super::AppState;
+use crate::sfu::{IceServer, SessionCreated};
+
+/// Offers and answers are a few kilobytes; this bounds what a client can make us buffer.
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+
+pub const SDP: &str = "application/sdp";
+pub const TRICKLE: &str = "application/trickle-ice-sdpfrag";
+
+pub const REL_SSE: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
+pub const REL_LAYER: &str = "urn:ietf:params:whep:ext:core:layer";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/whip/{stream}", endpoint(whip::publish))
+        .route("/whip/{stream}/{session}", session_routes(whip::patch, whip::delete))
+        .route("/whep/{account}/{stream}", endpoint(whep::view))
+        .route("/whep/{account}/{stream}/{session}", session_routes(whep::patch, whep::delete))
+        .route(
+            "/whep/{account}/{stream}/{session}/events",
+            get(events::session_events)
+                .post(events::subscribe)
+                .options(options_for("GET, POST, OPTIONS"))
+                .fallback(not_allowed("GET, POST, OPTIONS")),
+        )
+        .route(
+            "/whep/{account}/{stream}/{session}/layer",
+            axum::routing::post(events::select_source)
+                .options(options_for("POST, OPTIONS"))
+                .fallback(not_allowed("POST, OPTIONS")),
+        )
+        .layer(cors())
+}
+
+/// CORS for every door: any origin may call them (the token, not the origin, authorises; the
+/// token's `allowedOrigins` narrows it), and the headers a WHIP/WHEP client reads are exposed.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LINK,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("accept-patch"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+fn endpoint<H, T>(post: H) -> MethodRouter<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    axum::routing::post(post).options(options_for("POST, OPTIONS")).fallback(not_allowed("POST, OPTIONS"))
+}
+
+fn session_routes<P, PT, D, DT>(patch: P, delete: D) -> MethodRouter<AppState>
+where
+    P: axum::handler::Handler<PT, AppState>,
+    D: axum::handler::Handler<DT, AppState>,
+    PT: 'static,
+    DT: 'static,
+{
+    axum::routing::patch(patch)
+        .delete(delete)
+        .options(options_for("PATCH, DELETE, OPTIONS"))
+        .fallback(not_allowed("PATCH, DELETE, OPTIONS"))
+}
+
+/// A plain `OPTIONS` (not a CORS preflight, which the CORS layer answers).
+fn options_for(allow: &'static str) -> MethodRouter<AppState> {
+    axum::routing::any(move || async move {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        if allow.starts_with("POST") {
+            headers.insert("accept-post", HeaderValue::from_static(SDP));
+        } else if allow.starts_with("PATCH") {
+            headers.insert("accept-patch", HeaderValue::from_static(TRICKLE));
+        }
+        response
+    })
+}
+
+/// RFC 9725 §4: GET, HEAD and PUT (and anything else unlisted) are 405 with `Allow`.
+fn not_allowed(allow: &'static str) -> MethodRouter<AppState> {
+    axum::routing::any(move || async move {
+        let mut response = SignalingError::new(StatusCode::METHOD_NOT_ALLOWED, format!("use {allow}")).into_response();
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
+    })
+}
+
+/// Checks the content type and reads a bounded UTF-8 body.
+async fn read_body(headers: &HeaderMap, body: Body, expected: &str) -> Result<String, SignalingError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case(expected) {
+        return Err(SignalingError::unsupported_media_type(expected));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_SDP_BYTES)
+        .await
+        .map_err(|_| SignalingError::bad_request(format!("the body is larger than {} KiB", MAX_SDP_BYTES / 1024)))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| SignalingError::bad_request("the body is not UTF-8 text"))
+}
+
+/// `201 Created` with the answer and the headers RFC 9725 §4.2 lists.
+fn created(location: String, session: SessionCreated, links: Vec<String>) -> Response {
+    let mut response = (StatusCode::CREATED, [(header::CONTENT_TYPE, SDP)], session.answer).into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.append(name, value);
+        }
+    };
+    set(header::LOCATION, &location);
+    set(header::ETAG, &session.etag);
+    set(HeaderName::from_static("accept-patch"), TRICKLE);
+    for link in links {
+        set(header::LINK, &link);
+    }
+    response
+}
+
+/// `Link: <url>; rel="ice-server"` (RFC 9725 §4.6), with credentials when configured.
+fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|server| {
+            let mut link = format!("<{}>; rel=\"ice-server\"", server.url);
+            if let (Some(username), Some(credential)) = (&server.username, &server.credential) {
+                link.push_str(&format!(
+                    "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                    quote_escape(username),
+                    quote_escape(credential)
+                ));
+            }
+            link
+        })
+        .collect()
+}
+
+fn quote_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Sessions ids are 32 lowercase hex digits; anything else cannot exist.
+fn valid_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `?sourceId=` from a raw query string, checked like a stream name.
+fn source_id(query: Option<&str>) -> Result<Option<String>, SignalingError> {
+    let Some(query) = query else { return Ok(None) };
+    let value =
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "sourceId").map(|(_, v)| v.into_owned());
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => crate::model::check_stream_name(&v)
+            .map(|()| Some(v))
+            .map_err(|why| SignalingError::bad_request(why.replace("stream name", "sourceId"))),
+    }
+}

@@ -1,0 +1,84 @@
+//! WHEP: `POST /whep/{accountId}/{streamName}` with a recvonly offer, then `PATCH`/`DELETE` on
+//! the session URL. Viewers need no token.
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE, SDP, TRICKLE,
+};
+use crate::{
+    model::check_stream_name,
+    server::AppState,
+    sfu::{
+        api::{SessionKind, SessionRef},
+        SfuError, StreamKey, ViewRequest,
+    },
+};
+
+/// The events the SSE extension link announces.
+pub const EVENTS: &str = "active,inactive,viewercount,sources";
+
+pub async fn view(
+    State(state): State<AppState>,
+    Path((account, stream)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    check_account_id(&account)?;
+    check_stream_name(&stream).map_err(SignalingError::bad_request)?;
+    let source = source_id(query.as_deref())?;
+    let offer = read_body(&headers, body, SDP).await?;
+    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer };
+    let session = state.sfu.view(request).await?;
+    let base = format!("/whep/{account}/{stream}/{}", session.session_id);
+    let mut links = ice_server_links(&state.settings.ice_servers);
+    links.push(format!("<{base}/events>; rel=\"{REL_SSE}\"; events=\"{EVENTS}\""));
+    links.push(format!("<{base}/layer>; rel=\"{REL_LAYER}\""));
+    Ok(created(base, session, links))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((account, stream, session)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let session = session_ref(account, stream, session)?;
+    let fragment = read_body(&headers, body, TRICKLE).await?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    state.sfu.trickle(session, if_match, fragment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((account, stream, session)): Path<(String, String, String)>,
+) -> Result<Response, SignalingError> {
+    state.sfu.end(session_ref(account, stream, session)?).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+pub fn session_ref(account: String, stream: String, id: String) -> Result<SessionRef, SignalingError> {
+    if !valid_session_id(&id) {
+        return Err(SfuError::SessionNotFound.into());
+    }
+    Ok(SessionRef { id, kind: SessionKind::Viewer, account: Some(account), stream_name: stream })
+}
+
+/// Public account ids are short lowercase letters and digits.
+fn check_account_id(account: &str) -> Result<(), SignalingError> {
+    let valid = !account.is_empty()
+        && account.len() <= 32
+        && account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(SignalingError::bad_request(format!("{account:?} is not an account id")))
+    }
+}

@@ -1,0 +1,92 @@
+//! WHIP (RFC 9725): `POST /whip/{streamName}` with a publish token, then `PATCH`/`DELETE` on the
+//! session URL it answers with.
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, SDP, TRICKLE};
+use crate::{
+    model::check_stream_name,
+    server::{
+        publish_rule::{self, PublishRequest as PublishCheck},
+        AppState,
+    },
+    sfu::{api::SessionKind, api::SessionRef, PublishRequest, StreamKey},
+};
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let secret = bearer(&headers).ok_or_else(|| {
+        SignalingError::unauthorized("a publish token is required: send Authorization: Bearer <token>")
+    })?;
+    check_stream_name(&stream).map_err(SignalingError::bad_request)?;
+    let source = source_id(query.as_deref())?;
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let check = PublishCheck { secret, stream_name: &stream, source_id: source.as_deref(), origin };
+    let grant = publish_rule::authorize(&state.pool, check)
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "publish rule: database error");
+            SignalingError::internal()
+        })?
+        .map_err(SignalingError::from)?;
+    let offer = read_body(&headers, body, SDP).await?;
+
+    let request = PublishRequest {
+        stream: StreamKey::new(&grant.account_public_id, &stream),
+        source,
+        token_id: grant.token_id,
+        record: grant.record,
+        offer,
+    };
+    let session = state.sfu.publish(request).await?;
+    let location = format!("/whip/{stream}/{}", session.session_id);
+    Ok(created(location, session, ice_server_links(&state.settings.ice_servers)))
+}
+
+/// Trickle ICE (RFC 8840 fragments). ICE restarts are not supported: 422 (RFC 9725 §4.3.1).
+pub async fn patch(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let session = session_ref(stream, session)?;
+    let fragment = read_body(&headers, body, TRICKLE).await?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    state.sfu.trickle(session, if_match, fragment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Ends the feed; its viewers stay connected and wait for a replacement.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((stream, session)): Path<(String, String)>,
+) -> Result<Response, SignalingError> {
+    state.sfu.end(session_ref(stream, session)?).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+fn session_ref(stream: String, id: String) -> Result<SessionRef, SignalingError> {
+    if !valid_session_id(&id) {
+        return Err(crate::sfu::SfuError::SessionNotFound.into());
+    }
+    Ok(SessionRef { id, kind: SessionKind::Publisher, account: None, stream_name: stream })
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme is case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

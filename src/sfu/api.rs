@@ -1,0 +1,184 @@
+//! The SFU's interface: commands with reply channels, their answers and errors, and the live-state
+//! snapshots it publishes. Plain data; the HTTP side maps [`SfuError`] to status codes.
+
+use std::{fmt, sync::Arc};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// `{accountId}/{streamName}`: what viewers ask for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub account: Arc<str>,
+    pub name: Arc<str>,
+}
+
+impl StreamKey {
+    pub fn new(account: &str, name: &str) -> Self {
+        Self { account: account.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account, self.name)
+    }
+}
+
+/// A WHIP publish, already authorised by the HTTP side.
+#[derive(Debug)]
+pub struct PublishRequest {
+    pub stream: StreamKey,
+    /// `None` is the main source.
+    pub source: Option<String>,
+    /// The publish token that authorised it: deleting the token ends the feed.
+    pub token_id: String,
+    pub record: bool,
+    pub offer: String,
+}
+
+/// A WHEP view.
+#[derive(Debug)]
+pub struct ViewRequest {
+    pub stream: StreamKey,
+    /// The source to show in the first audio/video pair; `None` = the main source.
+    pub source: Option<String>,
+    pub offer: String,
+}
+
+/// What a successful POST answers.
+#[derive(Debug)]
+pub struct SessionCreated {
+    pub session_id: String,
+    pub etag: String,
+    pub answer: String,
+}
+
+/// Which door a session came through; a session URL of the other kind does not find it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    Publisher,
+    Viewer,
+}
+
+/// A STUN or TURN server handed to clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceServer {
+    pub url: String,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// Why the SFU said no. Every variant is the client's problem or a limit, except `Unavailable`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SfuError {
+    #[error("{0}")]
+    BadOffer(String),
+    #[error("no codec in common: {0}")]
+    NoCommonCodec(String),
+    #[error("the stream is not live")]
+    NotLive,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("ICE restarts are not supported; start a new session")]
+    IceRestartUnsupported,
+    #[error("the ETag in If-Match does not match this session")]
+    PreconditionFailed,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the media server is unavailable")]
+    Unavailable,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+/// Everything the engine can be asked to do.
+pub(crate) enum Command {
+    Publish(PublishRequest, Reply<SessionCreated>),
+    View(ViewRequest, Reply<SessionCreated>),
+    Trickle { session: SessionRef, if_match: Option<String>, fragment: String, reply: Reply<()> },
+    End { session: SessionRef, reply: Reply<()> },
+    Select { session: SessionRef, pair: usize, source: Option<String>, reply: Reply<()> },
+    EndToken { token_id: String, reply: Reply<usize> },
+    Streams { account: Option<Arc<str>>, reply: oneshot::Sender<Vec<StreamInfo>> },
+    Stream { key: StreamKey, reply: oneshot::Sender<Option<StreamInfo>> },
+    Session { session: SessionRef, reply: Reply<SessionInfo> },
+}
+
+/// A session URL as the HTTP side saw it: the id must belong to this stream and door.
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    pub id: String,
+    pub kind: SessionKind,
+    /// For WHIP the account is not in the URL; `None` matches any account.
+    pub account: Option<String>,
+    pub stream_name: String,
+}
+
+/// Enough about a viewer session to serve its event feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    pub stream: StreamKey,
+    pub pairs: Vec<PairInfo>,
+}
+
+/// What one audio/video pair of a viewer shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PairInfo {
+    pub pair: usize,
+    /// Whether a source is assigned; `sourceId` `null` with `assigned` is the main source.
+    pub assigned: bool,
+    pub source_id: Option<String>,
+    pub video: bool,
+    pub audio: bool,
+}
+
+/// A change the engine announces: subscribers fetch the stream's snapshot.
+#[derive(Clone, Debug)]
+pub struct StreamChange {
+    pub stream: StreamKey,
+}
+
+/// The live state of one stream.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    pub account_id: String,
+    pub stream_name: String,
+    pub live: bool,
+    pub viewers: usize,
+    /// Unix seconds when the oldest live source started.
+    pub started_at: Option<i64>,
+    pub bitrate_bps: u64,
+    pub recording: bool,
+    pub sources: Vec<SourceInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    /// `null` for the main source.
+    pub source_id: Option<String>,
+    pub active: bool,
+    pub started_at: i64,
+    pub bitrate_bps: u64,
+    pub recording: bool,
+    pub tracks: Vec<TrackInfo>,
+    /// The publish token feeding it.
+    pub token_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackInfo {
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// `opus`, `vp8`, `vp9`, `h264`, `av1`; `null` before the first packet.
+    pub codec: Option<&'static str>,
+    pub bitrate_bps: u64,
+}

@@ -1,0 +1,225 @@
+//! Per-viewer header rewriting, so that whatever feeds a viewer's track (a first source, a
+//! replacement, another source after a switch) looks like one continuous RTP stream to its
+//! jitter buffer. The viewer's SSRC is its own send stream's (str0m assigns it); this rewrites the
+//! sequence number, the timestamp and the payload type.
+
+use std::time::Instant;
+
+use str0m::{
+    format::{Codec, PayloadParams},
+    media::{MediaKind, Mid, Pt},
+    rtp::SeqNo,
+};
+
+/// Identifies one incoming RTP stream: the publisher peer and its SSRC. A new identity means a
+/// new anchor point.
+pub type Origin = (u64, u32);
+
+/// One viewer m-line being fed.
+#[derive(Debug)]
+pub struct OutTrack {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    /// Video waits for a keyframe after a join or switch; audio never waits.
+    pub waiting_keyframe: bool,
+    /// Last (incoming pt → outgoing pt) decision, so the codec lookup runs once per change.
+    pt_cache: Option<(Pt, Option<Pt>)>,
+    rewriter: Rewriter,
+}
+
+impl OutTrack {
+    pub fn new(mid: Mid, kind: MediaKind) -> Self {
+        Self { mid, kind, waiting_keyframe: kind == MediaKind::Video, pt_cache: None, rewriter: Rewriter::default() }
+    }
+
+    /// The next packet from a different origin re-anchors; video waits for a keyframe first.
+    pub fn switch(&mut self) {
+        self.waiting_keyframe = self.kind == MediaKind::Video;
+        self.rewriter.origin = None;
+    }
+
+    pub fn cached_pt(&self, incoming: Pt) -> Option<Option<Pt>> {
+        self.pt_cache.filter(|(pt, _)| *pt == incoming).map(|(_, out)| out)
+    }
+
+    pub fn cache_pt(&mut self, incoming: Pt, outgoing: Option<Pt>) {
+        self.pt_cache = Some((incoming, outgoing));
+    }
+
+    pub fn rewrite(
+        &mut self,
+        origin: Origin,
+        seq: SeqNo,
+        ts: u32,
+        arrival: Instant,
+        clock_rate: u32,
+    ) -> Option<(SeqNo, u32)> {
+        self.rewriter.rewrite(origin, *seq, ts, arrival, clock_rate)
+    }
+}
+
+/// Sequence and timestamp offsets of one outgoing stream.
+#[derive(Debug, Default)]
+struct Rewriter {
+    origin: Option<Origin>,
+    /// out = in + seq_delta (extended, 64-bit).
+    seq_delta: i64,
+    /// Packets before this outgoing number belong to before the anchor and are dropped.
+    floor: u64,
+    ts_delta: u32,
+    last: Option<Last>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    seq: u64,
+    ts: u32,
+    at: Instant,
+}
+
+impl Rewriter {
+    fn rewrite(
+        &mut self,
+        origin: Origin,
+        seq_in: u64,
+        ts_in: u32,
+        arrival: Instant,
+        clock_rate: u32,
+    ) -> Option<(SeqNo, u32)> {
+        if self.origin != Some(origin) {
+            self.anchor(origin, seq_in, ts_in, arrival, clock_rate);
+        }
+        let out = seq_in as i64 + self.seq_delta;
+        if out < self.floor as i64 {
+            return None; // older than the anchor: it belongs to the previous origin's timeline
+        }
+        let out = out as u64;
+        let ts_out = ts_in.wrapping_add(self.ts_delta);
+        if self.last.is_none_or(|last| out > last.seq) {
+            self.last = Some(Last { seq: out, ts: ts_out, at: arrival });
+        }
+        Some((SeqNo::from(out), ts_out))
+    }
+
+    fn anchor(&mut self, origin: Origin, seq_in: u64, ts_in: u32, arrival: Instant, clock_rate: u32) {
+        self.origin = Some(origin);
+        let (seq_out, ts_out) = match self.last {
+            // The first origin: keep its 16-bit numbers but start the rollover count at zero,
+            // as a new receiver (and its SRTP context) expects.
+            None => (seq_in & 0xffff, ts_in),
+            // A later origin continues where the last one stopped, with the timestamp advanced by
+            // the wall-clock gap so the jitter buffer sees real time pass.
+            Some(last) => {
+                let elapsed = arrival.saturating_duration_since(last.at);
+                let ticks = (elapsed.as_secs_f64() * f64::from(clock_rate)).round().max(1.0) as u64;
+                (last.seq + 1, last.ts.wrapping_add(ticks as u32))
+            }
+        };
+        self.seq_delta = seq_out as i64 - seq_in as i64;
+        self.floor = seq_out;
+        self.ts_delta = ts_out.wrapping_sub(ts_in);
+    }
+}
+
+/// Whether this packet can start a viewer's picture: the first packet of a keyframe (for H.264,
+/// the parameter sets before it count too, since the decoder needs them).
+pub fn starts_keyframe(codec: Codec, payload: &[u8]) -> bool {
+    use str0m::format::{
+        detect_av1_keyframe, detect_h264_keyframe, detect_h264_nalu, detect_vp8_keyframe, detect_vp9_keyframe,
+    };
+    const H264_SPS: u8 = 7;
+    match codec {
+        Codec::Vp8 => detect_vp8_keyframe(payload),
+        Codec::Vp9 => detect_vp9_keyframe(payload),
+        Codec::H264 => detect_h264_nalu(payload, H264_SPS) || detect_h264_keyframe(payload),
+        Codec::Av1 => detect_av1_keyframe(payload),
+        _ => true,
+    }
+}
+
+/// The payload type on the viewer's m-line for the publisher's codec: same codec, and for codecs
+/// with profiles (H.264, VP9) the same format parameters when the viewer offered them.
+pub fn map_payload_type(publisher: &PayloadParams, viewer_params: &[PayloadParams], viewer_pts: &[Pt]) -> Option<Pt> {
+    let wanted = publisher.spec();
+    let candidates = || viewer_params.iter().filter(|p| viewer_pts.contains(&p.pt()) && p.spec().codec == wanted.codec);
+    candidates().find(|p| p.spec().format == wanted.format).or_else(|| candidates().next()).map(|p| p.pt())
+}
+
+/// The short lowercase name used in the API.
+pub fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Opus => "opus",
+        Codec::Vp8 => "vp8",
+        Codec::Vp9 => "vp9",
+        Codec::H264 => "h264",
+        Codec::Av1 => "av1",
+        Codec::H265 => "h265",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn send(r: &mut Rewriter, origin: Origin, seq: u64, ts: u32, at: Instant) -> Option<(u64, u32)> {
+        r.rewrite(origin, seq, ts, at, 90_000).map(|(s, t)| (*s, t))
+    }
+
+    #[test]
+    fn the_first_origin_keeps_its_wire_numbers_with_a_zero_rollover_count() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::default();
+        let long_running = 5 * 65_536 + 1000;
+        assert_eq!(send(&mut r, (1, 7), long_running, 3000, t0), Some((1000, 3000)));
+        assert_eq!(send(&mut r, (1, 7), long_running + 2, 6000, t0), Some((1002, 6000)), "gaps are kept for NACK");
+        assert_eq!(send(&mut r, (1, 7), long_running + 1, 4500, t0), Some((1001, 4500)), "reordering is kept");
+    }
+
+    #[test]
+    fn a_new_origin_continues_the_sequence_and_advances_the_timestamp_by_wall_clock_time() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::default();
+        send(&mut r, (1, 7), 100, 90_000, t0);
+        send(&mut r, (1, 7), 101, 93_000, t0 + Duration::from_millis(33));
+        // The replacement starts 100 ms later with unrelated numbers.
+        let at = t0 + Duration::from_millis(133);
+        assert_eq!(send(&mut r, (2, 9), 40_000, 12, at), Some((102, 93_000 + 9_000)));
+        assert_eq!(send(&mut r, (2, 9), 40_001, 3012, at), Some((103, 93_000 + 9_000 + 3000)));
+        // A late packet of the new origin from before its anchor is dropped, not sent backwards.
+        assert_eq!(send(&mut r, (2, 9), 39_999, 0, at), None);
+        // Late packets of the old origin re-anchor only if forwarded; the caller stops that.
+    }
+
+    #[test]
+    fn switching_back_and_forth_never_repeats_a_sequence_number() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::default();
+        let mut seen = Vec::new();
+        for round in 0..4u64 {
+            let origin = (round % 2, round as u32);
+            for i in 0..10 {
+                if let Some((seq, _)) =
+                    send(&mut r, origin, 1000 * round + i, 0, t0 + Duration::from_millis(round * 10 + i))
+                {
+                    seen.push(seq);
+                }
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.dedup();
+        assert_eq!(seen.len(), 40);
+        assert_eq!(sorted, seen, "strictly increasing");
+        assert_eq!(seen.last(), Some(&(seen[0] + 39)), "without gaps");
+    }
+
+    #[test]
+    fn the_timestamp_wraps_around() {
+        let t0 = Instant::now();
+        let mut r = Rewriter::default();
+        assert_eq!(send(&mut r, (1, 1), 1, u32::MAX - 10, t0), Some((1, u32::MAX - 10)));
+        assert_eq!(send(&mut r, (1, 1), 2, 20, t0), Some((2, 20)));
+    }
+}

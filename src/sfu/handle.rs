@@ -1,0 +1,107 @@
+//! The only way into the engine: cheap to clone, every call bounded in time.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::api::{
+    Command, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo, StreamKey,
+    ViewRequest,
+};
+
+/// How long a caller waits for the engine before answering 503: it only stalls if it is
+/// overloaded or gone.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct SfuHandle {
+    commands: mpsc::Sender<Command>,
+    changes: broadcast::Sender<StreamChange>,
+    udp_addrs: Arc<[SocketAddr]>,
+}
+
+impl SfuHandle {
+    pub(super) fn new(
+        commands: mpsc::Sender<Command>,
+        changes: broadcast::Sender<StreamChange>,
+        udp_addrs: Vec<SocketAddr>,
+    ) -> Self {
+        Self { commands, changes, udp_addrs: udp_addrs.into() }
+    }
+
+    /// The UDP addresses peers reach the SFU at.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// Whether the engine task is still running.
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    /// Announcements of changes to any stream (sources, viewers); lagging receivers lose old ones.
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamChange> {
+        self.changes.subscribe()
+    }
+
+    pub async fn publish(&self, request: PublishRequest) -> Result<SessionCreated, SfuError> {
+        self.ask(|reply| Command::Publish(request, reply)).await?
+    }
+
+    pub async fn view(&self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
+        self.ask(|reply| Command::View(request, reply)).await?
+    }
+
+    /// Adds trickled candidates (`application/trickle-ice-sdpfrag`) to a session.
+    pub async fn trickle(
+        &self,
+        session: SessionRef,
+        if_match: Option<String>,
+        fragment: String,
+    ) -> Result<(), SfuError> {
+        self.ask(|reply| Command::Trickle { session, if_match, fragment, reply }).await?
+    }
+
+    pub async fn end(&self, session: SessionRef) -> Result<(), SfuError> {
+        self.ask(|reply| Command::End { session, reply }).await?
+    }
+
+    /// Shows `source` (`None` = main) in a viewer's audio/video pair number `pair`.
+    pub async fn select(&self, session: SessionRef, pair: usize, source: Option<String>) -> Result<(), SfuError> {
+        self.ask(|reply| Command::Select { session, pair, source, reply }).await?
+    }
+
+    /// Ends every feed published with this token; answers how many.
+    pub async fn end_token(&self, token_id: String) -> Result<usize, SfuError> {
+        self.ask(|reply| Command::EndToken { token_id, reply }).await?
+    }
+
+    pub async fn session(&self, session: SessionRef) -> Result<SessionInfo, SfuError> {
+        self.ask(|reply| Command::Session { session, reply }).await?
+    }
+
+    /// Live streams, of one account or of all.
+    pub async fn streams(&self, account: Option<&str>) -> Result<Vec<StreamInfo>, SfuError> {
+        let account = account.map(Arc::from);
+        self.ask(|reply| Command::Streams { account, reply }).await
+    }
+
+    /// One stream's state; `None` when nothing is published or watched under that name.
+    pub async fn stream(&self, key: StreamKey) -> Result<Option<StreamInfo>, SfuError> {
+        self.ask(|reply| Command::Stream { key, reply }).await
+    }
+
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SfuError> {
+        let (reply, answer) = oneshot::channel();
+        let send = self.commands.send(command(reply));
+        match tokio::time::timeout(REPLY_TIMEOUT, async {
+            send.await.map_err(|_| SfuError::Unavailable)?;
+            answer.await.map_err(|_| SfuError::Unavailable)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(SfuError::Unavailable),
+        }
+    }
+}

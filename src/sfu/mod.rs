@@ -1,0 +1,81 @@
+//! The SFU: WebRTC media in and out, nothing else (no HTTP, no SQL).
+//!
+//! # Design
+//! * **One owner.** [`engine::Engine`] is a single tokio task that owns the UDP socket(s) and every
+//!   peer connection (a sans-IO [`str0m::Rtc`] in RTP mode per WHIP or WHEP session). Nothing else
+//!   touches a peer: HTTP handlers talk to it through [`SfuHandle`], which sends a typed
+//!   [`Command`](api::Command) with a reply channel and waits (bounded) for the answer.
+//! * **Where a packet enters.** [`engine::Engine::on_datagram`]: a datagram read from the socket is
+//!   routed by [`demux::Demux`] (source address, else the ICE ufrag in a STUN request's USERNAME) to
+//!   one peer and handed to its `Rtc`. Draining that `Rtc` yields events; a publisher's
+//!   `Event::RtpPacket` goes to [`engine::Engine::forward`].
+//! * **Where it leaves.** `forward` looks up the source's subscribers (a list kept on the source),
+//!   rewrites the header per viewer ([`forward::OutTrack`]: SSRC via the viewer's own send stream,
+//!   payload type, sequence number, timestamp), writes it into the viewer's `Rtc`, drains it, and
+//!   each `Output::Transmit` is sent with a non-blocking `try_send_to`. The payload is an
+//!   `Arc<[u8]>` shared by every viewer: no copy until SRTP encrypts.
+//! * **A slow viewer** never blocks anything: sends never wait (a full socket buffer drops the
+//!   datagram and counts it), the viewer's NACKs are answered from its own send buffer, and a viewer
+//!   that stops answering ICE is disconnected by str0m and removed.
+//! * **Keyframes**: a viewer that joins or switches waits for a keyframe and asks the publisher for
+//!   one through [`keyframe::KeyframeThrottle`] (one per second per track, with a trailing request).
+//! * **Multisource and replacement** live in [`registry`]: a stream has sources keyed by `sourceId`
+//!   (none = main); a new publisher for a taken source waits as `pending` and takes over at its
+//!   first keyframe, so viewers keep their connection and their sequence numbers stay continuous.
+//!
+//! Room for what comes next: simulcast layers become extra `TrackIn`s per rid with a per-viewer
+//! choice in `Pair`, and a recorder subscribes to a source like a viewer.
+
+pub mod api;
+mod demux;
+mod engine;
+mod forward;
+mod handle;
+mod keyframe;
+pub mod offer;
+mod peer;
+mod registry;
+
+pub use api::{
+    IceServer, PairInfo, PublishRequest, SessionCreated, SessionInfo, SfuError, SourceInfo, StreamChange, StreamInfo,
+    StreamKey, TrackInfo, ViewRequest,
+};
+pub use handle::SfuHandle;
+
+use std::{net::IpAddr, time::Duration};
+
+/// How the SFU is set up (from the command line).
+#[derive(Clone, Debug)]
+pub struct SfuConfig {
+    /// The UDP port every peer shares; 0 picks one.
+    pub udp_port: u16,
+    /// The addresses put in host candidates; one socket is bound per address, all on one port.
+    pub ips: Vec<IpAddr>,
+    pub max_sources_per_stream: usize,
+    pub max_viewers_per_stream: usize,
+    pub max_viewers: usize,
+    /// How long a peer may take from its offer to ICE + DTLS connected.
+    pub connect_timeout: Duration,
+    /// How long viewers stay connected to a stream whose every source has gone.
+    pub orphan_grace: Duration,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            udp_port: 0,
+            ips: vec![IpAddr::from([127, 0, 0, 1])],
+            max_sources_per_stream: 8,
+            max_viewers_per_stream: 1000,
+            max_viewers: 4000,
+            connect_timeout: Duration::from_secs(30),
+            orphan_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Binds the sockets and starts the engine task; the handle is how the rest of the program talks
+/// to it.
+pub async fn start(config: SfuConfig) -> std::io::Result<SfuHandle> {
+    engine::spawn(config).await
+}

@@ -1,0 +1,309 @@
+//! Reading offers and trickle fragments before str0m sees them, so that a bad one gets a precise
+//! reason (RFC 9725 asks for 400 on a malformed offer and 406 when nothing can be negotiated), and
+//! fixing up answers.
+
+use super::api::SfuError;
+
+/// What the server does with each codec it may meet, by the name in `a=rtpmap`.
+const SUPPORTED: &[&str] = &["opus", "vp8", "vp9", "h264", "av1"];
+/// Helper formats that never carry media by themselves.
+const HELPERS: &[&str] = &["rtx", "red", "ulpfec", "flexfec-03", "telephone-event", "cn"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    pub kind: String,
+    pub mid: Option<String>,
+    /// sendonly, recvonly, sendrecv or inactive (default sendrecv).
+    pub direction: String,
+    pub rejected: bool,
+    /// Lowercase codec names from `a=rtpmap`, helpers excluded.
+    pub codecs: Vec<String>,
+}
+
+impl MediaSection {
+    pub fn is_av(&self) -> bool {
+        self.kind == "audio" || self.kind == "video"
+    }
+
+    pub fn sends(&self) -> bool {
+        self.direction == "sendonly" || self.direction == "sendrecv"
+    }
+
+    pub fn receives(&self) -> bool {
+        self.direction == "recvonly" || self.direction == "sendrecv"
+    }
+
+    fn usable(&self) -> bool {
+        self.codecs.iter().any(|c| SUPPORTED.contains(&c.as_str()))
+    }
+}
+
+/// Which way media flows for the offerer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    /// WHIP: the offerer sends.
+    Publish,
+    /// WHEP: the offerer receives.
+    View,
+}
+
+/// Checks an offer's shape and returns its media sections in order.
+pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError> {
+    let bad = |why: &str| SfuError::BadOffer(why.to_owned());
+    let sdp = sdp.trim_start_matches('\u{feff}');
+    if sdp.trim().is_empty() {
+        return Err(bad("the body is empty; send an SDP offer"));
+    }
+    if !sdp.starts_with("v=0") {
+        return Err(bad("the body is not an SDP offer (it must start with \"v=0\")"));
+    }
+    let mut sections: Vec<MediaSection> = Vec::new();
+    let mut has_fingerprint = false;
+    let mut has_ufrag = false;
+    for raw in sdp.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let bytes = line.as_bytes();
+        if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
+            return Err(SfuError::BadOffer(format!("malformed SDP line: {:?}", truncate(line, 60))));
+        }
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut parts = m.split_whitespace();
+            let kind = parts.next().unwrap_or_default().to_owned();
+            let port = parts.next().unwrap_or_default();
+            if parts.next().is_none() {
+                return Err(SfuError::BadOffer(format!("malformed m= line: {:?}", truncate(line, 60))));
+            }
+            sections.push(MediaSection {
+                kind,
+                mid: None,
+                direction: "sendrecv".to_owned(),
+                rejected: port == "0",
+                codecs: Vec::new(),
+            });
+            continue;
+        }
+        if let Some(attr) = line.strip_prefix("a=") {
+            if attr.starts_with("fingerprint:") {
+                has_fingerprint = true;
+            } else if attr.starts_with("ice-ufrag:") {
+                has_ufrag = true;
+            }
+            let Some(section) = sections.last_mut() else { continue };
+            if let Some(mid) = attr.strip_prefix("mid:") {
+                section.mid = Some(mid.trim().to_owned());
+            } else if matches!(attr, "sendonly" | "recvonly" | "sendrecv" | "inactive") {
+                section.direction = attr.to_owned();
+            } else if let Some(map) = attr.strip_prefix("rtpmap:") {
+                let name = map.split_whitespace().nth(1).and_then(|enc| enc.split('/').next()).unwrap_or_default();
+                let name = name.to_ascii_lowercase();
+                if !HELPERS.contains(&name.as_str()) {
+                    section.codecs.push(name);
+                }
+            }
+        }
+    }
+    let media: Vec<&MediaSection> = sections.iter().filter(|s| s.is_av() && !s.rejected).collect();
+    if media.is_empty() {
+        return Err(bad("the offer has no audio or video"));
+    }
+    if !has_fingerprint {
+        return Err(bad("the offer has no DTLS fingerprint (a=fingerprint)"));
+    }
+    if !has_ufrag {
+        return Err(bad("the offer has no ICE credentials (a=ice-ufrag)"));
+    }
+    let directed: Vec<&&MediaSection> = match intent {
+        Intent::Publish => media.iter().filter(|s| s.sends()).collect(),
+        Intent::View => media.iter().filter(|s| s.receives()).collect(),
+    };
+    if directed.is_empty() {
+        return Err(bad(match intent {
+            Intent::Publish => "the offer sends no media (WHIP needs sendonly or sendrecv audio/video)",
+            Intent::View => "the offer receives no media (WHEP needs recvonly audio/video)",
+        }));
+    }
+    if !directed.iter().any(|s| s.usable()) {
+        let offered: Vec<&str> = directed.iter().flat_map(|s| s.codecs.iter().map(String::as_str)).collect();
+        return Err(SfuError::NoCommonCodec(format!(
+            "offered {}; this server takes Opus, VP8, VP9, H.264 and AV1",
+            if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+        )));
+    }
+    Ok(sections)
+}
+
+/// A parsed `application/trickle-ice-sdpfrag` body (RFC 8840).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TrickleFragment {
+    pub ufrag: Option<String>,
+    pub pwd: Option<String>,
+    /// `candidate:...` values (without `a=`).
+    pub candidates: Vec<String>,
+    pub end_of_candidates: bool,
+}
+
+pub fn parse_fragment(body: &str) -> Result<TrickleFragment, SfuError> {
+    let mut fragment = TrickleFragment::default();
+    for raw in body.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let Some(attr) = line.strip_prefix("a=") else {
+            if line.starts_with("m=") || line.len() > 1 && line.as_bytes()[1] == b'=' {
+                continue;
+            }
+            return Err(SfuError::BadRequest(format!("malformed SDP fragment line: {:?}", truncate(line, 60))));
+        };
+        if let Some(ufrag) = attr.strip_prefix("ice-ufrag:") {
+            fragment.ufrag = Some(ufrag.trim().to_owned());
+        } else if let Some(pwd) = attr.strip_prefix("ice-pwd:") {
+            fragment.pwd = Some(pwd.trim().to_owned());
+        } else if attr.starts_with("candidate:") {
+            fragment.candidates.push(attr.to_owned());
+        } else if attr == "end-of-candidates" {
+            fragment.end_of_candidates = true;
+        }
+    }
+    Ok(fragment)
+}
+
+/// Gives the answer's m-lines the `msid` of their pair, so that a browser puts the audio and video
+/// of one pair in one `MediaStream` (str0m invents one stream id per m-line for a recvonly offer).
+/// `stream_for_mid` names the stream of an m-line; lines it returns `None` for are left alone.
+pub fn set_msids(answer: &str, stream_for_mid: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(answer.len() + 128);
+    let mut current: Option<String> = None;
+    let lines: Vec<&str> = answer.split("\r\n").collect();
+    // First pass: find each section's mid so lines before `a=mid` are handled too.
+    let mut mids: Vec<Option<String>> = Vec::new();
+    for line in &lines {
+        if line.starts_with("m=") {
+            mids.push(None);
+        } else if let (Some(mid), Some(last)) = (line.strip_prefix("a=mid:"), mids.last_mut()) {
+            *last = Some(mid.to_owned());
+        }
+    }
+    let mut section = 0usize;
+    let mut in_media = false;
+    for line in lines.iter() {
+        if line.starts_with("m=") {
+            if in_media {
+                section += 1;
+            }
+            in_media = true;
+            current =
+                mids.get(section).cloned().flatten().and_then(|mid| stream_for_mid(&mid).map(|s| format!("{s} {mid}")));
+        }
+        if let Some(msid) = current.as_deref() {
+            if line.starts_with("a=msid:") {
+                out.push_str("a=msid:");
+                out.push_str(msid);
+                out.push_str("\r\n");
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("a=ssrc:") {
+                if let Some((ssrc, attr)) = rest.split_once(' ') {
+                    if attr.starts_with("msid:") {
+                        out.push_str(&format!("a=ssrc:{ssrc} msid:{msid}\r\n"));
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(line);
+        if !line.is_empty() {
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+/// The offerer's ICE ufrag (session or first media level).
+pub fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|line| line.trim_end_matches('\r').strip_prefix("a=ice-ufrag:")).map(str::trim)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=fingerprint:sha-256 AA:BB\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n";
+
+    fn offer(media: &str) -> String {
+        format!("{HEAD}{media}")
+    }
+
+    const VIDEO_SEND: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
+    const AUDIO_RECV: &str =
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na=rtpmap:111 opus/48000/2\r\n";
+
+    #[test]
+    fn a_publish_offer_is_read_section_by_section() {
+        let sections = inspect(&offer(VIDEO_SEND), Intent::Publish).unwrap();
+        assert_eq!(sections.len(), 1);
+        assert_eq!(sections[0].kind, "video");
+        assert_eq!(sections[0].mid.as_deref(), Some("0"));
+        assert_eq!(sections[0].direction, "sendonly");
+        assert_eq!(sections[0].codecs, vec!["vp8"]);
+    }
+
+    #[test]
+    fn bad_offers_get_their_reason() {
+        let cases: Vec<(String, Intent, &str)> = vec![
+            (String::new(), Intent::Publish, "empty"),
+            ("{\"type\":\"offer\"}".into(), Intent::Publish, "v=0"),
+            ("v=0\r\nthis is not sdp\r\n".into(), Intent::Publish, "malformed SDP line"),
+            (HEAD.into(), Intent::Publish, "no audio or video"),
+            (offer("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"), Intent::Publish, "no audio or video"),
+            (offer(AUDIO_RECV), Intent::Publish, "sends no media"),
+            (offer(VIDEO_SEND), Intent::View, "receives no media"),
+            (offer("m=video\r\n"), Intent::Publish, "malformed m= line"),
+            (offer(VIDEO_SEND).replace("a=fingerprint:sha-256 AA:BB\r\n", ""), Intent::Publish, "fingerprint"),
+            (offer(VIDEO_SEND).replace("a=ice-ufrag:abcd\r\n", ""), Intent::Publish, "ICE credentials"),
+        ];
+        for (sdp, intent, expected) in cases {
+            let err = inspect(&sdp, intent).unwrap_err();
+            assert!(err.to_string().contains(expected), "{sdp:?}: {err} should mention {expected:?}");
+        }
+    }
+
+    #[test]
+    fn an_offer_with_only_unsupported_codecs_is_not_acceptable() {
+        let h265 = VIDEO_SEND.replace("VP8/90000", "H265/90000");
+        let err = inspect(&offer(&h265), Intent::Publish).unwrap_err();
+        assert!(matches!(err, SfuError::NoCommonCodec(ref why) if why.contains("h265")), "{err:?}");
+    }
+
+    #[test]
+    fn trickle_fragments_yield_credentials_and_candidates() {
+        let body = "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1387637174 1 udp 2122260223 127.0.0.1 61764 typ host generation 0\r\na=end-of-candidates\r\n";
+        let fragment = parse_fragment(body).unwrap();
+        assert_eq!(fragment.ufrag.as_deref(), Some("EsAw"));
+        assert_eq!(fragment.candidates.len(), 1);
+        assert!(fragment.candidates[0].starts_with("candidate:1387637174"));
+        assert!(fragment.end_of_candidates);
+        assert!(parse_fragment("\u{1}\u{2}garbage").is_err());
+    }
+
+    #[test]
+    fn msids_are_rewritten_per_pair() {
+        let answer = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=msid:random1 track1\r\na=ssrc:1 msid:random1 track1\r\nm=audio 9 X 111\r\na=msid:random2 track2\r\na=mid:1\r\na=ssrc:2 cname:x\r\na=ssrc:2 msid:random2 track2\r\n";
+        let fixed = set_msids(answer, |_| Some("pair-0".to_owned()));
+        assert!(fixed.contains("a=msid:pair-0 0\r\n"), "{fixed}");
+        assert!(fixed.contains("a=msid:pair-0 1\r\n"), "an msid before a=mid is found too: {fixed}");
+        assert!(fixed.contains("a=ssrc:2 msid:pair-0 1\r\n"));
+        assert!(fixed.contains("a=ssrc:2 cname:x\r\n"));
+        assert!(!fixed.contains("random"));
+    }
+}

@@ -1,0 +1,175 @@
+//! One WHIP or WHEP session: its `Rtc` and what it means to the SFU.
+
+use std::{
+    net::SocketAddr,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::Arc,
+    time::Instant,
+};
+
+use str0m::{
+    format::PayloadParams,
+    media::{MediaKind, Mid},
+    rtp::Ssrc,
+    Event, Output, Rtc,
+};
+
+use super::{
+    api::{SessionKind, StreamKey},
+    forward::OutTrack,
+    keyframe::KeyframeThrottle,
+};
+
+pub type PeerId = u64;
+
+/// A source's name within its stream: `None` is the main source.
+pub type SourceName = Option<Arc<str>>;
+
+pub struct Peer {
+    pub id: PeerId,
+    pub session_id: String,
+    pub etag: String,
+    pub stream: StreamKey,
+    pub rtc: Rtc,
+    /// Our ICE ufrag (routes STUN to this peer) and the client's (tells trickle from restart).
+    pub local_ufrag: String,
+    pub remote_ufrag: Option<String>,
+    /// Remote addresses bound to this peer in the demultiplexer.
+    pub addrs: Vec<SocketAddr>,
+    pub created: Instant,
+    pub connected: bool,
+    /// str0m's next timeout, as last drained.
+    pub deadline: Instant,
+    /// The timer-heap entry that will wake this peer, if any (older entries are stale).
+    pub scheduled: Option<Instant>,
+    pub role: Role,
+}
+
+pub enum Role {
+    Publisher(Publisher),
+    Viewer(Viewer),
+}
+
+pub struct Publisher {
+    pub source: SourceName,
+    pub token_id: String,
+    pub record: bool,
+    pub tracks: Vec<TrackIn>,
+}
+
+/// One incoming m-line of a publisher.
+pub struct TrackIn {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub ssrc: Option<Ssrc>,
+    /// The codec of the last packet (payload type → params), looked up when the type changes.
+    pub params: Option<PayloadParams>,
+    pub keyframes: KeyframeThrottle,
+    pub bytes: u64,
+    pub bitrate_bps: u64,
+}
+
+impl TrackIn {
+    pub fn new(mid: Mid, kind: MediaKind) -> Self {
+        Self { mid, kind, ssrc: None, params: None, keyframes: KeyframeThrottle::default(), bytes: 0, bitrate_bps: 0 }
+    }
+}
+
+pub struct Viewer {
+    pub pairs: Vec<Pair>,
+}
+
+/// An audio/video pair of a viewer's offer, showing one source.
+pub struct Pair {
+    /// The source shown; `None` while nothing is assigned.
+    pub bound: Option<SourceName>,
+    pub video: Option<OutTrack>,
+    pub audio: Option<OutTrack>,
+}
+
+impl Pair {
+    pub fn track_mut(&mut self, kind: MediaKind) -> Option<&mut OutTrack> {
+        match kind {
+            MediaKind::Video => self.video.as_mut(),
+            MediaKind::Audio => self.audio.as_mut(),
+        }
+    }
+
+    pub fn tracks_mut(&mut self) -> impl Iterator<Item = &mut OutTrack> {
+        self.video.iter_mut().chain(self.audio.iter_mut())
+    }
+
+    pub fn waits_for_keyframe(&self) -> bool {
+        self.video.as_ref().is_some_and(|v| v.waiting_keyframe)
+    }
+}
+
+impl Peer {
+    pub fn kind(&self) -> SessionKind {
+        match self.role {
+            Role::Publisher(_) => SessionKind::Publisher,
+            Role::Viewer(_) => SessionKind::Viewer,
+        }
+    }
+
+    pub fn publisher(&self) -> Option<&Publisher> {
+        match &self.role {
+            Role::Publisher(p) => Some(p),
+            Role::Viewer(_) => None,
+        }
+    }
+
+    pub fn publisher_mut(&mut self) -> Option<&mut Publisher> {
+        match &mut self.role {
+            Role::Publisher(p) => Some(p),
+            Role::Viewer(_) => None,
+        }
+    }
+
+    pub fn viewer_mut(&mut self) -> Option<&mut Viewer> {
+        match &mut self.role {
+            Role::Viewer(v) => Some(v),
+            Role::Publisher(_) => None,
+        }
+    }
+
+    /// Runs `f` on the `Rtc`, turning a panic inside str0m into a dead peer instead of a dead
+    /// SFU. Returns `None` when the peer must be dropped.
+    pub fn guarded<R>(&mut self, f: impl FnOnce(&mut Rtc) -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.rtc))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                tracing::error!(session = %self.session_id, "str0m panicked; dropping the peer");
+                None
+            }
+        }
+    }
+
+    /// Drains every output after a mutation (str0m's rule), sending datagrams through `send` and
+    /// queueing events. Returns `false` when the peer is finished.
+    pub fn drain(&mut self, mut send: impl FnMut(&str0m::net::Transmit), events: &mut Vec<(PeerId, Event)>) -> bool {
+        let id = self.id;
+        let outcome = catch_unwind(AssertUnwindSafe(|| loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => return Ok(at),
+                Ok(Output::Transmit(t)) => send(&t),
+                Ok(Output::Event(e)) => events.push((id, e)),
+                Err(err) => return Err(err.to_string()),
+            }
+        }));
+        match outcome {
+            Ok(Ok(at)) => {
+                self.deadline = at;
+                self.rtc.is_alive()
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(session = %self.session_id, %err, "peer failed");
+                false
+            }
+            Err(_) => {
+                tracing::error!(session = %self.session_id, "str0m panicked while draining; dropping the peer");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! WHIP publishers and WHEP viewers built on the async `webrtc` crate (webrtc-rs): a second,
+//! independent WebRTC stack on the other end of the wire, on loopback only.
+//!
+//! Media is VP8-shaped and Opus-shaped but synthetic: every video frame carries its number after
+//! the VP8 payload header (keyframes have the P bit clear), every audio packet its number, so a
+//! viewer can check it got the publisher's payloads, in order, from which publisher.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use rtc::{
+    ice::mdns::MulticastDnsMode,
+    interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket},
+    media::Sample,
+    peer_connection::configuration::{
+        interceptor_registry::register_default_interceptors,
+        media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8},
+    },
+    rtcp::payload_feedbacks::{full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication},
+    rtp_transceiver::{
+        rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind},
+        RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+    },
+    sansio::Protocol,
+    shared::error::Error as RtcError,
+};
+use webrtc::{
+    media_stream::{
+        track_local::{static_sample::TrackLocalStaticSample, TrackLocal, TrackLocalEvent},
+        track_remote::{TrackRemote, TrackRemoteEvent},
+        MediaStreamTrack,
+    },
+    peer_connection::{
+        PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+        RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    },
+    runtime::{channel, Sender},
+};
+
+use crate::helpers::TestApp;
+
+/// How long a test waits for media before failing.
+pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
+/// A publisher stops by itself after this, whatever the test does.
+const PUBLISH_LIMIT: Duration = Duration::from_secs(90);
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+const VIDEO_SSRC: u32 = 0x1111_0000;
+const AUDIO_SSRC: u32 = 0x2222_0000;
+
+/// Lets inbound PLI/FIR through to the application (the default chain keeps them), so a test
+/// publisher can count keyframe requests and answer them.
+struct KeyframeRequestsToApp {
+    reads: std::collections::VecDeque<TaggedPacket>,
+    writes: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<_> = packets
+                .iter()
+                .filter(|p| p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>())
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestsToApp {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+struct Handler {
+    gathered: Sender<()>,
+    tracks: Sender<Arc<dyn TrackRemote>>,
+    state: Arc<Mutex<RTCPeerConnectionState>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        *self.state.lock().unwrap() = state;
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.try_send(track);
+    }
+}
+
+struct Pc {
+    pc: Arc<dyn PeerConnection>,
+    gathered: webrtc::runtime::Receiver<()>,
+    tracks: webrtc::runtime::Receiver<Arc<dyn TrackRemote>>,
+    state: Arc<Mutex<RTCPeerConnectionState>>,
+}
+
+async fn peer_connection() -> Pc {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().expect("codecs");
+    let registry = register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
+    let registry = registry
+        .with(Slot::from(14_000), KeyframeRequestsToApp { reads: Default::default(), writes: Default::default() });
+    // mDNS off: nothing may leave loopback.
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
+    let (gathered_tx, gathered) = channel::<()>(1);
+    let (tracks_tx, tracks) = channel::<Arc<dyn TrackRemote>>(16);
+    let state = Arc::new(Mutex::new(RTCPeerConnectionState::New));
+    let handler = Handler { gathered: gathered_tx, tracks: tracks_tx, state: state.clone() };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(handler))
+        .with_udp_addrs(vec!["127.0.0.1:0"])
+        .build()
+        .await
+        .expect("peer connection");
+    Pc { pc: Arc::new(pc), gathered, tracks, state }
+}
+
+/// A refused POST: status and plain-text reason.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// What a 201 answered.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub location: String,
+    pub etag: String,
+    pub answer: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// Which candidates the offer carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// Gathered before the offer (non-trickle).
+    InOffer,
+    /// Stripped from the offer and sent with PATCH after the answer, as some browser clients do.
+    Trickled,
+}
+
+/// Offers, POSTs, applies the answer. With [`Candidates::Trickled`] the candidates follow in a
+/// PATCH to the session URL.
+async fn negotiate(
+    app: &TestApp,
+    pc: &mut Pc,
+    url: &str,
+    token: Option<&str>,
+    candidates: Candidates,
+) -> Result<Answered, Refused> {
+    let offer = pc.pc.create_offer(None).await.expect("offer");
+    pc.pc.set_local_description(offer).await.expect("local description");
+    tokio::time::timeout(Duration::from_secs(5), pc.gathered.recv()).await.expect("ICE gathering completes");
+    let sdp = pc.pc.local_description().await.expect("local description").sdp;
+    let (body, candidate_lines): (String, Vec<String>) = match candidates {
+        Candidates::InOffer => (sdp, Vec::new()),
+        Candidates::Trickled => {
+            let lines: Vec<String> =
+                sdp.split("\r\n").filter(|l| l.starts_with("a=candidate:")).map(str::to_owned).collect();
+            let stripped: String = sdp
+                .split("\r\n")
+                .filter(|l| !l.starts_with("a=candidate:") && *l != "a=end-of-candidates")
+                .map(|l| format!("{l}\r\n"))
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+                + "\r\n";
+            (stripped, lines)
+        }
+    };
+    let client = app.client();
+    let mut request = client.post(app.url(url)).header("content-type", "application/sdp").body(body.clone());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("POST sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    if status != 201 {
+        return Err(Refused { status, body: text, headers });
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let answered =
+        Answered { location: header("location"), etag: header("etag"), answer: text, headers: headers.clone() };
+    pc.pc
+        .set_remote_description(RTCSessionDescription::answer(answered.answer.clone()).expect("answer parses"))
+        .await
+        .expect("remote description");
+    if candidates == Candidates::Trickled {
+        let ufrag = body.split("\r\n").find_map(|l| l.strip_prefix("a=ice-ufrag:")).unwrap_or_default();
+        let pwd = body.split("\r\n").find_map(|l| l.strip_prefix("a=ice-pwd:")).unwrap_or_default();
+        let mut fragment =
+            format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n");
+        for line in &candidate_lines {
+            fragment.push_str(line);
+            fragment.push_str("\r\n");
+        }
+        fragment.push_str("a=end-of-candidates\r\n");
+        let response = client
+            .patch(app.url(&answered.location))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", &answered.etag)
+            .body(fragment)
+            .send()
+            .await
+            .expect("PATCH sent");
+        assert_eq!(response.status(), 204, "trickle PATCH: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(answered)
+}
+
+// ---- publisher ----------------------------------------------------------------------------
+
+pub struct PublishOptions<'a> {
+    pub token: &'a str,
+    pub stream: &'a str,
+    pub source: Option<&'a str>,
+    /// The number of the first frame, to tell publishers apart at the viewer.
+    pub first_frame: u32,
+    pub candidates: Candidates,
+}
+
+impl<'a> PublishOptions<'a> {
+    pub fn new(token: &'a str, stream: &'a str) -> Self {
+        Self { token, stream, source: None, first_frame: 0, candidates: Candidates::InOffer }
+    }
+}
+
+pub struct Publisher {
+    pub session: Answered,
+    pc: Arc<dyn PeerConnection>,
+    stop: Arc<AtomicBool>,
+    pub keyframe_requests: Arc<AtomicUsize>,
+    state: Arc<Mutex<RTCPeerConnectionState>>,
+}
+
+pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publisher, Refused> {
+    let mut pc = peer_connection().await;
+    let vp8 = RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    };
+    let opus = RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    };
+    let track = |kind, codec: RTCRtpCodec, ssrc: u32, id: &str| {
+        Arc::new(
+            TrackLocalStaticSample::new(
+                Instant::now(),
+                MediaStreamTrack::new(
+                    "publisher".into(),
+                    id.into(),
+                    id.into(),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        codec,
+                        ..Default::default()
+                    }],
+                ),
+            )
+            .expect("track"),
+        )
+    };
+    let video = track(RtpCodecKind::Video, vp8, VIDEO_SSRC, "video");
+    let audio = track(RtpCodecKind::Audio, opus, AUDIO_SSRC, "audio");
+    let sendonly =
+        || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() });
+    let video_tx =
+        pc.pc.add_transceiver_from_track(video.clone() as Arc<dyn TrackLocal>, sendonly()).await.expect("video");
+    let audio_tx =
+        pc.pc.add_transceiver_from_track(audio.clone() as Arc<dyn TrackLocal>, sendonly()).await.expect("audio");
+
+    let mut url = format!("/whip/{}", options.stream);
+    if let Some(source) = options.source {
+        url.push_str(&format!("?sourceId={source}"));
+    }
+    let session = negotiate(app, &mut pc, &url, Some(options.token), options.candidates).await?;
+    let payload_type = |tx: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>| async move {
+        let sender = tx.sender().await.expect("sender").expect("has a sender");
+        sender.get_parameters().await.expect("parameters").rtp_parameters.codecs.first().expect("a codec").payload_type
+    };
+    let video_pt = payload_type(video_tx).await;
+    let audio_pt = payload_type(audio_tx).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let keyframe_requests = Arc::new(AtomicUsize::new(0));
+    let wants_keyframe = Arc::new(AtomicBool::new(false));
+    {
+        let (video, stop, requests, wants) =
+            (video.clone(), stop.clone(), keyframe_requests.clone(), wants_keyframe.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(200), video.poll()).await {
+                    Ok(Some(TrackLocalEvent::OnRtcpPacket(_))) => {
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        wants.store(true, Ordering::Relaxed);
+                    }
+                    Ok(Some(_)) | Err(_) => {}
+                    Ok(None) => break,
+                }
+            }
+        });
+    }
+    {
+        let (stop, first) = (stop.clone(), options.first_frame);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut ticker = tokio::time::interval(FRAME_INTERVAL);
+            let mut index = 0u32;
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < PUBLISH_LIMIT {
+                ticker.tick().await;
+                // A keyframe every 3 s, and whenever one is asked for.
+                let keyframe = index.is_multiple_of(90) || wants_keyframe.swap(false, Ordering::Relaxed);
+                let frame = video_frame(first + index, keyframe);
+                let sample = Sample { data: frame, duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
+                let _ = video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await;
+                let mut voice = vec![0xfc_u8];
+                voice.extend_from_slice(&(first + index).to_be_bytes());
+                voice.resize(60, 0);
+                let sample =
+                    Sample { data: Bytes::from(voice), duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
+                let _ = audio.sample_writer(AUDIO_SSRC, audio_pt).write_sample(&sample).await;
+                index += 1;
+            }
+        });
+    }
+    Ok(Publisher { session, pc: pc.pc, stop, keyframe_requests, state: pc.state })
+}
+
+/// A VP8-shaped frame: payload header byte (P bit clear on keyframes), the frame number, filler
+/// for three packets' worth.
+fn video_frame(number: u32, keyframe: bool) -> Bytes {
+    let mut frame = vec![if keyframe { 0x00 } else { 0x01 }];
+    frame.extend_from_slice(&number.to_be_bytes());
+    frame.resize(2500, (number % 251) as u8);
+    Bytes::from(frame)
+}
+
+impl Publisher {
+    pub fn is_connected(&self) -> bool {
+        *self.state.lock().unwrap() == RTCPeerConnectionState::Connected
+    }
+
+    /// Stops sending and closes the connection without a DELETE (like a crashed encoder).
+    pub async fn vanish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pc.close().await;
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let pc = self.pc.clone();
+        tokio::spawn(async move {
+            let _ = pc.close().await;
+        });
+    }
+}
+
+// ---- viewer -------------------------------------------------------------------------------
+
+/// One received RTP packet, reduced to what tests look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Got {
+    pub seq: u16,
+    pub timestamp: u32,
+    /// The frame number, on the first packet of a video frame and on every audio packet.
+    pub frame: Option<u32>,
+    pub keyframe: bool,
+    pub at: Instant,
+}
+
+/// What one received track got; `stream_id` names the pair (`ferrocast-N`).
+#[derive(Debug, Default, Clone)]
+pub struct TrackLog {
+    pub kind: String,
+    pub mime: String,
+    pub stream_id: String,
+    pub packets: Vec<Got>,
+}
+
+impl TrackLog {
+    pub fn frames(&self) -> Vec<u32> {
+        self.packets.iter().filter_map(|p| p.frame).collect()
+    }
+}
+
+pub struct Viewer {
+    pub session: Answered,
+    pc: Arc<dyn PeerConnection>,
+    /// Keyed by track id (the m-line's mid).
+    pub tracks: Arc<Mutex<HashMap<String, TrackLog>>>,
+    state: Arc<Mutex<RTCPeerConnectionState>>,
+}
+
+/// Opens a WHEP session with `pairs` video+audio pairs.
+pub async fn view(app: &TestApp, path: &str, pairs: usize) -> Result<Viewer, Refused> {
+    let mut pc = peer_connection().await;
+    let recvonly =
+        || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() });
+    for _ in 0..pairs {
+        pc.pc.add_transceiver_from_kind(RtpCodecKind::Video, recvonly()).await.expect("video transceiver");
+        pc.pc.add_transceiver_from_kind(RtpCodecKind::Audio, recvonly()).await.expect("audio transceiver");
+    }
+    let session = negotiate(app, &mut pc, path, None, Candidates::InOffer).await?;
+    let tracks: Arc<Mutex<HashMap<String, TrackLog>>> = Arc::default();
+    let mut incoming = pc.tracks;
+    {
+        let tracks = tracks.clone();
+        tokio::spawn(async move {
+            while let Some(track) = incoming.recv().await {
+                let tracks = tracks.clone();
+                tokio::spawn(record_track(track, tracks));
+            }
+        });
+    }
+    Ok(Viewer { session, pc: pc.pc, tracks, state: pc.state })
+}
+
+async fn record_track(track: Arc<dyn TrackRemote>, tracks: Arc<Mutex<HashMap<String, TrackLog>>>) {
+    let id = track.track_id().await;
+    let stream_id = track.stream_id().await;
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+    let mime = track.codec(ssrc).await.map(|c| c.mime_type).unwrap_or_default();
+    let kind = if mime.to_ascii_lowercase().starts_with("video") { "video" } else { "audio" }.to_owned();
+    tracks.lock().unwrap().insert(id.clone(), TrackLog { kind: kind.clone(), mime, stream_id, packets: Vec::new() });
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+        let payload = &packet.payload;
+        let (frame, keyframe) = if kind == "video" { parse_vp8(payload) } else { (parse_audio(payload), false) };
+        let got = Got {
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            frame,
+            keyframe,
+            at: Instant::now(),
+        };
+        if let Some(log) = tracks.lock().unwrap().get_mut(&id) {
+            log.packets.push(got);
+        }
+    }
+}
+
+/// Frame number and keyframe flag from the first packet of a frame (VP8 descriptor S bit).
+fn parse_vp8(payload: &[u8]) -> (Option<u32>, bool) {
+    let Some(&descriptor) = payload.first() else { return (None, false) };
+    let mut at = 1;
+    if descriptor & 0x80 != 0 {
+        let Some(&ext) = payload.get(1) else { return (None, false) };
+        at = 2;
+        if ext & 0x80 != 0 {
+            at += if payload.get(at).is_some_and(|b| b & 0x80 != 0) { 2 } else { 1 };
+        }
+        if ext & 0x40 != 0 {
+            at += 1;
+        }
+        if ext & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    let start = descriptor & 0x10 != 0 && descriptor & 0x07 == 0;
+    if !start || payload.len() < at + 5 {
+        return (None, false);
+    }
+    let number = u32::from_be_bytes(payload[at + 1..at + 5].try_into().expect("4 bytes"));
+    (Some(number), payload[at] & 0x01 == 0)
+}
+
+fn parse_audio(payload: &[u8]) -> Option<u32> {
+    (payload.len() >= 5 && payload[0] == 0xfc).then(|| u32::from_be_bytes(payload[1..5].try_into().expect("4 bytes")))
+}
+
+impl Viewer {
+    pub fn is_connected(&self) -> bool {
+        *self.state.lock().unwrap() == RTCPeerConnectionState::Connected
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, TrackLog> {
+        self.tracks.lock().unwrap().clone()
+    }
+
+    /// The video track of pair `pair` (by its msid stream id).
+    pub fn video(&self, pair: usize) -> Option<TrackLog> {
+        let wanted = format!("ferrocast-{pair}");
+        self.snapshot().into_values().find(|t| t.kind == "video" && t.stream_id == wanted)
+    }
+
+    pub fn audio(&self, pair: usize) -> Option<TrackLog> {
+        let wanted = format!("ferrocast-{pair}");
+        self.snapshot().into_values().find(|t| t.kind == "audio" && t.stream_id == wanted)
+    }
+
+    /// Waits until `check` holds for the received media, or panics after [`MEDIA_TIMEOUT`].
+    pub async fn wait_for(&self, what: &str, check: impl Fn(&Viewer) -> bool) {
+        let deadline = Instant::now() + MEDIA_TIMEOUT;
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; got {:#?}", summary(&self.snapshot()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let pc = self.pc.clone();
+        tokio::spawn(async move {
+            let _ = pc.close().await;
+        });
+    }
+}
+
+/// Compact description of received tracks for failure messages.
+pub fn summary(tracks: &HashMap<String, TrackLog>) -> Vec<String> {
+    tracks
+        .iter()
+        .map(|(id, t)| {
+            let frames = t.frames();
+            format!(
+                "{id} {} {} packets={} frames={:?}..{:?}",
+                t.stream_id,
+                t.mime,
+                t.packets.len(),
+                frames.first(),
+                frames.last()
+            )
+        })
+        .collect()
+}
+
+/// Asserts sequence numbers go up by exactly one from packet to packet (loopback loses nothing).
+pub fn assert_continuous(log: &TrackLog, what: &str) {
+    for pair in log.packets.windows(2) {
+        let step = pair[1].seq.wrapping_sub(pair[0].seq);
+        assert_eq!(step, 1, "{what}: sequence jumps from {} to {}", pair[0].seq, pair[1].seq);
+    }
+}

@@ -1,0 +1,397 @@
+//! WHIP ingest and WHEP playback with real WebRTC clients (webrtc-rs) over loopback.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{spawn_app, spawn_app_with, TestApp},
+    rtc::{self, assert_continuous, Candidates, PublishOptions},
+};
+
+/// A signed-up account with a publish token.
+pub struct Streamer {
+    pub client: Client,
+    pub account: String,
+    pub token: String,
+    pub token_id: String,
+}
+
+pub async fn streamer(app: &TestApp, email: &str, token: Value) -> Streamer {
+    let client = app.client();
+    app.sign_up(&client, email).await;
+    let me: Value = client.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
+    let created = app.post_json(&client, "/api/v1/tokens", token).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    Streamer {
+        client,
+        account: me["accountId"].as_str().unwrap().to_owned(),
+        token: created["secret"].as_str().unwrap().to_owned(),
+        token_id: created["token"]["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub async fn public_stream(app: &TestApp, account: &str, name: &str) -> Value {
+    let response = app.client().get(app.url(&format!("/api/v1/streams/{account}/{name}"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Polls the public API until `check` holds (bounded).
+pub async fn wait_stream(
+    app: &TestApp,
+    account: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + rtc::MEDIA_TIMEOUT;
+    loop {
+        let state = public_stream(app, account, name).await;
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_live(state: &Value) -> bool {
+    state["live"] == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_stream_reaches_a_viewer_in_order_with_keyframe_first() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "pub@example.com", json!({ "label": "cam", "streams": ["main"] })).await;
+
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.expect("publish accepted");
+    let session = &publisher.session;
+    assert!(
+        session.location.starts_with("/whip/main/") && session.location.len() == "/whip/main/".len() + 32,
+        "Location is /whip/{{stream}}/{{32 hex}}: {}",
+        session.location
+    );
+    assert!(session.etag.starts_with('"') && session.etag.ends_with('"'), "quoted ETag: {}", session.etag);
+    assert_eq!(session.headers["content-type"], "application/sdp");
+    assert_eq!(session.headers["access-control-allow-origin"], "*");
+    let exposed = session.headers["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["location", "etag", "link"] {
+        assert!(exposed.contains(header), "CORS exposes {header}: {exposed}");
+    }
+    assert!(session.answer.contains("a=candidate:") && session.answer.contains("127.0.0.1"), "{}", session.answer);
+
+    let live = wait_stream(&app, &s.account, "main", "live", is_live).await;
+    assert_eq!(live["sources"][0]["sourceId"], Value::Null);
+
+    let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.expect("view accepted");
+    assert!(viewer.session.location.starts_with(&format!("/whep/{}/main/", s.account)));
+    assert!(viewer.session.answer.contains("a=msid:ferrocast-0 "), "answers carry a=msid: {}", viewer.session.answer);
+    let links: Vec<&str> = viewer.session.headers.get_all("link").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:server-sent-events")), "{links:?}");
+    assert!(links.iter().any(|l| l.contains("urn:ietf:params:whep:ext:core:layer")), "{links:?}");
+
+    viewer
+        .wait_for("60 video and 30 audio packets", |v| {
+            v.video(0).is_some_and(|t| t.packets.len() >= 60) && v.audio(0).is_some_and(|t| t.packets.len() >= 30)
+        })
+        .await;
+    let video = viewer.video(0).unwrap();
+    assert_eq!(video.mime.to_ascii_lowercase(), "video/vp8");
+    assert!(video.packets[0].keyframe, "the first packet a viewer gets starts a keyframe");
+    let frames = video.frames();
+    assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "every frame, in order: {frames:?}");
+    assert_continuous(&video, "video");
+    let audio = viewer.audio(0).unwrap();
+    assert_eq!(audio.mime.to_ascii_lowercase(), "audio/opus");
+    let voice = audio.frames();
+    assert!(voice.windows(2).all(|w| w[1] > w[0]), "audio in order: {voice:?}");
+    assert!(
+        publisher.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "a joining viewer asks for a keyframe"
+    );
+
+    let state = public_stream(&app, &s.account, "main").await;
+    assert_eq!(state["viewers"], 1);
+    assert_eq!(state["sources"][0]["tracks"].as_array().unwrap().len(), 2);
+    let token: Value =
+        s.client.get(app.url(&format!("/api/v1/tokens/{}", s.token_id))).send().await.unwrap().json().await.unwrap();
+    assert!(token["lastUsedAt"].is_string(), "publishing marks the token used: {token}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_without_candidates_completed_by_trickle_patches_connects() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "trickle@example.com", json!({ "label": "t", "streams": ["*"] })).await;
+    let options = PublishOptions { candidates: Candidates::Trickled, ..PublishOptions::new(&s.token, "live") };
+    let _publisher = rtc::publish(&app, options).await.expect("publish accepted");
+    wait_stream(&app, &s.account, "live", "live", is_live).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/live", s.account), 1).await.expect("view");
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_ends_the_feed_for_its_viewers() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "del@example.com", json!({ "label": "d", "streams": ["show"] })).await;
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "show")).await.unwrap();
+    wait_stream(&app, &s.account, "show", "live", is_live).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/show", s.account), 1).await.unwrap();
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+
+    let client = app.client();
+    let deleted = client.delete(app.url(&publisher.session.location)).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(deleted.headers()["access-control-allow-origin"], "*");
+    wait_stream(&app, &s.account, "show", "not live", |s| !is_live(s)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = viewer.video(0).unwrap().packets.len();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(viewer.video(0).unwrap().packets.len(), before, "no media after DELETE");
+
+    let again = client.delete(app.url(&publisher.session.location)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "the session is gone");
+    let offer = "v=0\r\n";
+    let not_live = client
+        .post(app.url(&format!("/whep/{}/show", s.account)))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert!(not_live.status() == 404 || not_live.status() == 400);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_publish_replaces_the_first_seamlessly() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "rep@example.com", json!({ "label": "r", "streams": ["main"] })).await;
+    let first = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    wait_stream(&app, &s.account, "main", "live", is_live).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
+    viewer.wait_for("the first feed", |v| v.video(0).is_some_and(|t| t.frames().len() >= 10)).await;
+
+    let posted = Instant::now();
+    let second = rtc::publish(&app, PublishOptions { first_frame: 100_000, ..PublishOptions::new(&s.token, "main") })
+        .await
+        .unwrap();
+    viewer
+        .wait_for("the replacement's frames", |v| v.video(0).is_some_and(|t| t.frames().iter().any(|f| *f >= 100_000)))
+        .await;
+    let video = viewer.video(0).unwrap();
+    let switch = video.packets.iter().position(|p| p.frame.is_some_and(|f| f >= 100_000)).unwrap();
+    assert!(video.packets[switch].keyframe, "the replacement starts with a keyframe");
+    let delay = video.packets[switch].at.duration_since(posted);
+    assert!(delay < Duration::from_secs(2), "first keyframe of the replacement after {delay:?}");
+    viewer
+        .wait_for("more of the replacement", |v| {
+            v.video(0).is_some_and(|t| t.frames().iter().filter(|f| **f >= 100_000).count() >= 10)
+        })
+        .await;
+    let video = viewer.video(0).unwrap();
+    assert_continuous(&video, "video across the replacement");
+    let frames = video.frames();
+    let after: Vec<u32> = frames.iter().copied().skip_while(|f| *f < 100_000).collect();
+    assert!(after.iter().all(|f| *f >= 100_000), "no frame of the old feed after the switch: {frames:?}");
+    let timestamps: Vec<u32> = video.packets.iter().map(|p| p.timestamp).collect();
+    assert!(timestamps.windows(2).all(|w| w[1].wrapping_sub(w[0]) < 90_000), "timestamps move forward: {timestamps:?}");
+    assert!(viewer.is_connected(), "the viewer kept its connection");
+
+    let old = app.client().delete(app.url(&first.session.location)).send().await.unwrap();
+    assert_eq!(old.status(), 404, "the replaced session was closed");
+    let state = public_stream(&app, &s.account, "main").await;
+    assert_eq!(state["sources"].as_array().unwrap().len(), 1, "{state}");
+    drop(second);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multisource_viewers_get_sources_in_pairs_and_can_switch_them() {
+    let app = spawn_app().await;
+    let s =
+        streamer(&app, "multi@example.com", json!({ "label": "m", "streams": ["room"], "multisource": true })).await;
+    let _main = rtc::publish(&app, PublishOptions::new(&s.token, "room")).await.unwrap();
+    let _cam2 = rtc::publish(
+        &app,
+        PublishOptions { source: Some("cam2"), first_frame: 500_000, ..PublishOptions::new(&s.token, "room") },
+    )
+    .await
+    .unwrap();
+    wait_stream(&app, &s.account, "room", "two live sources", |st| {
+        st["sources"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["active"] == true))
+    })
+    .await;
+
+    let viewer = rtc::view(&app, &format!("/whep/{}/room", s.account), 2).await.unwrap();
+    viewer
+        .wait_for("both pairs", |v| {
+            v.video(0).is_some_and(|t| t.frames().len() >= 5) && v.video(1).is_some_and(|t| t.frames().len() >= 5)
+        })
+        .await;
+    assert!(viewer.video(0).unwrap().frames().iter().all(|f| *f < 500_000), "pair 0 shows the main source");
+    assert!(viewer.video(1).unwrap().frames().iter().all(|f| *f >= 500_000), "pair 1 shows cam2");
+
+    // The layer extension moves pair 0 to cam2.
+    let layer = format!("{}/layer", viewer.session.location);
+    let client = app.client();
+    let moved = client.post(app.url(&layer)).json(&json!({ "pair": 0, "sourceId": "cam2" })).send().await.unwrap();
+    assert_eq!(moved.status(), 204, "{}", moved.text().await.unwrap());
+    viewer
+        .wait_for("pair 0 on cam2", |v| v.video(0).is_some_and(|t| t.frames().last().is_some_and(|f| *f >= 500_000)))
+        .await;
+    assert_continuous(&viewer.video(0).unwrap(), "pair 0 across the switch");
+    let unknown = client.post(app.url(&layer)).json(&json!({ "pair": 0, "sourceId": "nope" })).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let no_pair = client.post(app.url(&layer)).json(&json!({ "pair": 7, "sourceId": "cam2" })).send().await.unwrap();
+    assert_eq!(no_pair.status(), 400);
+
+    // The events extension announces both sources and the pairs.
+    let mut events = client.get(app.url(&format!("{}/events", viewer.session.location))).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(events.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !text.contains("event: sources") && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), events.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    assert!(text.contains("event: active"), "{text}");
+    assert!(text.contains("event: viewercount"), "{text}");
+    assert!(text.contains("\"sourceId\":\"cam2\""), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_viewers_at_once_all_get_the_stream() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "fifty@example.com", json!({ "label": "f", "streams": ["big"] })).await;
+    let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "big")).await.unwrap();
+    wait_stream(&app, &s.account, "big", "live", is_live).await;
+    let path = format!("/whep/{}/big", s.account);
+    let viewers = futures_util::future::join_all((0..50).map(|_| rtc::view(&app, &path, 1))).await;
+    let viewers: Vec<_> = viewers.into_iter().map(|v| v.expect("every viewer is accepted")).collect();
+    for (i, viewer) in viewers.iter().enumerate() {
+        viewer
+            .wait_for(&format!("viewer {i}"), |v| {
+                v.video(0).is_some_and(|t| t.frames().len() >= 5 && t.packets[0].keyframe)
+            })
+            .await;
+    }
+    let state = public_stream(&app, &s.account, "big").await;
+    assert_eq!(state["viewers"], 50);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_on_a_stream_that_is_not_live_is_404_with_retry_after() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "idle@example.com", json!({ "label": "i", "streams": ["x"] })).await;
+    let refused = rtc::view(&app, &format!("/whep/{}/x", s.account), 1).await.err().expect("refused");
+    assert_eq!(refused.status, 404);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.body.contains("not live"), "{}", refused.body);
+    assert_eq!(refused.headers["access-control-allow-origin"], "*");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_rule_who_may_publish() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "rules@example.com", json!({ "label": "r", "streams": ["allowed"] })).await;
+    let refuse = |token: String, stream: &'static str, source: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let options = PublishOptions { source, ..PublishOptions::new(&token, stream) };
+            rtc::publish(app, options).await.err().expect("refused")
+        }
+    };
+    let unknown = refuse("fcp_0000".into(), "allowed", None).await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.headers["www-authenticate"], "Bearer");
+    let other_stream = refuse(s.token.clone(), "other", None).await;
+    assert_eq!(other_stream.status, 403);
+    assert!(other_stream.body.contains("stream name"), "{}", other_stream.body);
+    let source = refuse(s.token.clone(), "allowed", Some("cam2")).await;
+    assert_eq!(source.status, 403);
+    assert!(source.body.contains("multisource"), "{}", source.body);
+
+    // Disabling stops new publishes but not a live feed; deleting ends it.
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "allowed")).await.unwrap();
+    wait_stream(&app, &s.account, "allowed", "live", is_live).await;
+    let patched = s
+        .client
+        .patch(app.url(&format!("/api/v1/tokens/{}", s.token_id)))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let disabled = refuse(s.token.clone(), "allowed", None).await;
+    assert_eq!(disabled.status, 403);
+    assert!(disabled.body.contains("disabled"), "{}", disabled.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(is_live(&public_stream(&app, &s.account, "allowed").await), "a disabled token's feed stays live");
+    let mine: Value = s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["sources"][0]["tokenId"], s.token_id.as_str());
+
+    let deleted = s.client.delete(app.url(&format!("/api/v1/tokens/{}", s.token_id))).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    wait_stream(&app, &s.account, "allowed", "the feed ended", |st| !is_live(st)).await;
+    drop(publisher);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_503_with_retry_after() {
+    let app = spawn_app_with(|c| {
+        c.max_sources_per_stream = 1;
+        c.max_viewers_per_stream = 1;
+    })
+    .await;
+    let s = streamer(&app, "limits@example.com", json!({ "label": "l", "streams": ["s"], "multisource": true })).await;
+    let _main = rtc::publish(&app, PublishOptions::new(&s.token, "s")).await.unwrap();
+    let second = rtc::publish(&app, PublishOptions { source: Some("b"), ..PublishOptions::new(&s.token, "s") })
+        .await
+        .err()
+        .expect("a second source is over the limit");
+    assert_eq!(second.status, 503);
+    assert!(second.headers.contains_key("retry-after"));
+    wait_stream(&app, &s.account, "s", "live", is_live).await;
+    let _viewer = rtc::view(&app, &format!("/whep/{}/s", s.account), 1).await.unwrap();
+    let over = rtc::view(&app, &format!("/whep/{}/s", s.account), 1).await.err().expect("over the viewer limit");
+    assert_eq!(over.status, 503);
+    assert!(over.headers.contains_key("retry-after"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_reconnects_after_vanishing_takes_its_viewers_back() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "crash@example.com", json!({ "label": "c", "streams": ["main"] })).await;
+    let first = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    wait_stream(&app, &s.account, "main", "live", is_live).await;
+    assert!(first.is_connected());
+    let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
+    viewer.wait_for("the first feed", |v| v.video(0).is_some_and(|t| t.frames().len() >= 5)).await;
+
+    first.vanish().await; // no DELETE, like an encoder that crashed
+    let _again = rtc::publish(&app, PublishOptions { first_frame: 7_000, ..PublishOptions::new(&s.token, "main") })
+        .await
+        .expect("the reconnect is accepted");
+    viewer
+        .wait_for("the reconnected feed", |v| {
+            v.video(0).is_some_and(|t| t.frames().iter().filter(|f| **f >= 7_000).count() >= 5)
+        })
+        .await;
+    assert_continuous(&viewer.video(0).unwrap(), "video across the reconnect");
+    assert!(viewer.is_connected());
+    app.stop().await;
+}
