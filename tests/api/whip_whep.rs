@@ -395,3 +395,254 @@ async fn a_publisher_that_reconnects_after_vanishing_takes_its_viewers_back() {
     assert!(viewer.is_connected());
     app.stop().await;
 }
+
+/// A valid-looking WHIP offer with only the given media section.
+fn offer_with(media: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 {fp}\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\n{media}",
+        fp = ["AB"; 32].join(":")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "junk@example.com", json!({ "label": "j", "streams": ["main", "other"] })).await;
+    let disabled =
+        streamer(&app, "off@example.com", json!({ "label": "off", "streams": ["main"], "enabled": false })).await;
+    let expired = {
+        let created = app
+            .post_json(
+                &s.client,
+                "/api/v1/tokens",
+                json!({ "label": "old", "streams": ["main"], "expiresAt": "2099-01-01T00:00:00Z" }),
+            )
+            .await;
+        let created: Value = created.json().await.unwrap();
+        let pool = ferrocast::db::open(&app.data_dir).await.unwrap();
+        sqlx::query("UPDATE publish_tokens SET expires_at = 1 WHERE id = ?")
+            .bind(created["token"]["id"].as_str().unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        created["secret"].as_str().unwrap().to_owned()
+    };
+    let origins = {
+        let created = app
+            .post_json(
+                &s.client,
+                "/api/v1/tokens",
+                json!({ "label": "o", "streams": ["main"], "allowedOrigins": ["https://studio.example"] }),
+            )
+            .await;
+        let created: Value = created.json().await.unwrap();
+        created["secret"].as_str().unwrap().to_owned()
+    };
+
+    // A live stream with a viewer, watched while the junk goes in.
+    let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    wait_stream(&app, &s.account, "main", "live", is_live).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+
+    let good = s.token.as_str();
+    let h264_only = offer_with("m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:102 H265/90000\r\n");
+    let no_media = offer_with("");
+    let datachannel = offer_with("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n");
+    let vp8 = offer_with("m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n");
+    let truncated = vp8[..vp8.len() / 2].to_owned();
+    let binary: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let huge = format!("{vp8}{}", "a=x-filler:0123456789abcdef0123456789abcdef0123456789\r\n".repeat(2000));
+    let sdp = "application/sdp";
+    let whip = "/whip/main";
+    let session = format!("{}", _publisher.session.location);
+    let viewer_session = viewer.session.location.clone();
+
+    struct Case {
+        method: &'static str,
+        path: String,
+        token: Option<String>,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+        status: u16,
+        mentions: &'static str,
+    }
+    let case = |method: &'static str,
+                path: &str,
+                token: Option<&str>,
+                content_type: Option<&'static str>,
+                body: &[u8],
+                status: u16,
+                mentions: &'static str| Case {
+        method,
+        path: path.to_owned(),
+        token: token.map(str::to_owned),
+        content_type,
+        body: body.to_vec(),
+        status,
+        mentions,
+    };
+    let cases = vec![
+        case("POST", whip, None, Some(sdp), vp8.as_bytes(), 401, "token"),
+        case("POST", whip, Some("fcp_nope"), Some(sdp), vp8.as_bytes(), 401, "unknown"),
+        case("POST", whip, Some(&disabled.token), Some(sdp), vp8.as_bytes(), 403, "disabled"),
+        case("POST", whip, Some(&expired), Some(sdp), vp8.as_bytes(), 403, "expired"),
+        case("POST", "/whip/elsewhere", Some(good), Some(sdp), vp8.as_bytes(), 403, "stream name"),
+        case("POST", "/whip/main?sourceId=cam2", Some(good), Some(sdp), vp8.as_bytes(), 403, "multisource"),
+        case("POST", "/whip/bad%20name", Some(good), Some(sdp), vp8.as_bytes(), 400, "stream name"),
+        case("POST", whip, Some(good), Some(sdp), b"", 400, "empty"),
+        case("POST", whip, Some(good), Some(sdp), b"hello, world", 400, "v=0"),
+        case("POST", whip, Some(good), Some(sdp), &binary, 400, ""),
+        case("POST", whip, Some(good), Some(sdp), br#"{"type":"offer","sdp":"v=0"}"#, 400, "v=0"),
+        case("POST", whip, Some(good), Some("application/json"), br#"{"type":"offer"}"#, 415, "application/sdp"),
+        case("POST", whip, Some(good), None, vp8.as_bytes(), 415, "application/sdp"),
+        case("POST", whip, Some(good), Some(sdp), no_media.as_bytes(), 400, "no audio or video"),
+        case("POST", whip, Some(good), Some(sdp), datachannel.as_bytes(), 400, "no audio or video"),
+        case("POST", whip, Some(good), Some(sdp), truncated.as_bytes(), 400, ""),
+        case("POST", whip, Some(good), Some(sdp), h264_only.as_bytes(), 406, "codec"),
+        case("POST", whip, Some(good), Some(sdp), huge.as_bytes(), 400, "larger"),
+        case("GET", whip, None, None, b"", 405, "POST"),
+        case("PUT", whip, Some(good), Some(sdp), vp8.as_bytes(), 405, "POST"),
+        case("GET", &session, None, None, b"", 405, "PATCH"),
+        case("PUT", &session, None, None, b"", 405, "PATCH"),
+        case("POST", &session, None, Some(sdp), vp8.as_bytes(), 405, "PATCH"),
+        case(
+            "PATCH",
+            &session,
+            None,
+            Some("application/sdp"),
+            b"a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n",
+            415,
+            "trickle",
+        ),
+        case(
+            "PATCH",
+            "/whip/main/00000000000000000000000000000000",
+            None,
+            Some("application/trickle-ice-sdpfrag"),
+            b"a=end-of-candidates\r\n",
+            404,
+            "session",
+        ),
+        case("PATCH", "/whip/main/not-a-session", None, Some("application/trickle-ice-sdpfrag"), b"", 404, "session"),
+        case("PATCH", &session, None, Some("application/trickle-ice-sdpfrag"), b"\x01\x02 garbage", 400, "fragment"),
+        case(
+            "PATCH",
+            &session,
+            None,
+            Some("application/trickle-ice-sdpfrag"),
+            b"a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\n",
+            422,
+            "restart",
+        ),
+        case("DELETE", "/whip/main/00000000000000000000000000000000", None, None, b"", 404, "session"),
+        case(
+            "DELETE",
+            &viewer_session.replace("/whep/", "/whip/").replacen(&format!("/{}", s.account), "", 1),
+            None,
+            None,
+            b"",
+            404,
+            "session",
+        ),
+        case("POST", &format!("/whep/{}/main", s.account), None, Some(sdp), vp8.as_bytes(), 400, "receives no media"),
+        case("POST", &format!("/whep/{}/nothing", s.account), None, Some(sdp), b"v=0\r\n", 400, ""),
+        case("POST", "/whep/NOT-AN-ID/main", None, Some(sdp), b"v=0\r\n", 400, "account"),
+        case(
+            "POST",
+            &format!("/whep/{}/main", s.account),
+            None,
+            Some("text/plain"),
+            b"v=0\r\n",
+            415,
+            "application/sdp",
+        ),
+        case(
+            "DELETE",
+            &format!("/whep/{}/other/{}", s.account, viewer_session.rsplit('/').next().unwrap()),
+            None,
+            None,
+            b"",
+            404,
+            "session",
+        ),
+        case("POST", &format!("{viewer_session}/layer"), None, Some("application/json"), b"{not json", 400, "pair"),
+        case("POST", &format!("{viewer_session}/layer"), None, Some("text/plain"), b"{}", 415, "json"),
+    ];
+    let client = app.client();
+    for c in cases {
+        let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
+        let mut request = client.request(method, app.url(&c.path)).body(c.body.clone());
+        if let Some(token) = &c.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = c.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("answered");
+        let status = response.status().as_u16();
+        let cors = response.headers().get("access-control-allow-origin").cloned();
+        let allow = response.headers().get("allow").cloned();
+        let text = response.text().await.unwrap();
+        let what = format!("{} {} ({} bytes)", c.method, c.path, c.body.len());
+        assert_eq!(status, c.status, "{what}: {text}");
+        assert!(!text.trim().is_empty(), "{what}: a reason in words");
+        assert!(
+            text.to_ascii_lowercase().contains(&c.mentions.to_ascii_lowercase()),
+            "{what}: {text:?} should mention {:?}",
+            c.mentions
+        );
+        assert_eq!(cors.as_ref().map(|v| v.to_str().unwrap()), Some("*"), "{what}: CORS on errors too");
+        if status == 405 {
+            assert!(allow.is_some(), "{what}: 405 names the allowed methods");
+        }
+    }
+
+    // A plain OPTIONS and a CORS preflight on the endpoint and the session.
+    let plain = client.request(reqwest::Method::OPTIONS, app.url(whip)).send().await.unwrap();
+    assert!(plain.status().is_success());
+    assert_eq!(plain.headers()["accept-post"], "application/sdp");
+    assert_eq!(plain.headers()["access-control-allow-origin"], "*");
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, app.url(&session))
+        .header("origin", "https://player.example")
+        .header("access-control-request-method", "PATCH")
+        .header("access-control-request-headers", "content-type, if-match")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(preflight.headers()["accept-patch"], "application/trickle-ice-sdpfrag");
+    let methods = preflight.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("PATCH") && methods.contains("DELETE"), "{methods}");
+
+    // Allowed origins: a browser page elsewhere is refused, the studio and encoders (no Origin) are not.
+    let from = |origin: Option<&'static str>| {
+        let mut request =
+            client.post(app.url("/whip/main")).bearer_auth(&origins).header("content-type", sdp).body(no_media.clone());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request
+    };
+    let elsewhere = from(Some("https://evil.example")).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    assert!(elsewhere.text().await.unwrap().contains("origin"));
+    assert_eq!(
+        from(Some("https://studio.example")).send().await.unwrap().status(),
+        400,
+        "allowed; then the offer is judged"
+    );
+    assert_eq!(from(None).send().await.unwrap().status(), 400, "no Origin: not a browser, not restricted");
+
+    // The live stream never noticed.
+    let before = viewer.video(0).unwrap().packets.len();
+    viewer.wait_for("more video after the junk", |v| v.video(0).is_some_and(|t| t.packets.len() >= before + 20)).await;
+    assert_continuous(&viewer.video(0).unwrap(), "video during the junk");
+    assert!(is_live(&public_stream(&app, &s.account, "main").await));
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.stop().await;
+}

@@ -40,18 +40,33 @@ pub fn router() -> Router<AppState> {
         .route("/whep/{account}/{stream}/{session}", session_routes(whep::patch, whep::delete))
         .route(
             "/whep/{account}/{stream}/{session}/events",
-            get(events::session_events)
-                .post(events::subscribe)
-                .options(options_for("GET, POST, OPTIONS"))
-                .fallback(not_allowed("GET, POST, OPTIONS")),
+            get(events::session_events).post(events::subscribe).fallback(not_allowed("GET, POST, OPTIONS")),
         )
         .route(
             "/whep/{account}/{stream}/{session}/layer",
-            axum::routing::post(events::select_source)
-                .options(options_for("POST, OPTIONS"))
-                .fallback(not_allowed("POST, OPTIONS")),
+            axum::routing::post(events::select_source).fallback(not_allowed("POST, OPTIONS")),
         )
         .layer(cors())
+        .layer(axum::middleware::from_fn(advertise_formats))
+}
+
+/// The CORS layer answers every `OPTIONS` itself; this adds what a WHIP/WHEP client may learn
+/// from it: the offer format an endpoint takes and the patch format a session takes.
+async fn advertise_formats(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_options = request.method() == Method::OPTIONS;
+    let segments = request.uri().path().trim_matches('/').split('/').count();
+    let is_whep = request.uri().path().starts_with("/whep/");
+    let mut response = next.run(request).await;
+    if is_options {
+        let endpoint_segments = if is_whep { 3 } else { 2 };
+        let headers = response.headers_mut();
+        if segments == endpoint_segments {
+            headers.insert("accept-post", HeaderValue::from_static(SDP));
+        } else if segments == endpoint_segments + 1 {
+            headers.insert("accept-patch", HeaderValue::from_static(TRICKLE));
+        }
+    }
+    response
 }
 
 /// CORS for every door: any origin may call them (the token, not the origin, authorises; the
@@ -77,7 +92,7 @@ where
     H: axum::handler::Handler<T, AppState>,
     T: 'static,
 {
-    axum::routing::post(post).options(options_for("POST, OPTIONS")).fallback(not_allowed("POST, OPTIONS"))
+    axum::routing::post(post).fallback(not_allowed("POST, OPTIONS"))
 }
 
 fn session_routes<P, PT, D, DT>(patch: P, delete: D) -> MethodRouter<AppState>
@@ -87,25 +102,7 @@ where
     PT: 'static,
     DT: 'static,
 {
-    axum::routing::patch(patch)
-        .delete(delete)
-        .options(options_for("PATCH, DELETE, OPTIONS"))
-        .fallback(not_allowed("PATCH, DELETE, OPTIONS"))
-}
-
-/// A plain `OPTIONS` (not a CORS preflight, which the CORS layer answers).
-fn options_for(allow: &'static str) -> MethodRouter<AppState> {
-    axum::routing::any(move || async move {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        if allow.starts_with("POST") {
-            headers.insert("accept-post", HeaderValue::from_static(SDP));
-        } else if allow.starts_with("PATCH") {
-            headers.insert("accept-patch", HeaderValue::from_static(TRICKLE));
-        }
-        response
-    })
+    axum::routing::patch(patch).delete(delete).fallback(not_allowed("PATCH, DELETE, OPTIONS"))
 }
 
 /// RFC 9725 §4: GET, HEAD and PUT (and anything else unlisted) are 405 with `Allow`.
