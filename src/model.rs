@@ -354,3 +354,57 @@ mod tests {
         assert!(normalize_label(&"é".repeat(LABEL_MAX_CHARS + 1)).is_err());
     }
 }
+
+/// A live stream as the dashboard shows it (`/live`, live badges on tokens).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveStream {
+    pub account_id: String,
+    pub stream_name: String,
+    pub viewers: usize,
+    /// Seconds since the oldest live source started.
+    pub uptime_secs: i64,
+    pub bitrate_bps: u64,
+    pub recording: bool,
+    pub sources: Vec<LiveSource>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveSource {
+    /// `None` for the main source.
+    pub source_id: Option<String>,
+    pub active: bool,
+    pub bitrate_bps: u64,
+    pub token_id: String,
+    pub tracks: Vec<LiveTrack>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveTrack {
+    pub kind: String,
+    pub codec: Option<String>,
+}
+
+/// `1 h 02 min`, `3 min 05 s`, `12 s`.
+pub fn display_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// `2.5 Mbit/s`, `48 kbit/s`.
+pub fn display_bitrate(bps: u64) -> String {
+    if bps >= 1_000_000 {
+        format!("{:.1} Mbit/s", bps as f64 / 1e6)
+    } else {
+        format!("{} kbit/s", bps / 1000)
+    }
+}

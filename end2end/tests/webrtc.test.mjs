@@ -148,11 +148,25 @@ test('Chromium publishes through WHIP with trickled candidates and another page 
   assert.equal(later.tracks, 2, 'audio and video share one MediaStream (a=msid)');
   assert.ok(publish.connected);
 
-  // DELETE ends the feed: the public state says so.
+  // The dashboard (same browser, so the same session) shows the stream and the token as live.
+  const dashboard = await browser.context.newPage();
+  await dashboard.goto(server.url + '/live');
+  const row = dashboard.locator('tr[data-stream="browser"]');
+  await row.waitFor({ timeout: 10_000 });
+  assert.match(await row.textContent(), /main/);
+  assert.match(await row.textContent(), /video vp8|video h264|video vp9|video av1/i);
+  await dashboard.waitForFunction(() => document.querySelector('tr[data-stream="browser"] .viewers-cell')?.textContent === '1', null, { timeout: 10_000 });
+  await dashboard.goto(server.url + '/tokens');
+  await dashboard.locator('tr:has-text("browser") .badge.live').waitFor({ timeout: 10_000 });
+  await dashboard.goto(server.url + '/live');
+  await row.waitFor({ timeout: 10_000 });
+
+  // DELETE ends the feed: the public state says so, and the Live page empties by itself.
   const ended = await publisherPage.evaluate(async (url) => (await fetch(url, { method: 'DELETE' })).status, publish.sessionUrl);
   assert.equal(ended, 200);
   const state = await viewerPage.evaluate(async (path) => (await fetch(path)).json(), `/api/v1/streams/${account}/browser`);
   assert.equal(state.live, false);
+  await dashboard.getByText('Nothing is live').waitFor({ timeout: 10_000 });
   const patches = await publisherPage.evaluate(() => window.patchStatuses);
   assert.ok(patches.length > 0 && patches.every((s) => s === 204), `trickle PATCHes: ${patches}`);
 });

@@ -1,23 +1,114 @@
-//! `/live`: the account's streams that are on air.
+//! `/live`: the account's streams that are on air, refreshed every two seconds.
+
+use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::app::components::{EmptyState, Icon};
+use crate::{
+    app::{
+        components::{error_text, Badge, EmptyState, Icon},
+        server_fns::live_streams,
+    },
+    model::{display_bitrate, display_duration, LiveSource, LiveStream},
+};
 
-/// Live streams with their viewers; empty until something is published.
+/// How often the page asks for fresh figures.
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// A signal that ticks every [`REFRESH`] in the browser (never on the server).
+pub fn refresh_ticker() -> ReadSignal<u64> {
+    let (tick, set_tick) = signal(0u64);
+    Effect::new(move |_| {
+        set_interval(move || set_tick.update(|t| *t += 1), REFRESH);
+    });
+    tick
+}
+
 #[component]
 pub fn LivePage() -> impl IntoView {
+    let tick = refresh_ticker();
+    let streams = Resource::new(move || tick.get(), |_| live_streams());
     view! {
         <Title text="Live"/>
         <div class="page-header">
             <div>
                 <h1>"Live streams"</h1>
-                <p class="lede">"Streams on air right now, with their sources and viewers."</p>
+                <p class="lede">"Streams on air right now, with their sources and viewers. Updates by itself."</p>
             </div>
         </div>
-        <EmptyState title="Nothing is live" icon=Icon::Broadcast>
-            <p>"Start publishing with one of your tokens and the stream shows up here."</p>
-        </EmptyState>
+        <Transition fallback=|| view! { <p class="page-loading">"Loading live streams…"</p> }>
+            {move || Suspend::new(async move {
+                match streams.await {
+                    Err(err) => view! { <div class="alert error" role="alert">{error_text(&err)}</div> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <EmptyState title="Nothing is live" icon=Icon::Broadcast>
+                            <p>"Start publishing with one of your tokens and the stream shows up here."</p>
+                        </EmptyState>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="data-table live-table">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Stream"</th>
+                                        <th scope="col">"Sources"</th>
+                                        <th scope="col">"Viewers"</th>
+                                        <th scope="col">"Bitrate"</th>
+                                        <th scope="col">"Uptime"</th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {list.into_iter().map(|stream| view! { <LiveRow stream/> }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn LiveRow(stream: LiveStream) -> impl IntoView {
+    let id = format!("{}/{}", stream.account_id, stream.stream_name);
+    view! {
+        <tr data-stream=stream.stream_name.clone()>
+            <th scope="row">
+                <span class="row-title">{stream.stream_name.clone()}</span>
+                <div class="badges">
+                    <Badge text="Live" tone="live"/>
+                    {stream.recording.then(|| view! { <Badge text="Rec" tone="accent"/> })}
+                </div>
+                <div class="row-sub"><code>{id}</code></div>
+            </th>
+            <td>
+                <ul class="source-list">
+                    {stream.sources.into_iter().map(|source| view! { <SourceItem source/> }).collect_view()}
+                </ul>
+            </td>
+            <td class="viewers-cell">{stream.viewers}</td>
+            <td>{display_bitrate(stream.bitrate_bps)}</td>
+            <td>{display_duration(stream.uptime_secs)}</td>
+        </tr>
+    }
+}
+
+#[component]
+fn SourceItem(source: LiveSource) -> impl IntoView {
+    let name = source.source_id.clone().unwrap_or_else(|| "main".to_owned());
+    let codecs = source
+        .tracks
+        .iter()
+        .map(|t| format!("{} {}", t.kind, t.codec.as_deref().unwrap_or("…")))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    view! {
+        <li class="source-item">
+            <strong>{name}</strong>
+            {(!source.active).then(|| view! { <Badge text="Connecting" tone="muted"/> })}
+            <span class="muted">" "{codecs}" · "{display_bitrate(source.bitrate_bps)}</span>
+        </li>
     }
 }

@@ -6,7 +6,8 @@ use leptos_meta::Title;
 use crate::{
     app::{
         components::{error_text, Badge, ConfirmDialog, EmptyState, Icon, RowMenu},
-        server_fns::{list_tokens, DeleteToken, SetTokenEnabled},
+        pages::live::refresh_ticker,
+        server_fns::{list_tokens, live_streams, DeleteToken, SetTokenEnabled},
     },
     model::{display_time, AccountView, TokenView},
 };
@@ -18,6 +19,17 @@ pub fn TokensPage() -> impl IntoView {
     let toggle = ServerAction::<SetTokenEnabled>::new();
     let delete = ServerAction::<DeleteToken>::new();
     let tokens = Resource::new(move || (toggle.version().get(), delete.version().get()), |_| list_tokens());
+    // Which tokens feed a live stream right now (refreshed like the Live page).
+    let tick = refresh_ticker();
+    let live = Resource::new(move || (tick.get(), delete.version().get()), |_| live_streams());
+    let live_tokens = Signal::derive(move || {
+        live.get()
+            .and_then(Result::ok)
+            .map(|streams| {
+                streams.into_iter().flat_map(|s| s.sources).map(|source| source.token_id).collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    });
     // The token waiting for the delete confirmation.
     let confirming = RwSignal::new(None::<(String, String)>);
     Effect::new(move |_| {
@@ -72,7 +84,7 @@ pub fn TokensPage() -> impl IntoView {
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {list.into_iter().map(|token| view! { <TokenRow token toggle confirming/> }).collect_view()}
+                                    {list.into_iter().map(|token| view! { <TokenRow token toggle confirming live_tokens/> }).collect_view()}
                                 </tbody>
                             </table>
                         </div>
@@ -98,7 +110,7 @@ pub fn DeleteTokenDialog(
     view! {
         <ConfirmDialog
             title=format!("Delete “{label}”?")
-            message="Encoders and broadcasters using this token will be refused from now on. Feeds that are live keep running until they stop. This cannot be undone.".to_owned()
+            message="Encoders and broadcasters using this token will be refused from now on, and the feeds it is publishing end now. (To stop new publishes but keep live feeds running, disable it instead.) This cannot be undone.".to_owned()
             confirm_label="Delete token"
             danger=true
             pending=delete.pending()
@@ -113,7 +125,10 @@ fn TokenRow(
     token: TokenView,
     toggle: ServerAction<SetTokenEnabled>,
     confirming: RwSignal<Option<(String, String)>>,
+    live_tokens: Signal<Vec<String>>,
 ) -> impl IntoView {
+    let token_id = token.id.clone();
+    let is_live = move || live_tokens.with(|ids| ids.contains(&token_id));
     let settings = format!("/tokens/{}", token.id);
     let streams = if token.allows_any_stream() { "any stream".to_owned() } else { token.streams.join(", ") };
     let enabled = token.enabled;
@@ -131,6 +146,7 @@ fn TokenRow(
             <td class="streams-cell">{streams}</td>
             <td>
                 <div class="badges">
+                    {move || is_live().then(|| view! { <Badge text="Live" tone="live"/> })}
                     {if enabled { view! { <Badge text="Enabled" tone="success"/> } } else { view! { <Badge text="Disabled" tone="muted"/> } }}
                     {token.record.then(|| view! { <Badge text="Record" tone="accent"/> })}
                     {token.multisource.then(|| view! { <Badge text="Multisource" tone="info"/> })}

@@ -3,9 +3,11 @@
 //! with the JSON API through the services in [`crate::server`].
 
 mod accounts;
+mod live;
 mod tokens;
 
 pub use accounts::*;
+pub use live::*;
 pub use tokens::*;
 
 #[cfg(feature = "ssr")]

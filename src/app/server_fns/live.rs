@@ -1,0 +1,47 @@
+//! The account's live streams, for `/live` and the live badges on tokens.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFnError;
+
+#[cfg(feature = "ssr")]
+use super::ssr;
+use crate::model::LiveStream;
+
+#[server(prefix = "/rpc", endpoint = "live_streams")]
+pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
+    use crate::model::{LiveSource, LiveTrack};
+    let (state, account) = ssr::require_account().await?;
+    let streams = state
+        .sfu
+        .streams(Some(&account.public_id))
+        .await
+        .map_err(|err| ServerFnError::new(format!("the media server is unavailable: {err}")))?;
+    let now = crate::db::now_unix();
+    Ok(streams
+        .into_iter()
+        .filter(|s| s.live)
+        .map(|s| LiveStream {
+            account_id: s.account_id,
+            stream_name: s.stream_name,
+            viewers: s.viewers,
+            uptime_secs: s.started_at.map_or(0, |started| now - started),
+            bitrate_bps: s.bitrate_bps,
+            recording: s.recording,
+            sources: s
+                .sources
+                .into_iter()
+                .map(|source| LiveSource {
+                    source_id: source.source_id,
+                    active: source.active,
+                    bitrate_bps: source.bitrate_bps,
+                    token_id: source.token_id,
+                    tracks: source
+                        .tracks
+                        .into_iter()
+                        .map(|t| LiveTrack { kind: t.kind.to_owned(), codec: t.codec.map(str::to_owned) })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect())
+}
