@@ -1,12 +1,16 @@
 //! WHIP publishers and WHEP viewers built on the async `webrtc` crate (webrtc-rs): a second,
 //! independent WebRTC stack on the other end of the wire, on loopback only.
 //!
-//! Media is VP8-shaped and Opus-shaped but synthetic: every video frame carries its number after
-//! the VP8 payload header (keyframes have the P bit clear), every audio packet its number, so a
-//! viewer can check it got the publisher's payloads, in order, from which publisher.
+//! Media is either synthetic, VP8- and Opus-shaped (every video frame carries its number after the
+//! VP8 payload header, keyframes have the P bit clear, every audio packet carries its number, so a
+//! viewer can tell which publisher a frame came from and in what order), or a real VP8 + Opus clip
+//! (`tests/fixtures`, made with ffmpeg) that a viewer reassembles and compares byte for byte.
 
 use std::{
     collections::HashMap,
+    fs::File,
+    io::BufReader,
+    path::Path,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
@@ -18,7 +22,10 @@ use bytes::Bytes;
 use rtc::{
     ice::mdns::MulticastDnsMode,
     interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket},
-    media::Sample,
+    media::{
+        io::{ivf_reader::IVFReader, ogg_reader::OggReader},
+        Sample,
+    },
     peer_connection::configuration::{
         interceptor_registry::register_default_interceptors,
         media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8},
@@ -51,6 +58,50 @@ pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
 /// A publisher stops by itself after this, whatever the test does.
 const PUBLISH_LIMIT: Duration = Duration::from_secs(90);
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The real clip: 3 s of VP8 160x120 at 30 fps (a keyframe each second) and Opus in 20 ms packets.
+pub struct Clip {
+    pub video: Vec<Bytes>,
+    pub audio: Vec<Bytes>,
+}
+
+pub fn clip() -> &'static Clip {
+    static CLIP: std::sync::OnceLock<Clip> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (mut ivf, _) =
+            IVFReader::new(BufReader::new(File::open(dir.join("video.ivf")).expect("video.ivf"))).expect("IVF header");
+        let mut video = Vec::new();
+        while let Ok((frame, _)) = ivf.parse_next_frame() {
+            video.push(frame.freeze());
+        }
+        let (mut ogg, _) = OggReader::new(BufReader::new(File::open(dir.join("audio.ogg")).expect("audio.ogg")), true)
+            .expect("Ogg header");
+        let mut audio = Vec::new();
+        while let Ok((page, _)) = ogg.parse_next_page() {
+            if !page.starts_with(b"OpusTags") && !page.is_empty() {
+                audio.push(page.freeze());
+            }
+        }
+        assert!(
+            video.len() >= 60 && audio.len() >= 100,
+            "the clip has {} frames, {} audio packets",
+            video.len(),
+            audio.len()
+        );
+        Clip { video, audio }
+    })
+}
+
+/// What a publisher sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// Numbered VP8-shaped frames, keyframes on request.
+    Synthetic,
+    /// The real clip, looped (keyframes once a second, whatever is asked).
+    Clip,
+}
 const VIDEO_SSRC: u32 = 0x1111_0000;
 const AUDIO_SSRC: u32 = 0x2222_0000;
 
@@ -267,11 +318,12 @@ pub struct PublishOptions<'a> {
     /// The number of the first frame, to tell publishers apart at the viewer.
     pub first_frame: u32,
     pub candidates: Candidates,
+    pub media: Media,
 }
 
 impl<'a> PublishOptions<'a> {
     pub fn new(token: &'a str, stream: &'a str) -> Self {
-        Self { token, stream, source: None, first_frame: 0, candidates: Candidates::InOffer }
+        Self { token, stream, source: None, first_frame: 0, candidates: Candidates::InOffer, media: Media::Synthetic }
     }
 }
 
@@ -358,6 +410,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             }
         });
     }
+    let media = options.media;
     {
         let (stop, first) = (stop.clone(), options.first_frame);
         tokio::spawn(async move {
@@ -366,16 +419,38 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             let mut index = 0u32;
             while !stop.load(Ordering::Relaxed) && started.elapsed() < PUBLISH_LIMIT {
                 ticker.tick().await;
-                // A keyframe every 3 s, and whenever one is asked for.
-                let keyframe = index.is_multiple_of(90) || wants_keyframe.swap(false, Ordering::Relaxed);
-                let frame = video_frame(first + index, keyframe);
+                let frame = match media {
+                    // A keyframe every 3 s, and whenever one is asked for.
+                    Media::Synthetic => {
+                        let keyframe = index.is_multiple_of(90) || wants_keyframe.swap(false, Ordering::Relaxed);
+                        video_frame(first + index, keyframe)
+                    }
+                    Media::Clip => clip().video[index as usize % clip().video.len()].clone(),
+                };
                 let sample = Sample { data: frame, duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await;
-                let mut voice = vec![0xfc_u8];
-                voice.extend_from_slice(&(first + index).to_be_bytes());
-                voice.resize(60, 0);
-                let sample =
-                    Sample { data: Bytes::from(voice), duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
+                index += 1;
+            }
+        });
+    }
+    {
+        let (stop, first) = (stop.clone(), options.first_frame);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut ticker = tokio::time::interval(AUDIO_INTERVAL);
+            let mut index = 0u32;
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < PUBLISH_LIMIT {
+                ticker.tick().await;
+                let packet = match media {
+                    Media::Synthetic => {
+                        let mut voice = vec![0xfc_u8];
+                        voice.extend_from_slice(&(first + index).to_be_bytes());
+                        voice.resize(60, 0);
+                        Bytes::from(voice)
+                    }
+                    Media::Clip => clip().audio[index as usize % clip().audio.len()].clone(),
+                };
+                let sample = Sample { data: packet, duration: AUDIO_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = audio.sample_writer(AUDIO_SSRC, audio_pt).write_sample(&sample).await;
                 index += 1;
             }
@@ -435,6 +510,9 @@ pub struct TrackLog {
     pub mime: String,
     pub stream_id: String,
     pub packets: Vec<Got>,
+    /// Video: whole VP8 frames put back together from their packets. Audio: every payload.
+    pub units: Vec<Bytes>,
+    partial: Vec<u8>,
 }
 
 impl TrackLog {
@@ -481,7 +559,7 @@ async fn record_track(track: Arc<dyn TrackRemote>, tracks: Arc<Mutex<HashMap<Str
     let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
     let mime = track.codec(ssrc).await.map(|c| c.mime_type).unwrap_or_default();
     let kind = if mime.to_ascii_lowercase().starts_with("video") { "video" } else { "audio" }.to_owned();
-    tracks.lock().unwrap().insert(id.clone(), TrackLog { kind: kind.clone(), mime, stream_id, packets: Vec::new() });
+    tracks.lock().unwrap().insert(id.clone(), TrackLog { kind: kind.clone(), mime, stream_id, ..TrackLog::default() });
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         let payload = &packet.payload;
@@ -495,16 +573,34 @@ async fn record_track(track: Arc<dyn TrackRemote>, tracks: Arc<Mutex<HashMap<Str
         };
         if let Some(log) = tracks.lock().unwrap().get_mut(&id) {
             log.packets.push(got);
+            if kind == "video" {
+                let (start, data) = vp8_data(payload);
+                if start {
+                    log.partial.clear();
+                }
+                log.partial.extend_from_slice(data);
+                if packet.header.marker {
+                    let frame = Bytes::from(std::mem::take(&mut log.partial));
+                    log.units.push(frame);
+                }
+            } else {
+                log.units.push(payload.clone());
+            }
         }
     }
 }
 
-/// Frame number and keyframe flag from the first packet of a frame (VP8 descriptor S bit).
-fn parse_vp8(payload: &[u8]) -> (Option<u32>, bool) {
-    let Some(&descriptor) = payload.first() else { return (None, false) };
+/// Whether this packet starts a frame, and the VP8 data after the payload descriptor (RFC 7741).
+fn vp8_data(payload: &[u8]) -> (bool, &[u8]) {
+    let Some(&descriptor) = payload.first() else { return (false, payload) };
+    let at = vp8_descriptor_len(payload);
+    (descriptor & 0x10 != 0 && descriptor & 0x07 == 0, payload.get(at..).unwrap_or_default())
+}
+
+fn vp8_descriptor_len(payload: &[u8]) -> usize {
     let mut at = 1;
-    if descriptor & 0x80 != 0 {
-        let Some(&ext) = payload.get(1) else { return (None, false) };
+    if payload.first().is_some_and(|d| d & 0x80 != 0) {
+        let ext = payload.get(1).copied().unwrap_or_default();
         at = 2;
         if ext & 0x80 != 0 {
             at += if payload.get(at).is_some_and(|b| b & 0x80 != 0) { 2 } else { 1 };
@@ -516,6 +612,13 @@ fn parse_vp8(payload: &[u8]) -> (Option<u32>, bool) {
             at += 1;
         }
     }
+    at
+}
+
+/// Frame number and keyframe flag from the first packet of a frame (VP8 descriptor S bit).
+fn parse_vp8(payload: &[u8]) -> (Option<u32>, bool) {
+    let Some(&descriptor) = payload.first() else { return (None, false) };
+    let at = vp8_descriptor_len(payload);
     let start = descriptor & 0x10 != 0 && descriptor & 0x07 == 0;
     if !start || payload.len() < at + 5 {
         return (None, false);

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{spawn_app, spawn_app_with, TestApp},
-    rtc::{self, assert_continuous, Candidates, PublishOptions},
+    rtc::{self, assert_continuous, Candidates, Media, PublishOptions},
 };
 
 /// A signed-up account with a publish token.
@@ -82,6 +82,7 @@ async fn a_published_stream_reaches_a_viewer_in_order_with_keyframe_first() {
         assert!(exposed.contains(header), "CORS exposes {header}: {exposed}");
     }
     assert!(session.answer.contains("a=candidate:") && session.answer.contains("127.0.0.1"), "{}", session.answer);
+    assert!(session.answer.contains("a=msid:"), "WHIP answers carry a=msid too: {}", session.answer);
 
     let live = wait_stream(&app, &s.account, "main", "live", is_live).await;
     assert_eq!(live["sources"][0]["sourceId"], Value::Null);
@@ -441,7 +442,7 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
     };
 
     // A live stream with a viewer, watched while the junk goes in.
-    let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
     wait_stream(&app, &s.account, "main", "live", is_live).await;
     let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
     viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
@@ -456,7 +457,7 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
     let huge = format!("{vp8}{}", "a=x-filler:0123456789abcdef0123456789abcdef0123456789\r\n".repeat(2000));
     let sdp = "application/sdp";
     let whip = "/whip/main";
-    let session = format!("{}", _publisher.session.location);
+    let session = publisher.session.location.clone();
     let viewer_session = viewer.session.location.clone();
 
     struct Case {
@@ -644,5 +645,42 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
     assert!(is_live(&public_stream(&app, &s.account, "main").await));
     let health = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    app.stop().await;
+}
+
+/// Whether `received` is `clip` played in a loop from some keyframe on.
+fn is_clip_in_order(received: &[bytes::Bytes], clip: &[bytes::Bytes]) -> Result<(), String> {
+    let first = received.first().ok_or("nothing received")?;
+    let start = clip.iter().position(|unit| unit == first).ok_or("the first unit is not from the clip")?;
+    for (i, unit) in received.iter().enumerate() {
+        let expected = &clip[(start + i) % clip.len()];
+        if unit != expected {
+            return Err(format!("unit {i} differs from clip unit {}", (start + i) % clip.len()));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_vp8_and_opus_arrive_byte_for_byte_in_order() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "clip@example.com", json!({ "label": "clip", "streams": ["clip"] })).await;
+    let options = PublishOptions { media: Media::Clip, ..PublishOptions::new(&s.token, "clip") };
+    let _publisher = rtc::publish(&app, options).await.unwrap();
+    wait_stream(&app, &s.account, "clip", "live", is_live).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/clip", s.account), 1).await.unwrap();
+    // 1.5 s of media: past a keyframe boundary of the clip and into the next.
+    viewer
+        .wait_for("45 frames and 60 audio packets", |v| {
+            v.video(0).is_some_and(|t| t.units.len() >= 45) && v.audio(0).is_some_and(|t| t.units.len() >= 60)
+        })
+        .await;
+    let clip = rtc::clip();
+    let video = viewer.video(0).unwrap();
+    is_clip_in_order(&video.units, &clip.video).unwrap_or_else(|why| panic!("video: {why}"));
+    assert_eq!(video.units[0][0] & 0x01, 0, "the first frame is a keyframe (VP8 P bit clear)");
+    let audio = viewer.audio(0).unwrap();
+    // Audio starts wherever the viewer joined; from then on every packet, in order.
+    is_clip_in_order(&audio.units, &clip.audio).unwrap_or_else(|why| panic!("audio: {why}"));
     app.stop().await;
 }
