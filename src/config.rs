@@ -116,3 +116,20 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_servers_are_a_url_with_optional_credentials() {
+        let stun = parse_ice_server("stun:stun.example.net:3478").unwrap();
+        assert_eq!(stun, IceServer { url: "stun:stun.example.net:3478".into(), username: None, credential: None });
+        let turn = parse_ice_server("turn:t.example.net?transport=tcp|alice|s3cret").unwrap();
+        assert_eq!(turn.username.as_deref(), Some("alice"));
+        assert_eq!(turn.credential.as_deref(), Some("s3cret"));
+        for bad in ["http://example.net", "stun:", "turn:x|alice", "turn:x|a|b|c", "stun:<x>"] {
+            assert!(parse_ice_server(bad).is_err(), "{bad}");
+        }
+    }
+}

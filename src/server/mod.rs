@@ -17,6 +17,7 @@ pub mod session;
 mod signaling;
 pub mod timestamps;
 pub mod tokens;
+mod watch;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -176,6 +177,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/v1", api::router())
         .merge(signaling::router())
+        .route("/watch/{account}/{stream}", get(watch::page))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let leptos_options = leptos_options.clone();
             move || shell(leptos_options.clone())

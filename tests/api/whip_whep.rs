@@ -684,3 +684,59 @@ async fn real_vp8_and_opus_arrive_byte_for_byte_in_order() {
     is_clip_in_order(&audio.units, &clip.audio).unwrap_or_else(|why| panic!("audio: {why}"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_ice_servers_are_handed_out_in_link_headers() {
+    let app = spawn_app_with(|c| {
+        c.ice_servers = vec![
+            ferrocast::sfu::IceServer { url: "stun:stun.example.net:3478".into(), username: None, credential: None },
+            ferrocast::sfu::IceServer {
+                url: "turn:turn.example.net:3478?transport=udp".into(),
+                username: Some("alice".into()),
+                credential: Some("s3cret".into()),
+            },
+        ];
+    })
+    .await;
+    let s = streamer(&app, "ice@example.com", json!({ "label": "i", "streams": ["main"] })).await;
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    let links: Vec<String> =
+        publisher.session.headers.get_all("link").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(links.contains(&"<stun:stun.example.net:3478>; rel=\"ice-server\"".to_owned()), "{links:?}");
+    assert!(
+        links.contains(
+            &"<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"alice\"; credential=\"s3cret\"; credential-type=\"password\""
+                .to_owned()
+        ),
+        "{links:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_event_feed_tells_when_a_stream_goes_live_and_stops() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "feed@example.com", json!({ "label": "f", "streams": ["main"] })).await;
+    let mut events =
+        app.client().get(app.url(&format!("/api/v1/streams/{}/main/events", s.account))).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let mut text = String::new();
+    let mut read_until = async |needle: &str, text: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !text.contains(needle) {
+            assert!(Instant::now() < deadline, "no {needle:?} in {text}");
+            if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), events.chunk()).await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+    };
+    read_until("\"live\":false", &mut text).await;
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.unwrap();
+    read_until("\"live\":true", &mut text).await;
+    assert!(text.contains("event: stream"), "{text}");
+    text.clear();
+    app.client().delete(app.url(&publisher.session.location)).send().await.unwrap();
+    read_until("\"live\":false", &mut text).await;
+    drop(events);
+    app.stop().await;
+}

@@ -1,0 +1,145 @@
+// The publish/play module and the hosted viewer: a bare page publishes a canvas with
+// public/ferrocast.js, /watch plays it (opened before the stream went live), setMediaStream swaps
+// the picture live without renegotiation, the viewer embedded in an iframe on another origin plays,
+// and stopping brings back NOT LIVE.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { launchBrowser, startServer } from './support.mjs';
+
+let server;
+let browser;
+let publisherPage;
+let viewerPage;
+let account;
+let secret;
+let embedServer;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  publisherPage = await browser.context.newPage();
+  viewerPage = await browser.context.newPage();
+  await publisherPage.goto(server.url + '/login');
+  ({ account, secret } = await publisherPage.evaluate(async () => {
+    const post = (path, body) => fetch(path, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const signup = await post('/api/v1/signup', { email: 'viewer-e2e@example.com', password: 'correct horse battery' });
+    if (signup.status !== 201) throw new Error(`sign-up: ${signup.status}`);
+    const me = await (await fetch('/api/v1/me')).json();
+    const token = await (await post('/api/v1/tokens', { label: 'module', streams: ['show'] })).json();
+    return { account: me.accountId, secret: token.secret };
+  }));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await new Promise((resolve) => (embedServer ? embedServer.close(resolve) : resolve()));
+});
+
+/** The colour at the centre of a playing <video>, as [r, g, b]. */
+async function centreColour(page, frame = page) {
+  return frame.evaluate(() => {
+    const video = document.querySelector('video');
+    if (!video || !video.videoWidth) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0);
+    return Array.from(ctx.getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data.slice(0, 3));
+  });
+}
+
+async function waitFor(what, check, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const isRed = (c) => c && c[0] > 160 && c[1] < 90 && c[2] < 90;
+const isBlue = (c) => c && c[2] > 160 && c[0] < 90 && c[1] < 90;
+
+test('the viewer opened before the stream connects by itself, and setMediaStream swaps the picture live', async () => {
+  await viewerPage.goto(`${server.url}/watch/${account}/show?muted=1&stats=1`);
+  await viewerPage.getByText('Not live').waitFor();
+  assert.equal(await viewerPage.locator('#player').getAttribute('data-state'), 'offline');
+
+  const started = await publisherPage.evaluate(async ({ token }) => {
+    const { Publisher } = await import('/ferrocast.js');
+    const paint = (colour) => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 320;
+      canvas.height = 240;
+      const ctx = canvas.getContext('2d');
+      let tick = 0;
+      // Keep drawing: a canvas stream only sends frames when it changes.
+      setInterval(() => {
+        ctx.fillStyle = colour;
+        ctx.fillRect(0, 0, 320, 240);
+        ctx.fillStyle = '#fff';
+        ctx.fillRect((tick++ * 4) % 300, 0, 20, 20);
+      }, 33);
+      return canvas.captureStream(30);
+    };
+    window.paint = paint;
+    const publisher = new Publisher({ url: '/whip/show', token });
+    window.publisher = publisher;
+    window.states = [];
+    publisher.addEventListener('state', (e) => window.states.push(e.detail.state));
+    await publisher.start(paint('#e00000'));
+    return { location: publisher.session.location };
+  }, { token: secret });
+  assert.match(started.location, /\/whip\/show\/[0-9a-f]{32}$/);
+
+  await viewerPage.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  await waitFor('a red picture', async () => isRed(await centreColour(viewerPage)));
+  const decoded = () => viewerPage.evaluate(async () => {
+    const stats = await window.ferrocastViewer.player.getStats();
+    return { frames: stats.framesDecoded, time: document.querySelector('video').currentTime };
+  });
+  const first = await decoded();
+  await new Promise((r) => setTimeout(r, 1_000));
+  const later = await decoded();
+  assert.ok(later.frames > first.frames && later.time > first.time, JSON.stringify([first, later]));
+  assert.ok(await viewerPage.locator('#live-badge').isVisible(), 'the live badge shows');
+  await viewerPage.locator('#viewers').getByText('1 watching').waitFor();
+  await viewerPage.locator('#stats').getByText(/Mbit\/s/).waitFor();
+
+  // Swap the source: same session, no new offer, the viewer sees blue.
+  const swapped = await publisherPage.evaluate(async () => {
+    await window.publisher.setMediaStream(window.paint('#0000e0'));
+    return { location: window.publisher.session.location, signaling: window.publisher.session.pc.signalingState };
+  });
+  assert.equal(swapped.location, started.location, 'the same WHIP session');
+  assert.equal(swapped.signaling, 'stable');
+  await waitFor('a blue picture after setMediaStream', async () => isBlue(await centreColour(viewerPage)));
+});
+
+test('the iframe embed plays on another origin', async () => {
+  embedServer = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<!doctype html><title>embed</title><iframe src="${server.url}/watch/${account}/show?muted=1" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen width="640" height="360"></iframe>`);
+  });
+  await new Promise((resolve) => embedServer.listen(0, '127.0.0.1', resolve));
+  const page = await browser.context.newPage();
+  await page.goto(`http://127.0.0.1:${embedServer.address().port}/`);
+  const frame = await waitFor('the iframe', async () => page.frames().find((f) => f.url().includes('/watch/')));
+  await waitFor('the embedded player plays', async () => isBlue(await centreColour(page, frame)));
+  await page.close();
+});
+
+test('stopping the publisher brings back NOT LIVE', async () => {
+  await publisherPage.evaluate(() => window.publisher.stop());
+  await viewerPage.waitForSelector('#player[data-state="offline"]', { timeout: 15_000 });
+  assert.ok(await viewerPage.getByText('Not live').isVisible());
+  const states = await publisherPage.evaluate(() => window.states);
+  assert.deepEqual(states.filter((s) => s !== 'connecting'), ['live', 'stopped'], JSON.stringify(states));
+});

@@ -1,0 +1,445 @@
+// ferrocast publish/play module: WHIP publishing and WHEP playback for any page, no build step.
+//
+//   import { Publisher, Player } from 'https://your-server/ferrocast.js';
+//
+//   const publisher = new Publisher({ url: 'https://your-server/whip/main', token: 'fcp_…' });
+//   publisher.addEventListener('state', (e) => console.log(e.detail.state));
+//   await publisher.start(await navigator.mediaDevices.getUserMedia({ video: true, audio: true }));
+//   await publisher.setMediaStream(canvas.captureStream(30)); // swap sources live, no renegotiation
+//   await publisher.stop();
+//
+//   const player = new Player({ url: 'https://your-server/whep/abc123/main', video: videoElement });
+//   await player.play(); // waits while the stream is not live, reconnects after a drop
+//
+// ICE: the offer is sent at once, before gathering, and candidates follow in PATCH requests
+// (`application/trickle-ice-sdpfrag`) as the browser finds them; the server answers with its own
+// candidates in the answer.
+
+/** An HTTP refusal from a WHIP/WHEP endpoint, with its status and the server's reason. */
+export class SignalingError extends Error {
+  /**
+   * @param {number} status HTTP status (401, 403, 404, 406, 415, 503, …)
+   * @param {string} message the server's plain-text reason
+   * @param {number|null} retryAfter seconds from `Retry-After`, when given
+   */
+  constructor(status, message, retryAfter = null) {
+    super(message || `HTTP ${status}`);
+    this.name = 'SignalingError';
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Parses `Link` headers into [{ url, rel, params }] (RFC 8288, enough for WHIP/WHEP). */
+export function parseLinks(header, base) {
+  if (!header) return [];
+  const links = [];
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const match = part.match(/<([^>]*)>(.*)/);
+    if (!match) continue;
+    const params = {};
+    for (const p of match[2].split(';')) {
+      const [k, v] = p.split('=').map((s) => s && s.trim());
+      if (k) params[k.toLowerCase()] = v ? v.replace(/^"|"$/g, '') : '';
+    }
+    links.push({ url: new URL(match[1], base).href, rel: params.rel, params });
+  }
+  return links;
+}
+
+/**
+ * One WebRTC session against a WHIP or WHEP endpoint: POST the offer, apply the answer, trickle
+ * candidates, DELETE at the end.
+ */
+class Session {
+  constructor(pc, endpoint, token) {
+    this.pc = pc;
+    this.endpoint = endpoint;
+    this.token = token;
+    this.location = null;
+    this.etag = null;
+    this.links = [];
+    this.pending = [];
+    this.pc.addEventListener('icecandidate', (event) => {
+      this.pending.push(event.candidate);
+      if (this.location && this.pending.length === 1) queueMicrotask(() => this.flush());
+    });
+  }
+
+  headers(contentType) {
+    const headers = { 'content-type': contentType };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return headers;
+  }
+
+  /** Sends the offer (possibly without candidates) and applies the answer. */
+  async negotiate(mungeOffer = (sdp) => sdp) {
+    const offer = await this.pc.createOffer();
+    offer.sdp = mungeOffer(offer.sdp);
+    await this.pc.setLocalDescription(offer);
+    const response = await fetch(this.endpoint, { method: 'POST', headers: this.headers('application/sdp'), body: offer.sdp });
+    if (response.status !== 201) {
+      const retry = Number(response.headers.get('retry-after'));
+      throw new SignalingError(response.status, (await response.text()).trim(), Number.isFinite(retry) && retry > 0 ? retry : null);
+    }
+    this.location = new URL(response.headers.get('location'), this.endpoint).href;
+    this.etag = response.headers.get('etag');
+    this.links = parseLinks(response.headers.get('link'), this.endpoint);
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    await this.flush();
+  }
+
+  /** PATCHes the candidates gathered so far. */
+  async flush() {
+    if (!this.location || !this.pending.length) return;
+    const candidates = this.pending.splice(0);
+    const sdp = this.pc.localDescription.sdp;
+    const ufrag = sdp.match(/a=ice-ufrag:(.*)\r\n/)?.[1];
+    const pwd = sdp.match(/a=ice-pwd:(.*)\r\n/)?.[1];
+    const mid = sdp.match(/a=mid:(.*)\r\n/)?.[1] ?? '0';
+    let body = `a=ice-ufrag:${ufrag}\r\na=ice-pwd:${pwd}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:${mid}\r\n`;
+    for (const c of candidates) body += c ? `a=${c.candidate}\r\n` : 'a=end-of-candidates\r\n';
+    const headers = this.headers('application/trickle-ice-sdpfrag');
+    if (this.etag) headers['if-match'] = this.etag;
+    try {
+      await fetch(this.location, { method: 'PATCH', headers, body });
+    } catch {
+      // Trickle is best effort: the server learns the address from ICE checks anyway.
+    }
+  }
+
+  link(rel) {
+    return this.links.find((l) => l.rel === rel)?.url ?? null;
+  }
+
+  async close() {
+    const location = this.location;
+    this.location = null;
+    this.pc.close();
+    if (location) {
+      try {
+        await fetch(location, { method: 'DELETE', headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
+      } catch {
+        // The server ends the session by itself when ICE stops.
+      }
+    }
+  }
+}
+
+/** Summarises `getStats()` for the kind given (inbound or outbound). */
+async function summarize(pc, previous, direction) {
+  const report = await pc.getStats();
+  const now = performance.now();
+  const out = { bitrateKbps: 0, fps: 0, width: 0, height: 0, rttMs: null, packetsLost: 0, framesDecoded: 0, bytes: 0 };
+  report.forEach((s) => {
+    if (s.type === `${direction}-rtp`) {
+      out.bytes += (direction === 'inbound' ? s.bytesReceived : s.bytesSent) ?? 0;
+      out.packetsLost += s.packetsLost ?? 0;
+      if (s.kind === 'video') {
+        out.fps = s.framesPerSecond ?? out.fps;
+        out.width = s.frameWidth ?? out.width;
+        out.height = s.frameHeight ?? out.height;
+        out.framesDecoded = s.framesDecoded ?? out.framesDecoded;
+      }
+    }
+    if (s.type === 'remote-inbound-rtp' && s.roundTripTime != null) out.rttMs = Math.round(s.roundTripTime * 1000);
+    if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime != null && out.rttMs == null) {
+      out.rttMs = Math.round(s.currentRoundTripTime * 1000);
+    }
+  });
+  if (previous) out.bitrateKbps = Math.max(0, Math.round(((out.bytes - previous.bytes) * 8) / (now - previous.at)));
+  out.at = now;
+  return out;
+}
+
+function setState(target, state, extra = {}) {
+  target.state = state;
+  target.dispatchEvent(new CustomEvent('state', { detail: { state, ...extra } }));
+}
+
+/** Adds `stereo=1;sprop-stereo=1` to the Opus format line. */
+function stereoOpus(sdp) {
+  const pt = sdp.match(/a=rtpmap:(\d+) opus\/48000\/2/i)?.[1];
+  if (!pt) return sdp;
+  return sdp.replace(new RegExp(`a=fmtp:${pt} (.*)\r\n`), (line, params) =>
+    params.includes('stereo=1') ? line : `a=fmtp:${pt} ${params};stereo=1;sprop-stereo=1\r\n`);
+}
+
+/**
+ * Publishes a `MediaStream` to a WHIP endpoint.
+ *
+ * Events: `state` (`detail.state`: `connecting`, `live`, `reconnecting`, `stopped`, `failed`),
+ * `error` (`detail.error`: a {@link SignalingError} or another Error).
+ */
+export class Publisher extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.url WHIP endpoint, e.g. `https://host/whip/main`
+   * @param {string} options.token publish token (`fcp_…`) or a short-lived grant
+   * @param {string} [options.sourceId] multisource: this feed's source id
+   * @param {string} [options.codec] preferred video codec: `H264`, `VP8`, `VP9` or `AV1`
+   * @param {number} [options.maxBitrateKbps] video bitrate cap
+   * @param {boolean} [options.stereo] stereo Opus
+   * @param {RTCIceServer[]} [options.iceServers]
+   */
+  constructor(options) {
+    super();
+    this.options = options;
+    this.state = 'idle';
+    this.session = null;
+    this.stats = null;
+  }
+
+  /** The endpoint with `?sourceId=` when set. */
+  get endpoint() {
+    const url = new URL(this.options.url, location.href);
+    if (this.options.sourceId) url.searchParams.set('sourceId', this.options.sourceId);
+    return url.href;
+  }
+
+  /** Starts publishing; resolves once the server answered (the state turns `live` when media flows). */
+  async start(stream) {
+    if (this.session) throw new Error('already publishing');
+    this.stream = stream;
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [] });
+    this.session = new Session(pc, this.endpoint, this.options.token);
+    this.transceivers = {};
+    for (const kind of ['audio', 'video']) {
+      const track = stream.getTracks().find((t) => t.kind === kind) ?? null;
+      const transceiver = pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
+      this.transceivers[kind] = transceiver;
+      if (kind === 'video' && this.options.codec && RTCRtpSender.getCapabilities) {
+        const wanted = `video/${this.options.codec}`.toLowerCase();
+        const codecs = RTCRtpSender.getCapabilities('video').codecs;
+        const sorted = [...codecs.filter((c) => c.mimeType.toLowerCase() === wanted), ...codecs.filter((c) => c.mimeType.toLowerCase() !== wanted)];
+        try { transceiver.setCodecPreferences(sorted); } catch { /* unsupported codec list: keep the default */ }
+      }
+    }
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc !== this.session?.pc) return;
+      if (pc.connectionState === 'connected') setState(this, 'live');
+      if (pc.connectionState === 'failed') this.fail(new Error('the connection to the server failed'));
+    });
+    setState(this, 'connecting');
+    try {
+      await this.session.negotiate((sdp) => (this.options.stereo ? stereoOpus(sdp) : sdp));
+    } catch (error) {
+      this.session.pc.close();
+      this.session = null;
+      this.fail(error);
+      throw error;
+    }
+    if (this.options.maxBitrateKbps) await this.setMaxBitrate(this.options.maxBitrateKbps);
+  }
+
+  /** Caps the video bitrate (works while live). */
+  async setMaxBitrate(kbps) {
+    const sender = this.transceivers?.video?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    params.encodings = params.encodings?.length ? params.encodings : [{}];
+    for (const e of params.encodings) e.maxBitrate = kbps * 1000;
+    await sender.setParameters(params);
+  }
+
+  /** Replaces the published tracks with those of `stream`, without renegotiation. */
+  async setMediaStream(stream) {
+    this.stream = stream;
+    if (!this.session) return;
+    for (const kind of ['audio', 'video']) {
+      const track = stream.getTracks().find((t) => t.kind === kind) ?? null;
+      await this.transceivers[kind].sender.replaceTrack(track);
+      this.transceivers[kind].sender.setStreams?.(stream);
+    }
+  }
+
+  /** `{ bitrateKbps, fps, width, height, rttMs, packetsLost }` of what is being sent. */
+  async getStats() {
+    if (!this.session) return null;
+    this.stats = await summarize(this.session.pc, this.stats, 'outbound');
+    return this.stats;
+  }
+
+  /** Ends the feed (DELETE on the session). */
+  async stop() {
+    const session = this.session;
+    this.session = null;
+    if (session) await session.close();
+    setState(this, 'stopped');
+  }
+
+  fail(error) {
+    setState(this, 'failed', { error });
+    this.dispatchEvent(new CustomEvent('error', { detail: { error } }));
+  }
+}
+
+/**
+ * Plays a WHEP stream into a `<video>`, waiting while it is not live and reconnecting after a drop.
+ *
+ * Events: `state` (`connecting`, `waiting` (not live), `playing`, `reconnecting`, `stopped`,
+ * `failed`), `error`, and the server's extension events: `active`, `inactive`, `viewercount`
+ * (`detail.viewercount`), `sources` (`detail.sources`, `detail.pairs`).
+ */
+export class Player extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.url WHEP endpoint, e.g. `https://host/whep/abc123/main`
+   * @param {HTMLVideoElement} [options.video] gets pair 0's stream
+   * @param {number} [options.pairs] audio/video pairs to ask for (multi-view), default 1
+   * @param {string} [options.sourceId] the source for pair 0 (default: main)
+   * @param {boolean} [options.reconnect] default true
+   * @param {RTCIceServer[]} [options.iceServers]
+   */
+  constructor(options) {
+    super();
+    this.options = { pairs: 1, reconnect: true, ...options };
+    this.state = 'idle';
+    this.session = null;
+    this.streams = [];
+    this.stats = null;
+    this.stopped = false;
+  }
+
+  get endpoint() {
+    const url = new URL(this.options.url, location.href);
+    if (this.options.sourceId) url.searchParams.set('sourceId', this.options.sourceId);
+    return url.href;
+  }
+
+  /** Connects, and keeps connecting until `stop()`. */
+  async play() {
+    this.stopped = false;
+    while (!this.stopped) {
+      try {
+        await this.connect();
+        await this.untilDropped();
+        if (this.stopped || !this.options.reconnect) break;
+        setState(this, 'reconnecting');
+        await sleep(500);
+      } catch (error) {
+        if (this.stopped) break;
+        if (error instanceof SignalingError && (error.status === 404 || error.status === 503) && this.options.reconnect) {
+          setState(this, 'waiting', { error });
+          await this.waitUntilLive(error.retryAfter ?? 2);
+          continue;
+        }
+        setState(this, 'failed', { error });
+        this.dispatchEvent(new CustomEvent('error', { detail: { error } }));
+        if (!this.options.reconnect) throw error;
+        await sleep(2000);
+      }
+    }
+  }
+
+  async connect() {
+    setState(this, 'connecting');
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [] });
+    this.streams = [];
+    for (let i = 0; i < this.options.pairs; i++) {
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+    }
+    pc.addEventListener('track', (event) => {
+      const stream = event.streams[0];
+      if (!stream) return;
+      const pair = Number(stream.id.match(/(\d+)$/)?.[1] ?? 0);
+      this.streams[pair] = stream;
+      if (pair === 0 && this.options.video && this.options.video.srcObject !== stream) this.options.video.srcObject = stream;
+      this.dispatchEvent(new CustomEvent('track', { detail: { pair, stream, track: event.track } }));
+    });
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'connected' && pc === this.session?.pc) setState(this, 'playing');
+    });
+    this.session = new Session(pc, this.endpoint, null);
+    try {
+      await this.session.negotiate();
+    } catch (error) {
+      pc.close();
+      this.session = null;
+      throw error;
+    }
+    this.listen();
+  }
+
+  /** Resolves when the connection fails or the source stays gone. */
+  untilDropped() {
+    const pc = this.session?.pc;
+    if (!pc) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.stopped || ['failed', 'closed'].includes(pc.connectionState)) resolve();
+      };
+      pc.addEventListener('connectionstatechange', check);
+      this.addEventListener('stopping', resolve, { once: true });
+      check();
+    });
+  }
+
+  /** Waits for the public stream feed to say live (or `seconds`, whichever first). */
+  async waitUntilLive(seconds) {
+    const match = new URL(this.options.url, location.href).pathname.match(/\/whep\/([^/]+)\/([^/]+)/);
+    if (!match || typeof EventSource === 'undefined') return sleep(seconds * 1000);
+    const feed = new EventSource(`/api/v1/streams/${match[1]}/${match[2]}/events`);
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(seconds, 10) * 1000);
+      feed.addEventListener('stream', (event) => {
+        const state = JSON.parse(event.data);
+        const wanted = this.options.sourceId ?? null;
+        if (state.live && state.sources.some((s) => s.active && (s.sourceId ?? null) === wanted || (wanted === null && s.active))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      this.addEventListener('stopping', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+    feed.close();
+  }
+
+  /** Follows the session's server-sent events (WHEP extension), if the server offers them. */
+  listen() {
+    this.events?.close();
+    const url = this.session?.link('urn:ietf:params:whep:ext:core:server-sent-events');
+    if (!url || typeof EventSource === 'undefined') return;
+    const events = new EventSource(url);
+    this.events = events;
+    for (const name of ['active', 'inactive', 'viewercount', 'sources']) {
+      events.addEventListener(name, (event) => {
+        let detail = {};
+        try { detail = JSON.parse(event.data); } catch { /* keep {} */ }
+        this.dispatchEvent(new CustomEvent(name, { detail }));
+      });
+    }
+    events.onerror = () => {
+      if (this.session?.pc.connectionState === 'closed') events.close();
+    };
+  }
+
+  /** Shows `sourceId` (`null` = main) in `pair`, through the server's layer extension. */
+  async selectSource(pair, sourceId) {
+    const url = this.session?.link('urn:ietf:params:whep:ext:core:layer');
+    if (!url) throw new Error('the server offers no source selection');
+    const response = await fetch(url, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pair, sourceId }),
+    });
+    if (!response.ok) throw new SignalingError(response.status, (await response.text()).trim());
+  }
+
+  async getStats() {
+    if (!this.session) return null;
+    this.stats = await summarize(this.session.pc, this.stats, 'inbound');
+    return this.stats;
+  }
+
+  async stop() {
+    this.stopped = true;
+    this.dispatchEvent(new Event('stopping'));
+    this.events?.close();
+    const session = this.session;
+    this.session = null;
+    if (session) await session.close();
+    setState(this, 'stopped');
+  }
+}

@@ -1,0 +1,195 @@
+// The hosted viewer (/watch/{accountId}/{streamName}): plays the stream with the publish/play
+// module, shows NOT LIVE until it is live and connects by itself when it goes live.
+//
+// Query options (all optional, 1/0 or true/false): autoplay (1), muted (0), controls (0),
+// badge (1), viewers (1), pip (0), fullscreen (0), stats (0), source (a source id; default main),
+// multiview (0: one source; 1: a grid of every live source), poster (an image URL shown offline).
+
+import { Player } from './ferrocast.js';
+
+const root = document.getElementById('player');
+const account = root.dataset.account;
+const streamName = root.dataset.stream;
+const params = new URLSearchParams(location.search);
+const flag = (name, fallback) => {
+  const value = params.get(name);
+  if (value === null) return fallback;
+  return !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
+};
+const options = {
+  autoplay: flag('autoplay', true),
+  muted: flag('muted', false),
+  controls: flag('controls', false),
+  badge: flag('badge', true),
+  viewers: flag('viewers', true),
+  pip: flag('pip', false),
+  fullscreen: flag('fullscreen', false),
+  stats: flag('stats', false),
+  multiview: flag('multiview', false),
+  source: params.get('source') || null,
+  poster: params.get('poster'),
+};
+
+const $ = (id) => document.getElementById(id);
+const stage = $('stage');
+const offline = $('offline');
+const picker = $('picker');
+const sourceBar = $('source-bar');
+if (options.poster) {
+  offline.style.backgroundImage = `url(${JSON.stringify(options.poster)})`;
+  offline.classList.add('with-poster');
+}
+
+let player = null;
+let chosen = options.source; // the source the viewer watches (null = main)
+let sources = []; // [{ sourceId, active, tracks }]
+let videos = [];
+
+function setView(state) {
+  root.dataset.state = state;
+  offline.hidden = state === 'playing';
+  $('live-badge').hidden = !(options.badge && state === 'playing');
+  $('viewers').hidden = !(options.viewers && state === 'playing');
+  $('pip').hidden = !(options.pip && state === 'playing' && document.pictureInPictureEnabled);
+  $('fullscreen').hidden = !(options.fullscreen && state === 'playing' && document.fullscreenEnabled);
+}
+
+function makeVideo() {
+  const video = document.createElement('video');
+  video.playsInline = true;
+  video.autoplay = options.autoplay;
+  video.controls = options.controls;
+  video.muted = options.muted;
+  stage.append(video);
+  return video;
+}
+
+/** Starts playback; browsers refuse sound without a gesture, so fall back to muted + a button. */
+async function startPlayback(video) {
+  if (!options.autoplay) return;
+  try {
+    await video.play();
+  } catch (error) {
+    if (error.name !== 'NotAllowedError' || video.muted) return;
+    video.muted = true;
+    $('unmute').hidden = false;
+    try { await video.play(); } catch { /* the controls let the viewer start it */ }
+  }
+}
+
+$('unmute').addEventListener('click', () => {
+  for (const v of videos) { v.muted = false; v.play().catch(() => {}); }
+  $('unmute').hidden = true;
+});
+$('pip').addEventListener('click', () => videos[0]?.requestPictureInPicture().catch(() => {}));
+$('fullscreen').addEventListener('click', () => root.requestFullscreen?.().catch(() => {}));
+
+function sourceName(id) {
+  return id ?? 'main';
+}
+
+/** Buttons that switch the first pair to another live source (without reconnecting). */
+function renderSourceBar() {
+  const live = sources.filter((s) => s.active);
+  sourceBar.hidden = options.multiview || live.length < 2 || root.dataset.state !== 'playing';
+  sourceBar.replaceChildren(...live.map((s) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = sourceName(s.sourceId);
+    button.setAttribute('aria-pressed', String((s.sourceId ?? null) === chosen));
+    button.addEventListener('click', async () => {
+      chosen = s.sourceId ?? null;
+      try { await player?.selectSource(0, chosen); } catch { /* it may have just ended */ }
+      renderSourceBar();
+    });
+    return button;
+  }));
+}
+
+/** Without a main source, the viewer picks one. */
+function renderPicker() {
+  const live = sources.filter((s) => s.active);
+  const mainLive = live.some((s) => s.sourceId == null);
+  const needsPick = !player && !options.multiview && chosen === null && !mainLive && live.length > 0;
+  picker.hidden = !needsPick;
+  $('offline-text').textContent = needsPick
+    ? 'The main source is not live. Pick a source to watch:'
+    : 'This stream starts playing by itself when it goes live.';
+  if (!needsPick) return;
+  picker.replaceChildren(...live.map((s) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = sourceName(s.sourceId);
+    button.addEventListener('click', () => { chosen = s.sourceId; connect(); });
+    return button;
+  }));
+}
+
+function wanted() {
+  const live = sources.filter((s) => s.active);
+  if (options.multiview) return live.length > 0;
+  if (chosen !== null) return live.some((s) => s.sourceId === chosen);
+  return live.some((s) => s.sourceId == null);
+}
+
+async function connect() {
+  if (player) return;
+  const pairs = options.multiview ? Math.max(1, Math.min(4, sources.filter((s) => s.active).length)) : 1;
+  stage.replaceChildren();
+  stage.dataset.pairs = String(pairs);
+  videos = Array.from({ length: pairs }, makeVideo);
+  player = new Player({ url: `/whep/${account}/${streamName}`, video: videos[0], pairs, sourceId: chosen ?? undefined });
+  player.addEventListener('track', (event) => {
+    const video = videos[event.detail.pair];
+    if (video && video.srcObject !== event.detail.stream) video.srcObject = event.detail.stream;
+    if (video) startPlayback(video);
+  });
+  player.addEventListener('state', (event) => {
+    const state = event.detail.state;
+    if (state === 'playing') setView('playing');
+    else if (state === 'waiting' || state === 'reconnecting') setView('offline');
+    renderSourceBar();
+  });
+  player.addEventListener('viewercount', (event) => {
+    const n = event.detail.viewercount ?? 0;
+    $('viewers').textContent = `${n} watching`;
+  });
+  player.play();
+  renderPicker();
+}
+
+async function disconnect() {
+  const p = player;
+  player = null;
+  await p?.stop();
+  stage.replaceChildren();
+  videos = [];
+  setView('offline');
+}
+
+// The public feed of the stream: live or not, which sources.
+const feed = new EventSource(`/api/v1/streams/${account}/${streamName}/events`);
+feed.addEventListener('stream', (event) => {
+  const state = JSON.parse(event.data);
+  sources = state.sources ?? [];
+  if (state.live && wanted()) connect();
+  else if (!state.live && player) disconnect();
+  renderPicker();
+  renderSourceBar();
+});
+
+// Stats overlay.
+if (options.stats) {
+  const stats = $('stats');
+  setInterval(async () => {
+    const s = await player?.getStats();
+    stats.hidden = !s || root.dataset.state !== 'playing';
+    if (s) {
+      const rtt = s.rttMs == null ? '' : ` · RTT ${s.rttMs} ms`;
+      stats.textContent = `${(s.bitrateKbps / 1000).toFixed(2)} Mbit/s · ${s.width}×${s.height} · ${Math.round(s.fps || 0)} fps${rtt}`;
+    }
+  }, 1000);
+}
+
+setView('offline');
+window.ferrocastViewer = { get player() { return player; }, get videos() { return videos; }, options };

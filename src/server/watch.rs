@@ -1,0 +1,58 @@
+//! `GET /watch/{accountId}/{streamName}`: the hosted viewer, embeddable anywhere. A small HTML
+//! document; `public/watch.js` does the playing with the publish/play module and reads the
+//! options (PRODUCT.md §7) from the query string.
+
+use axum::{
+    extract::Path,
+    http::{header, StatusCode},
+    response::{Html, IntoResponse, Response},
+};
+
+use crate::model::check_stream_name;
+
+pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
+    let valid_account = !account.is_empty()
+        && account.len() <= 32
+        && account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !valid_account || check_stream_name(&stream).is_err() {
+        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "no such stream\n")
+            .into_response();
+    }
+    // Both are plain [a-z0-9_.-] here, so they need no escaping in HTML.
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{stream} · ferrocast</title>
+<link rel="icon" href="/favicon.ico">
+<link rel="stylesheet" href="/watch.css">
+<script type="module" src="/watch.js"></script>
+</head>
+<body>
+<main class="player" id="player" data-account="{account}" data-stream="{stream}" data-state="offline">
+  <div class="stage" id="stage"></div>
+  <div class="offline" id="offline" role="status">
+    <span class="offline-badge">Not live</span>
+    <p class="offline-text" id="offline-text">This stream starts playing by itself when it goes live.</p>
+    <div class="picker" id="picker" hidden></div>
+  </div>
+  <div class="hud">
+    <span class="badge-live" id="live-badge" hidden>Live</span>
+    <span class="viewers" id="viewers" hidden></span>
+  </div>
+  <div class="stats" id="stats" hidden></div>
+  <div class="controls" id="controls">
+    <button type="button" id="unmute" hidden>🔊 Unmute</button>
+    <div class="source-bar" id="source-bar" hidden></div>
+    <button type="button" id="pip" hidden>Picture in picture</button>
+    <button type="button" id="fullscreen" hidden>Full screen</button>
+  </div>
+</main>
+</body>
+</html>
+"#
+    ))
+    .into_response()
+}
