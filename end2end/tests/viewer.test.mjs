@@ -143,3 +143,49 @@ test('stopping the publisher brings back NOT LIVE', async () => {
   const states = await publisherPage.evaluate(() => window.states);
   assert.deepEqual(states.filter((s) => s !== 'connecting'), ['live', 'stopped'], JSON.stringify(states));
 });
+
+test('multisource: without a main source the viewer picks one, switches between them, and multi-view shows both', async () => {
+  const multi = await publisherPage.evaluate(async () => {
+    const post = (path, body) => fetch(path, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const token = await (await post('/api/v1/tokens', { label: 'multi', streams: ['room'], multisource: true })).json();
+    const { Publisher } = await import('/ferrocast.js');
+    window.cams = [];
+    for (const [sourceId, colour] of [['cam1', '#e00000'], ['cam2', '#0000e0']]) {
+      const publisher = new Publisher({ url: '/whip/room', token: token.secret, sourceId });
+      await publisher.start(window.paint(colour));
+      window.cams.push(publisher);
+    }
+    return token.secret;
+  });
+  assert.ok(multi);
+
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/watch/${account}/room?muted=1`);
+  await page.getByText('Pick a source').waitFor({ timeout: 15_000 });
+  await page.locator('#picker').getByRole('button', { name: 'cam1' }).click();
+  await page.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  await waitFor('cam1 (red)', async () => isRed(await centreColour(page)));
+  await page.locator('#source-bar').getByRole('button', { name: 'cam2' }).click();
+  await waitFor('cam2 (blue) after switching', async () => isBlue(await centreColour(page)));
+  await page.close();
+
+  const grid = await browser.context.newPage();
+  await grid.goto(`${server.url}/watch/${account}/room?muted=1&multiview=1`);
+  await grid.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  await waitFor('both sources in the grid', async () => {
+    const colours = await grid.evaluate(() => Array.from(document.querySelectorAll('video')).map((video) => {
+      if (!video.videoWidth) return null;
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(video, 0, 0);
+      return Array.from(ctx.getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data.slice(0, 3));
+    }));
+    return colours.length === 2 && colours.some(isRed) && colours.some(isBlue);
+  });
+  await grid.close();
+  await publisherPage.evaluate(async () => { for (const cam of window.cams) await cam.stop(); });
+});
