@@ -154,6 +154,7 @@ test('Chromium publishes through WHIP with trickled candidates and another page 
   const row = dashboard.locator('tr[data-stream="browser"]');
   await row.waitFor({ timeout: 10_000 });
   assert.match(await row.textContent(), /main/);
+  assert.equal(await row.locator(`a[href="/watch/${account}/browser"]`).count(), 1, 'the stream links to its viewer');
   assert.match(await row.textContent(), /video vp8|video h264|video vp9|video av1/i);
   await dashboard.waitForFunction(() => document.querySelector('tr[data-stream="browser"] .viewers-cell')?.textContent === '1', null, { timeout: 10_000 });
   await dashboard.goto(server.url + '/tokens');

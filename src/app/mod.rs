@@ -17,6 +17,7 @@ use layout::DashboardLayout;
 use pages::{
     api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
+    broadcast::BroadcastPage,
     live::LivePage,
     not_found::NotFound,
     token_new::NewTokenPage,
@@ -61,6 +62,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens") view=TokensPage/>
                     <Route path=path!("/tokens/new") view=NewTokenPage/>
                     <Route path=path!("/tokens/:id") view=TokenSettingsPage/>
+                    <Route path=path!("/tokens/:id/broadcast") view=BroadcastPage/>
                     <Route path=path!("/live") view=LivePage/>
                     <Route path=path!("/api-keys") view=ApiKeysPage/>
                 </ParentRoute>

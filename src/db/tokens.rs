@@ -160,6 +160,20 @@ pub async fn find_by_secret_hash(pool: &SqlitePool, secret_hash: &str) -> Result
     .await
 }
 
+/// A token by id with its owner's public id (for publish grants minted from a session).
+pub async fn find_with_owner(pool: &SqlitePool, id: &str) -> Result<Option<TokenWithOwner>, sqlx::Error> {
+    sqlx::query_as::<_, TokenWithOwner>(
+        "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource, t.expires_at,
+                t.allowed_origins, t.hint, t.created_at, t.updated_at, t.last_used_at,
+                a.public_id AS account_public_id
+         FROM publish_tokens t JOIN accounts a ON a.id = t.account_id
+         WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Records that a token was just used to publish.
 pub async fn touch(pool: &SqlitePool, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE publish_tokens SET last_used_at = $2 WHERE id = $1").bind(id).bind(now).execute(pool).await?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod grants;
 mod headers;
 pub mod live;
 mod origin;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub settings: Arc<Settings>,
     pub sfu: SfuHandle,
+    /// Short-lived publish grants for the online broadcaster.
+    pub grants: Arc<grants::PublishGrants>,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
     /// streams) end so that graceful shutdown does not wait for them.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -118,7 +121,8 @@ impl Application {
         let sfu =
             sfu::start(config.sfu()).await.map_err(|source| StartError::Rtc { port: config.rtc_udp_port, source })?;
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let state = AppState { pool, accounts, settings, sfu, shutdown: shutdown_rx, leptos_options };
+        let state =
+            AppState { pool, accounts, settings, sfu, grants: Arc::default(), shutdown: shutdown_rx, leptos_options };
         let router = router(state.clone());
 
         let warm = state.accounts.clone();

@@ -6,7 +6,11 @@
 use axum::http::StatusCode;
 use sqlx::SqlitePool;
 
-use super::{secrets, tokens::parse_json_list};
+use super::{
+    grants::{PublishGrants, GRANT_PREFIX},
+    secrets,
+    tokens::parse_json_list,
+};
 use crate::{
     db::{self, tokens::TokenWithOwner},
     model::{check_stream_name, StreamPattern},
@@ -50,6 +54,8 @@ pub enum PublishDenied {
     OriginNotAllowed,
     #[error("a sourceId needs a publish token with the multisource flag")]
     SourceIdWithoutMultisource,
+    #[error("this broadcast grant is for another stream name or source")]
+    GrantMismatch,
 }
 
 impl PublishDenied {
@@ -64,12 +70,28 @@ impl PublishDenied {
 }
 
 /// Looks the secret up (one indexed lookup of its hash) and applies [`evaluate`]; a grant marks
-/// the token used.
+/// the token used. A short-lived broadcast grant (`fcg_…`, see [`super::grants`]) stands for its
+/// token, for the one stream name and source it was minted for.
 pub async fn authorize(
     pool: &SqlitePool,
-    request: PublishRequest<'_>,
+    grants: &PublishGrants,
+    mut request: PublishRequest<'_>,
 ) -> Result<Result<PublishGrant, PublishDenied>, sqlx::Error> {
-    let Some(token) = db::tokens::find_by_secret_hash(pool, &secrets::hash(request.secret)).await? else {
+    let token = if request.secret.starts_with(GRANT_PREFIX) {
+        let Some(grant) = grants.find(request.secret) else {
+            return Ok(Err(PublishDenied::UnknownToken));
+        };
+        if grant.stream_name != request.stream_name || grant.source_id.as_deref() != request.source_id {
+            return Ok(Err(PublishDenied::GrantMismatch));
+        }
+        // Minted for a logged-in owner on this site: the token's origin list is for pages
+        // holding its secret, which this page does not.
+        request.origin = None;
+        db::tokens::find_with_owner(pool, &grant.token_id).await?
+    } else {
+        db::tokens::find_by_secret_hash(pool, &secrets::hash(request.secret)).await?
+    };
+    let Some(token) = token else {
         return Ok(Err(PublishDenied::UnknownToken));
     };
     let now = db::now_unix();

@@ -73,10 +73,11 @@ pub fn LivePage() -> impl IntoView {
 #[component]
 fn LiveRow(stream: LiveStream) -> impl IntoView {
     let id = format!("{}/{}", stream.account_id, stream.stream_name);
+    let watch = format!("/watch/{id}");
     view! {
         <tr data-stream=stream.stream_name.clone()>
             <th scope="row">
-                <span class="row-title">{stream.stream_name.clone()}</span>
+                <a class="row-title" href=watch rel="external" target="_blank">{stream.stream_name.clone()}</a>
                 <div class="badges">
                     <Badge text="Live" tone="live"/>
                     {stream.recording.then(|| view! { <Badge text="Rec" tone="accent"/> })}

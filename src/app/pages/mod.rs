@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod broadcast;
 pub mod live;
 pub mod not_found;
 mod token_form;

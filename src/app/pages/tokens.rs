@@ -164,6 +164,9 @@ fn TokenRow(
                             {if enabled { "Disable" } else { "Enable" }}
                         </button>
                     </ActionForm>
+                    <a class="menu-item" role="menuitem" rel="external" href=format!("{}/broadcast", settings_link.get_value())>
+                        "Broadcast"
+                    </a>
                     <a class="menu-item" role="menuitem" href=settings_link.get_value()>"Settings"</a>
                     <button
                         type="button"

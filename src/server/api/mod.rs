@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", get(tokens::get).patch(tokens::update).delete(tokens::delete))
         .route("/tokens/{id}/rotate", post(tokens::rotate))
+        .route("/tokens/{id}/grants", post(tokens::grant))
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
         .route("/streams", get(streams::list))

@@ -100,3 +100,37 @@ pub async fn delete_api_key(
     tokens::delete_api_key(&state.pool, &account, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrantRequest {
+    stream_name: String,
+    #[serde(default)]
+    source_id: Option<String>,
+}
+
+/// `POST /api/v1/tokens/{id}/grants` `{streamName, sourceId?}` → 201 `{grant, whipUrl, expiresIn}`:
+/// a short-lived publish grant for the online broadcaster (the token's rules still apply at WHIP).
+pub async fn grant(
+    State(state): State<AppState>,
+    CurrentAccount(account): CurrentAccount,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<GrantRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let token = tokens::get(&state.pool, &account, &id).await?;
+    crate::model::check_stream_name(&input.stream_name).map_err(|m| ApiError::invalid("streamName", m))?;
+    let source_id = input.source_id.filter(|s| !s.is_empty());
+    if let Some(source) = &source_id {
+        crate::model::check_stream_name(source)
+            .map_err(|m| ApiError::invalid("sourceId", m.replace("stream name", "sourceId")))?;
+    }
+    let grant = state.grants.mint(&token.id, &input.stream_name, source_id.as_deref())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "grant": grant,
+            "whipUrl": format!("/whip/{}", input.stream_name),
+            "expiresIn": crate::server::grants::GRANT_TTL.as_secs(),
+        })),
+    ))
+}

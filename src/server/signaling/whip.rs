@@ -32,7 +32,7 @@ pub async fn publish(
     let source = source_id(query.as_deref())?;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let check = PublishCheck { secret, stream_name: &stream, source_id: source.as_deref(), origin };
-    let grant = publish_rule::authorize(&state.pool, check)
+    let grant = publish_rule::authorize(&state.pool, &state.grants, check)
         .await
         .map_err(|err| {
             tracing::error!(%err, "publish rule: database error");
