@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { launchBrowser, startServer, waitForHydration } from './support.mjs';
+import { launchBrowser, startServer, videoPixel, waitFor, waitForHydration } from './support.mjs';
 
 let server;
 let browser;
@@ -40,27 +40,7 @@ after(async () => {
   await new Promise((resolve) => (embedServer ? embedServer.close(resolve) : resolve()));
 });
 
-async function waitFor(what, check, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** [r, g, b] of the video at (fx, fy) in fractions of its size. */
-const pixel = (target, fx = 0.5, fy = 0.5) => target.evaluate(({ fx, fy }) => {
-  const video = document.querySelector('video');
-  if (!video?.videoWidth) return null;
-  const canvas = document.createElement('canvas');
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const ctx = canvas.getContext('2d');
-  ctx.drawImage(video, 0, 0);
-  return Array.from(ctx.getImageData(Math.floor(canvas.width * fx), Math.floor(canvas.height * fy), 1, 1).data.slice(0, 3));
-}, { fx, fy });
+const pixel = videoPixel;
 
 async function openBroadcaster(target, tokenId) {
   await target.goto(`${server.url}/tokens/${tokenId}/broadcast`);

@@ -82,3 +82,46 @@ export async function launchBrowser() {
 export async function waitForHydration(page) {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 20_000 });
 }
+
+/** Polls `check` until it returns something truthy (bounded); resolves to that value. */
+export async function waitFor(what, check, timeout = 15_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** [r, g, b] of the first <video> of a page or frame at (fx, fy), in fractions of its size; null before a picture. */
+export function videoPixel(target, fx = 0.5, fy = 0.5) {
+  return target.evaluate(({ fx, fy }) => {
+    const video = document.querySelector('video');
+    if (!video?.videoWidth) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0);
+    return Array.from(ctx.getImageData(Math.floor(canvas.width * fx), Math.floor(canvas.height * fy), 1, 1).data.slice(0, 3));
+  }, { fx, fy });
+}
+
+/**
+ * Signs up `email` through the JSON API from `page` (which must be on the server's origin, so the
+ * session cookie lands in the browser) and creates one publish token. Resolves to
+ * { account, secret, tokenId }.
+ */
+export function signUpWithToken(page, email, token) {
+  return page.evaluate(async ({ email, token }) => {
+    const post = (path, body) => fetch(path, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const signup = await post('/api/v1/signup', { email, password: 'correct horse battery' });
+    if (signup.status !== 201) throw new Error(`sign-up: ${signup.status}`);
+    const me = await (await fetch('/api/v1/me')).json();
+    const created = await (await post('/api/v1/tokens', token)).json();
+    return { account: me.accountId, secret: created.secret, tokenId: created.token.id };
+  }, { email, token });
+}

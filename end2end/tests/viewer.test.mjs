@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { launchBrowser, startServer } from './support.mjs';
+import { launchBrowser, signUpWithToken, startServer, videoPixel, waitFor } from './support.mjs';
 
 let server;
 let browser;
@@ -22,16 +22,7 @@ before(async () => {
   publisherPage = await browser.context.newPage();
   viewerPage = await browser.context.newPage();
   await publisherPage.goto(server.url + '/login');
-  ({ account, secret } = await publisherPage.evaluate(async () => {
-    const post = (path, body) => fetch(path, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-    });
-    const signup = await post('/api/v1/signup', { email: 'viewer-e2e@example.com', password: 'correct horse battery' });
-    if (signup.status !== 201) throw new Error(`sign-up: ${signup.status}`);
-    const me = await (await fetch('/api/v1/me')).json();
-    const token = await (await post('/api/v1/tokens', { label: 'module', streams: ['show'] })).json();
-    return { account: me.accountId, secret: token.secret };
-  }));
+  ({ account, secret } = await signUpWithToken(publisherPage, 'viewer-e2e@example.com', { label: 'module', streams: ['show'] }));
 });
 
 after(async () => {
@@ -40,29 +31,7 @@ after(async () => {
   await new Promise((resolve) => (embedServer ? embedServer.close(resolve) : resolve()));
 });
 
-/** The colour at the centre of a playing <video>, as [r, g, b]. */
-async function centreColour(page, frame = page) {
-  return frame.evaluate(() => {
-    const video = document.querySelector('video');
-    if (!video || !video.videoWidth) return null;
-    const canvas = document.createElement('canvas');
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(video, 0, 0);
-    return Array.from(ctx.getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data.slice(0, 3));
-  });
-}
-
-async function waitFor(what, check, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const centreColour = (page, frame = page) => videoPixel(frame);
 
 const isRed = (c) => c && c[0] > 160 && c[1] < 90 && c[2] < 90;
 const isBlue = (c) => c && c[2] > 160 && c[0] < 90 && c[1] < 90;

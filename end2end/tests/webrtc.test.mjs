@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, startServer } from './support.mjs';
+import { launchBrowser, signUpWithToken, startServer } from './support.mjs';
 
 let server;
 let browser;
@@ -21,16 +21,7 @@ before(async () => {
   // Any page of the site, so that fetch() is same-origin; the WHIP/WHEP doors allow any origin anyway.
   await publisherPage.goto(server.url + '/login');
   await viewerPage.goto(server.url + '/login');
-  ({ account, secret } = await publisherPage.evaluate(async () => {
-    const post = (path, body) => fetch(path, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-    });
-    const signup = await post('/api/v1/signup', { email: 'webrtc-e2e@example.com', password: 'correct horse battery' });
-    if (signup.status !== 201) throw new Error(`sign-up: ${signup.status}`);
-    const me = await (await fetch('/api/v1/me')).json();
-    const token = await (await post('/api/v1/tokens', { label: 'browser', streams: ['browser'] })).json();
-    return { account: me.accountId, secret: token.secret };
-  }));
+  ({ account, secret } = await signUpWithToken(publisherPage, 'webrtc-e2e@example.com', { label: 'browser', streams: ['browser'] }));
 });
 
 after(async () => {

@@ -145,33 +145,24 @@ pub async fn delete(pool: &SqlitePool, account_id: i64, id: &str) -> Result<bool
     Ok(done.rows_affected() > 0)
 }
 
+/// A token row with its owner's public id, for the publish rule.
+const WITH_OWNER: &str = "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource,
+        t.expires_at, t.allowed_origins, t.hint, t.created_at, t.updated_at, t.last_used_at,
+        a.public_id AS account_public_id
+     FROM publish_tokens t JOIN accounts a ON a.id = t.account_id";
+
 /// The token whose secret hashes to `secret_hash`, with its account's public id: one lookup
 /// through the UNIQUE index.
 pub async fn find_by_secret_hash(pool: &SqlitePool, secret_hash: &str) -> Result<Option<TokenWithOwner>, sqlx::Error> {
-    sqlx::query_as::<_, TokenWithOwner>(
-        "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource, t.expires_at,
-                t.allowed_origins, t.hint, t.created_at, t.updated_at, t.last_used_at,
-                a.public_id AS account_public_id
-         FROM publish_tokens t JOIN accounts a ON a.id = t.account_id
-         WHERE t.secret_hash = $1",
-    )
-    .bind(secret_hash)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as::<_, TokenWithOwner>(&format!("{WITH_OWNER} WHERE t.secret_hash = $1"))
+        .bind(secret_hash)
+        .fetch_optional(pool)
+        .await
 }
 
 /// A token by id with its owner's public id (for publish grants minted from a session).
 pub async fn find_with_owner(pool: &SqlitePool, id: &str) -> Result<Option<TokenWithOwner>, sqlx::Error> {
-    sqlx::query_as::<_, TokenWithOwner>(
-        "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource, t.expires_at,
-                t.allowed_origins, t.hint, t.created_at, t.updated_at, t.last_used_at,
-                a.public_id AS account_public_id
-         FROM publish_tokens t JOIN accounts a ON a.id = t.account_id
-         WHERE t.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as::<_, TokenWithOwner>(&format!("{WITH_OWNER} WHERE t.id = $1")).bind(id).fetch_optional(pool).await
 }
 
 /// Records that a token was just used to publish.

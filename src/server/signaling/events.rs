@@ -114,13 +114,8 @@ pub async fn select_source(
     body: Body,
 ) -> Result<Response, SignalingError> {
     let session = session_ref(account, stream, session)?;
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json") {
-        return Err(SignalingError::unsupported_media_type("application/json"));
-    }
-    let bytes = axum::body::to_bytes(body, 4096)
-        .await
-        .map_err(|_| SignalingError::bad_request("the body is larger than 4 KiB"))?;
+    super::check_content_type(&headers, "application/json")?;
+    let bytes = super::read_bounded(body, 4096).await?;
     let selection: Selection = serde_json::from_slice(&bytes)
         .map_err(|err| SignalingError::bad_request(format!("expected {{\"pair\": 0, \"sourceId\": \"…\"}}: {err}")))?;
     let source = selection.source_id.filter(|s| !s.is_empty());

@@ -21,7 +21,7 @@ use tower_http::cors::{Any, CorsLayer};
 pub use error::SignalingError;
 
 use super::AppState;
-use crate::sfu::{IceServer, SessionCreated};
+use crate::sfu::{api::SessionRef, IceServer, SessionCreated};
 
 /// Offers and answers are a few kilobytes; this bounds what a client can make us buffer.
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
@@ -114,17 +114,42 @@ fn not_allowed(allow: &'static str) -> MethodRouter<AppState> {
     })
 }
 
-/// Checks the content type and reads a bounded UTF-8 body.
-async fn read_body(headers: &HeaderMap, body: Body, expected: &str) -> Result<String, SignalingError> {
+/// 415 unless the request's content type is `expected` (parameters such as charset allowed).
+fn check_content_type(headers: &HeaderMap, expected: &str) -> Result<(), SignalingError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case(expected) {
-        return Err(SignalingError::unsupported_media_type(expected));
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(SignalingError::unsupported_media_type(expected))
     }
-    let bytes = axum::body::to_bytes(body, MAX_SDP_BYTES)
+}
+
+/// Reads at most `limit` bytes of body, or answers 400.
+async fn read_bounded(body: Body, limit: usize) -> Result<axum::body::Bytes, SignalingError> {
+    axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| SignalingError::bad_request(format!("the body is larger than {} KiB", MAX_SDP_BYTES / 1024)))?;
+        .map_err(|_| SignalingError::bad_request(format!("the body is larger than {} KiB", limit.div_ceil(1024))))
+}
+
+/// Checks the content type and reads a bounded UTF-8 body.
+async fn read_body(headers: &HeaderMap, body: Body, expected: &str) -> Result<String, SignalingError> {
+    check_content_type(headers, expected)?;
+    let bytes = read_bounded(body, MAX_SDP_BYTES).await?;
     String::from_utf8(bytes.to_vec()).map_err(|_| SignalingError::bad_request("the body is not UTF-8 text"))
+}
+
+/// `PATCH` on a WHIP or WHEP session: trickled candidates (RFC 8840), honouring `If-Match`.
+async fn trickle(
+    state: &AppState,
+    session: SessionRef,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let fragment = read_body(headers, body, TRICKLE).await?;
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    state.sfu.trickle(session, if_match, fragment).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `201 Created` with the answer and the headers RFC 9725 §4.2 lists.

@@ -4,12 +4,12 @@
 use axum::{
     body::Body,
     extract::{Path, RawQuery, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 
 use super::{
-    created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE, SDP, TRICKLE,
+    created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE, SDP,
 };
 use crate::{
     model::check_stream_name,
@@ -50,10 +50,7 @@ pub async fn patch(
     body: Body,
 ) -> Result<Response, SignalingError> {
     let session = session_ref(account, stream, session)?;
-    let fragment = read_body(&headers, body, TRICKLE).await?;
-    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    state.sfu.trickle(session, if_match, fragment).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    super::trickle(&state, session, &headers, body).await
 }
 
 pub async fn delete(

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, SDP, TRICKLE};
+use super::{created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, SDP};
 use crate::{
     model::check_stream_name,
     server::{
@@ -61,10 +61,7 @@ pub async fn patch(
     body: Body,
 ) -> Result<Response, SignalingError> {
     let session = session_ref(stream, session)?;
-    let fragment = read_body(&headers, body, TRICKLE).await?;
-    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    state.sfu.trickle(session, if_match, fragment).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    super::trickle(&state, session, &headers, body).await
 }
 
 /// Ends the feed; its viewers stay connected and wait for a replacement.
