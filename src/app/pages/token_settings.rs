@@ -86,6 +86,7 @@ fn TokenSettings(token: TokenView, info: SiteInfo) -> impl IntoView {
                     " · last used " {token.last_used_at.as_deref().map(display_time).unwrap_or_else(|| "never".into())}
                 </p>
             </div>
+            <a class="button primary" rel="external" href=format!("/tokens/{}/broadcast", token.id)>"Open broadcaster"</a>
             {if token.enabled { view! { <Badge text="Enabled" tone="success"/> } } else { view! { <Badge text="Disabled" tone="muted"/> } }}
         </div>
 
