@@ -1,0 +1,373 @@
+//! The engine's commands: sessions created from offers, trickle, source selection, snapshots.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use str0m::{
+    change::SdpOffer,
+    media::{MediaKind, Mid},
+    Candidate, Rtc,
+};
+
+use super::{settle, Engine};
+use crate::sfu::{
+    api::{
+        Command, PairInfo, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, SourceInfo, StreamInfo,
+        StreamKey, TrackInfo, ViewRequest,
+    },
+    forward::{codec_name, OutTrack},
+    offer::{self, Intent},
+    peer::{Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
+    registry::{Source, Stream},
+};
+
+impl Engine {
+    pub(super) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(request, reply) => {
+                let _ = reply.send(self.publish(request));
+            }
+            Command::View(request, reply) => {
+                let _ = reply.send(self.view(request));
+            }
+            Command::Trickle { session, if_match, fragment, reply } => {
+                let _ = reply.send(self.trickle(&session, if_match.as_deref(), &fragment));
+            }
+            Command::End { session, reply } => {
+                let result = self.find_session(&session).map(|id| self.doomed.push(id));
+                let _ = reply.send(result);
+            }
+            Command::Select { session, pair, source, reply } => {
+                let _ = reply.send(self.select(&session, pair, source));
+            }
+            Command::EndToken { token_id, reply } => {
+                let ids: Vec<PeerId> = self
+                    .peers
+                    .values()
+                    .filter(|p| p.publisher().is_some_and(|p| p.token_id == token_id))
+                    .map(|p| p.id)
+                    .collect();
+                self.doomed.extend(&ids);
+                let _ = reply.send(Ok(ids.len()));
+            }
+            Command::Streams { account, reply } => {
+                let mut list: Vec<StreamInfo> = self
+                    .streams
+                    .iter()
+                    .filter(|(key, stream)| {
+                        account.as_ref().is_none_or(|a| a == &key.account) && !stream.sources.is_empty()
+                    })
+                    .map(|(key, stream)| self.snapshot(key, stream))
+                    .collect();
+                list.sort_by(|a, b| (&a.account_id, &a.stream_name).cmp(&(&b.account_id, &b.stream_name)));
+                let _ = reply.send(list);
+            }
+            Command::Stream { key, reply } => {
+                let _ = reply.send(self.streams.get(&key).map(|stream| self.snapshot(&key, stream)));
+            }
+            Command::Session { session, reply } => {
+                let result = self.find_session(&session).map(|id| {
+                    let peer = &self.peers[&id];
+                    let pairs = match &peer.role {
+                        Role::Viewer(v) => v
+                            .pairs
+                            .iter()
+                            .enumerate()
+                            .map(|(pair, p)| PairInfo {
+                                pair,
+                                assigned: p.bound.is_some(),
+                                source_id: p.bound.clone().flatten().as_deref().map(str::to_owned),
+                                video: p.video.is_some(),
+                                audio: p.audio.is_some(),
+                            })
+                            .collect(),
+                        Role::Publisher(_) => Vec::new(),
+                    };
+                    SessionInfo { stream: peer.stream.clone(), pairs }
+                });
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    pub(super) fn new_rtc(&self) -> Result<Rtc, SfuError> {
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_vp9(true)
+            .enable_h264(true)
+            .enable_av1(true);
+        if let Some(cert) = &self.cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = config.build(Instant::now());
+        for socket in &self.io.sockets {
+            let candidate = Candidate::host(socket.local, "udp").map_err(|err| {
+                tracing::error!(%err, addr = %socket.local, "cannot make a host candidate");
+                SfuError::Unavailable
+            })?;
+            rtc.add_local_candidate(candidate);
+        }
+        Ok(rtc)
+    }
+
+    /// Builds a peer for an offer and answers it.
+    pub(super) fn accept(
+        &mut self,
+        sdp: &str,
+        stream: StreamKey,
+        role: Role,
+    ) -> Result<(PeerId, SessionCreated), SfuError> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|err| SfuError::BadOffer(format!("the SDP offer does not parse: {err}")))?;
+        let mut rtc = self.new_rtc()?;
+        let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
+        {
+            Ok(Ok(answer)) => answer.to_sdp_string(),
+            Ok(Err(err)) => return Err(SfuError::BadOffer(format!("the offer cannot be accepted: {err}"))),
+            Err(_) => return Err(SfuError::BadOffer("the offer cannot be accepted".to_owned())),
+        };
+        let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let id = self.next_peer;
+        self.next_peer += 1;
+        let session_id = random_hex(16);
+        let etag = format!("\"{}\"", random_hex(8));
+        let mut peer = Peer {
+            id,
+            session_id: session_id.clone(),
+            etag: etag.clone(),
+            stream,
+            rtc,
+            local_ufrag: local_ufrag.clone(),
+            remote_ufrag: offer::ice_ufrag(sdp).map(str::to_owned),
+            addrs: Vec::new(),
+            created: Instant::now(),
+            connected: false,
+            deadline: Instant::now(),
+            scheduled: None,
+            role,
+        };
+        settle(&mut peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        self.demux.add_peer(&local_ufrag, id);
+        self.sessions.insert(session_id.clone(), id);
+        self.peers.insert(id, peer);
+        Ok((id, SessionCreated { session_id, etag, answer }))
+    }
+
+    pub(super) fn publish(&mut self, request: PublishRequest) -> Result<SessionCreated, SfuError> {
+        let sections = offer::inspect(&request.offer, Intent::Publish)?;
+        let name: SourceName = request.source.as_deref().map(Arc::from);
+        let existing = self.streams.get(&request.stream);
+        let replacing = existing.and_then(|s| s.source(&name)).is_some();
+        let sources = existing.map_or(0, |s| s.sources.len());
+        if !replacing && sources >= self.config.max_sources_per_stream {
+            return Err(SfuError::LimitReached(format!(
+                "this stream already has {sources} sources, the most allowed; try again when one ends"
+            )));
+        }
+        let mut tracks = Vec::new();
+        for section in sections.iter().filter(|s| s.is_av() && !s.rejected && s.sends()) {
+            let mid = section.mid.as_deref().ok_or_else(|| SfuError::BadOffer("every m-line needs an a=mid".into()))?;
+            let kind = if section.kind == "video" { MediaKind::Video } else { MediaKind::Audio };
+            tracks.push(TrackIn::new(Mid::from(mid), kind));
+        }
+        let role = Role::Publisher(Publisher {
+            source: name.clone(),
+            token_id: request.token_id,
+            record: request.record,
+            tracks,
+        });
+        let (id, created) = self.accept(&request.offer, request.stream.clone(), role)?;
+        let stream = self.streams.entry(&request.stream);
+        match stream.source_mut(&name) {
+            Some(source) => {
+                if let Some(previous) = source.pending.replace(id) {
+                    self.doomed.push(previous);
+                }
+            }
+            None => stream.sources.push(Source::new(name.clone(), id)),
+        }
+        tracing::info!(stream = %request.stream, source = ?name, replacing, "publisher joined");
+        self.notify(&request.stream);
+        Ok(created)
+    }
+
+    pub(super) fn view(&mut self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
+        let sections = offer::inspect(&request.offer, Intent::View)?;
+        let asked: SourceName = request.source.as_deref().map(Arc::from);
+        let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
+        let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
+        if stream.viewers.len() >= self.config.max_viewers_per_stream {
+            return Err(SfuError::LimitReached(format!(
+                "this stream has {} viewers, the most allowed; try again later",
+                stream.viewers.len()
+            )));
+        }
+        let total = self.streams.total_viewers();
+        if total >= self.config.max_viewers {
+            return Err(SfuError::LimitReached("this server has as many viewers as it allows; try again later".into()));
+        }
+        let receiving = |kind: &str| -> Result<Vec<String>, SfuError> {
+            sections
+                .iter()
+                .filter(|s| s.kind == kind && !s.rejected && (s.direction == "recvonly" || s.direction == "sendrecv"))
+                .map(|s| s.mid.clone().ok_or_else(|| SfuError::BadOffer("every m-line needs an a=mid".into())))
+                .collect()
+        };
+        let videos = receiving("video")?;
+        let audios = receiving("audio")?;
+        let others: Vec<SourceName> =
+            stream.sources.iter().filter(|s| s.active && s.name != first).map(|s| s.name.clone()).collect();
+        let pair_count = videos.len().max(audios.len());
+        let pairs: Vec<Pair> = (0..pair_count)
+            .map(|i| Pair {
+                bound: if i == 0 { Some(first.clone()) } else { others.get(i - 1).cloned() },
+                video: videos.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Video)),
+                audio: audios.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Audio)),
+            })
+            .collect();
+        let pair_of_mid: HashMap<String, usize> =
+            videos.iter().enumerate().chain(audios.iter().enumerate()).map(|(i, mid)| (mid.clone(), i)).collect();
+        let bindings: Vec<(usize, SourceName)> =
+            pairs.iter().enumerate().filter_map(|(i, p)| p.bound.clone().map(|b| (i, b))).collect();
+
+        let (id, mut created) = self.accept(&request.offer, request.stream.clone(), Role::Viewer(Viewer { pairs }))?;
+        created.answer =
+            offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
+        let stream = self.streams.entry(&request.stream);
+        stream.viewers.push(id);
+        for (pair, name) in bindings {
+            stream.subscribe(&name, id, pair);
+        }
+        tracing::info!(stream = %request.stream, pairs = pair_count, "viewer joined");
+        self.notify(&request.stream);
+        Ok(created)
+    }
+
+    pub(super) fn trickle(
+        &mut self,
+        session: &SessionRef,
+        if_match: Option<&str>,
+        fragment: &str,
+    ) -> Result<(), SfuError> {
+        let id = self.find_session(session)?;
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::SessionNotFound)?;
+        match if_match.map(str::trim) {
+            Some("*") => return Err(SfuError::IceRestartUnsupported),
+            Some(tag) if tag != peer.etag => return Err(SfuError::PreconditionFailed),
+            _ => {}
+        }
+        let fragment = offer::parse_fragment(fragment)?;
+        if fragment.ufrag.is_some() && fragment.ufrag != peer.remote_ufrag {
+            return Err(SfuError::IceRestartUnsupported);
+        }
+        for line in &fragment.candidates {
+            // mDNS (.local) and other unresolvable candidates are skipped: with ICE-lite the
+            // client's checks reveal its address anyway.
+            if let Ok(candidate) = Candidate::from_sdp_string(line) {
+                if peer.guarded(|rtc| rtc.add_remote_candidate(candidate)).is_none() {
+                    self.doomed.push(id);
+                }
+            }
+        }
+        settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        Ok(())
+    }
+
+    pub(super) fn select(&mut self, session: &SessionRef, pair: usize, source: Option<String>) -> Result<(), SfuError> {
+        let id = self.find_session(session)?;
+        let name: SourceName = source.as_deref().map(Arc::from);
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::SessionNotFound)?;
+        let key = peer.stream.clone();
+        let viewer = peer.viewer_mut().ok_or(SfuError::SessionNotFound)?;
+        let pairs = viewer.pairs.len();
+        let Some(slot) = viewer.pairs.get_mut(pair) else {
+            return Err(SfuError::BadRequest(format!(
+                "this session has {pairs} audio/video pairs; there is no pair {pair}"
+            )));
+        };
+        let stream = self.streams.get_mut(&key).ok_or(SfuError::NotLive)?;
+        if !stream.source(&name).is_some_and(|s| s.active) {
+            return Err(SfuError::NotFound(format!("source {} is not live", display_source(&name))));
+        }
+        if slot.bound.as_ref() == Some(&name) {
+            return Ok(());
+        }
+        if let Some(old) = slot.bound.replace(name.clone()) {
+            stream.unsubscribe(&old, id, pair);
+        }
+        slot.tracks_mut().for_each(OutTrack::switch);
+        stream.subscribe(&name, id, pair);
+        self.request_keyframe(&key, &name);
+        Ok(())
+    }
+
+    pub(super) fn find_session(&self, session: &SessionRef) -> Result<PeerId, SfuError> {
+        let id = *self.sessions.get(&session.id).ok_or(SfuError::SessionNotFound)?;
+        let peer = self.peers.get(&id).ok_or(SfuError::SessionNotFound)?;
+        let matches = peer.kind() == session.kind
+            && *peer.stream.name == *session.stream_name
+            && session.account.as_deref().is_none_or(|a| a == &*peer.stream.account);
+        if matches {
+            Ok(id)
+        } else {
+            Err(SfuError::SessionNotFound)
+        }
+    }
+
+    pub(super) fn snapshot(&self, key: &StreamKey, stream: &Stream) -> StreamInfo {
+        let sources: Vec<SourceInfo> = stream
+            .sources
+            .iter()
+            .map(|source| {
+                let publisher = self.peers.get(&source.publisher).and_then(Peer::publisher);
+                let tracks: Vec<TrackInfo> = publisher
+                    .map(|p| {
+                        p.tracks
+                            .iter()
+                            .map(|t| TrackInfo {
+                                kind: if t.kind == MediaKind::Video { "video" } else { "audio" },
+                                codec: t.params.map(|p| codec_name(p.spec().codec)),
+                                bitrate_bps: t.bitrate_bps,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                SourceInfo {
+                    source_id: source.name.as_deref().map(str::to_owned),
+                    active: source.active,
+                    started_at: source.started_at,
+                    bitrate_bps: tracks.iter().map(|t| t.bitrate_bps).sum(),
+                    recording: publisher.is_some_and(|p| p.record),
+                    token_id: publisher.map(|p| p.token_id.clone()).unwrap_or_default(),
+                    tracks,
+                }
+            })
+            .collect();
+        StreamInfo {
+            account_id: key.account.to_string(),
+            stream_name: key.name.to_string(),
+            live: stream.is_live(),
+            viewers: stream.viewers.len(),
+            started_at: sources.iter().filter(|s| s.active).map(|s| s.started_at).min(),
+            bitrate_bps: sources.iter().map(|s| s.bitrate_bps).sum(),
+            recording: sources.iter().any(|s| s.active && s.recording),
+            sources,
+        }
+    }
+}
+
+fn display_source(name: &SourceName) -> String {
+    match name {
+        Some(id) => format!("\"{id}\""),
+        None => "main".to_owned(),
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).expect("the OS random source is available");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

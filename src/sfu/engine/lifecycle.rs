@@ -1,0 +1,252 @@
+//! The engine's bookkeeping: peers connecting and leaving, keyframe requests, housekeeping.
+
+use std::time::{Duration, Instant};
+
+use str0m::{
+    media::{KeyframeRequestKind, MediaKind, Mid},
+    Rtc,
+};
+
+use super::{settle, Engine, PROMOTE_AFTER};
+use crate::sfu::{
+    api::{StreamChange, StreamKey},
+    forward::OutTrack,
+    peer::{Pair, Peer, PeerId, Role, SourceName, TrackIn},
+};
+
+impl Engine {
+    pub(super) fn on_connected(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.connected = true;
+        let key = peer.stream.clone();
+        let shown: Vec<SourceName> = match &peer.role {
+            Role::Publisher(_) => Vec::new(),
+            Role::Viewer(viewer) => viewer.pairs.iter().filter_map(|p| p.bound.clone()).collect(),
+        };
+        match peer.publisher().map(|p| p.source.clone()) {
+            Some(name) => {
+                let Some(stream) = self.streams.get_mut(&key) else { return };
+                let Some(source) = stream.source_mut(&name) else { return };
+                if source.publisher == id {
+                    source.active = true;
+                    stream.empty_since = None;
+                    self.attach_waiting_viewers(&key, &name);
+                    self.notify(&key);
+                } else if source.pending == Some(id) {
+                    self.request_keyframe_from(id);
+                }
+                tracing::info!(stream = %key, source = ?name, "publisher connected");
+            }
+            None => {
+                for name in shown {
+                    self.request_keyframe(&key, &name);
+                }
+            }
+        }
+    }
+
+    /// A source (re)appeared: viewer pairs bound to its name subscribe again, and pairs showing
+    /// nothing pick it up.
+    pub(super) fn attach_waiting_viewers(&mut self, key: &StreamKey, name: &SourceName) {
+        let Some(stream) = self.streams.get_mut(key) else { return };
+        let viewers = stream.viewers.clone();
+        for viewer_id in viewers {
+            let Some(Role::Viewer(viewer)) = self.peers.get_mut(&viewer_id).map(|p| &mut p.role) else { continue };
+            let already_shown = viewer.pairs.iter().any(|p| p.bound.as_ref() == Some(name));
+            for (index, pair) in viewer.pairs.iter_mut().enumerate() {
+                let rebind = pair.bound.as_ref() == Some(name) || pair.bound.is_none() && !already_shown;
+                if rebind {
+                    pair.bound = Some(name.clone());
+                    pair.tracks_mut().for_each(OutTrack::switch);
+                    stream.subscribe(name, viewer_id, index);
+                    if !already_shown {
+                        break;
+                    }
+                }
+            }
+        }
+        self.request_keyframe(key, name);
+    }
+
+    pub(super) fn on_viewer_keyframe_request(&mut self, id: PeerId, mid: Mid) {
+        let Some(peer) = self.peers.get(&id) else { return };
+        let Role::Viewer(viewer) = &peer.role else { return };
+        let shown =
+            viewer.pairs.iter().find(|p| p.video.as_ref().is_some_and(|v| v.mid == mid)).and_then(|p| p.bound.clone());
+        if let Some(name) = shown {
+            let key = peer.stream.clone();
+            self.request_keyframe(&key, &name);
+        }
+    }
+
+    pub(super) fn request_keyframe(&mut self, key: &StreamKey, name: &SourceName) {
+        let Some(source) = self.streams.get(key).and_then(|s| s.source(name)) else { return };
+        let publisher = source.publisher;
+        self.request_keyframe_from(publisher);
+    }
+
+    /// Asks a publisher for a keyframe on each video track, within the throttle.
+    pub(super) fn request_keyframe_from(&mut self, id: PeerId) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if !peer.connected {
+            return;
+        }
+        let Peer { rtc, role: Role::Publisher(publisher), .. } = &mut *peer else { return };
+        let mut sent = false;
+        for track in publisher.tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+            if track.keyframes.request(now) {
+                sent |= send_keyframe_request(rtc, track);
+            }
+        }
+        if sent {
+            settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        }
+    }
+
+    pub(super) fn housekeeping(&mut self) {
+        let now = Instant::now();
+        // Trailing keyframe requests.
+        let Engine { peers, io, timers, events, doomed, .. } = self;
+        for peer in peers.values_mut() {
+            let Peer { rtc, role: Role::Publisher(publisher), connected: true, .. } = peer else { continue };
+            let mut sent = false;
+            for track in publisher.tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+                if track.keyframes.poll_trailing(now) {
+                    sent |= send_keyframe_request(rtc, track);
+                }
+            }
+            if sent {
+                settle(peer, io, timers, events, doomed);
+            }
+        }
+
+        // Viewers still waiting for a picture ask again; replacements are pushed for a keyframe
+        // and take over after PROMOTE_AFTER without one.
+        let mut wanted: Vec<PeerId> = Vec::new();
+        for (_, stream) in self.streams.iter_mut() {
+            for source in &mut stream.sources {
+                let waiting = source.subscribers.iter().any(|(viewer, pair)| {
+                    self.peers.get(viewer).is_some_and(|p| {
+                        p.connected
+                            && matches!(&p.role, Role::Viewer(v) if v.pairs.get(*pair).is_some_and(Pair::waits_for_keyframe))
+                    })
+                });
+                if waiting {
+                    wanted.push(source.publisher);
+                }
+                if let Some(pending) = source.pending {
+                    let Some(peer) = self.peers.get(&pending) else { continue };
+                    if peer.connected {
+                        wanted.push(pending);
+                        if now.duration_since(peer.created) > PROMOTE_AFTER {
+                            let replaced = std::mem::replace(&mut source.publisher, pending);
+                            source.pending = None;
+                            source.active = true;
+                            self.doomed.push(replaced);
+                            for (viewer, pair) in &source.subscribers {
+                                if let Some(Role::Viewer(v)) = self.peers.get_mut(viewer).map(|p| &mut p.role) {
+                                    if let Some(pair) = v.pairs.get_mut(*pair) {
+                                        pair.tracks_mut().for_each(OutTrack::switch);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for id in wanted {
+            self.request_keyframe_from(id);
+        }
+
+        // Peers that never connected, and viewers of a stream gone for good.
+        for peer in self.peers.values() {
+            if !peer.connected && now.duration_since(peer.created) > self.config.connect_timeout {
+                self.doomed.push(peer.id);
+            }
+        }
+        for (_, stream) in self.streams.iter() {
+            if stream.empty_since.is_some_and(|since| now.duration_since(since) > self.config.orphan_grace) {
+                self.doomed.extend(&stream.viewers);
+            }
+        }
+
+        // Bitrates, once a second.
+        let elapsed = now.duration_since(self.last_stats);
+        if elapsed >= Duration::from_secs(1) {
+            self.last_stats = now;
+            for peer in self.peers.values_mut() {
+                if let Some(publisher) = peer.publisher_mut() {
+                    for track in &mut publisher.tracks {
+                        track.bitrate_bps = (track.bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                        track.bytes = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn remove_peer(&mut self, id: PeerId) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        self.sessions.remove(&peer.session_id);
+        self.demux.remove_peer(&peer.local_ufrag, &peer.addrs, id);
+        let key = peer.stream.clone();
+        let mut reattach: Option<SourceName> = None;
+        if let Some(stream) = self.streams.get_mut(&key) {
+            match &peer.role {
+                Role::Publisher(publisher) => {
+                    if let Some(index) = stream.sources.iter().position(|s| s.name == publisher.source) {
+                        let source = &mut stream.sources[index];
+                        if source.pending == Some(id) {
+                            source.pending = None;
+                        } else if source.publisher == id {
+                            match source.pending.take() {
+                                Some(next) => {
+                                    source.publisher = next;
+                                    source.active = self.peers.get(&next).is_some_and(|p| p.connected);
+                                    if source.active {
+                                        reattach = Some(source.name.clone());
+                                    }
+                                }
+                                None => {
+                                    stream.sources.remove(index);
+                                }
+                            }
+                        }
+                    }
+                    if !stream.is_live() && stream.empty_since.is_none() {
+                        stream.empty_since = Some(Instant::now());
+                    }
+                    tracing::info!(stream = %key, source = ?publisher.source, "publisher left");
+                }
+                Role::Viewer(_) => stream.forget_viewer(id),
+            }
+        }
+        if let Some(name) = reattach {
+            self.attach_waiting_viewers(&key, &name);
+        }
+        self.streams.prune(&key);
+        peer.rtc.disconnect();
+        self.notify(&key);
+    }
+
+    pub(super) fn notify(&self, key: &StreamKey) {
+        let _ = self.changes.send(StreamChange { stream: key.clone() });
+    }
+}
+
+fn send_keyframe_request(rtc: &mut Rtc, track: &TrackIn) -> bool {
+    let kind = match track.params {
+        Some(p) if !p.fb_pli() && p.fb_fir() => KeyframeRequestKind::Fir,
+        _ => KeyframeRequestKind::Pli,
+    };
+    let mut api = rtc.direct_api();
+    match api.stream_rx_by_mid(track.mid, None) {
+        Some(rx) => {
+            rx.request_keyframe(kind);
+            true
+        }
+        None => false,
+    }
+}

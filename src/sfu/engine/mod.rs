@@ -1,0 +1,426 @@
+//! The engine task: owns the sockets and every peer; see the module comment in `sfu/mod.rs`.
+//! This file is the loop and the packet path (in: `on_datagram`, out: `forward`); `commands.rs`
+//! answers the handle, `lifecycle.rs` keeps peers, sources and keyframe requests in order.
+
+mod commands;
+mod lifecycle;
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
+    future::poll_fn,
+    io,
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use str0m::{
+    config::DtlsCert,
+    media::MediaKind,
+    net::{Protocol, Receive, Transmit},
+    rtp::{ExtensionValues, RtpPacket, RtpWrite},
+    Event, IceConnectionState, Input,
+};
+use tokio::{
+    net::UdpSocket,
+    sync::{broadcast, mpsc},
+};
+
+use super::{
+    api::{Command, StreamChange},
+    demux::{Demux, Route},
+    forward::{map_payload_type, starts_keyframe, OutTrack},
+    handle::SfuHandle,
+    peer::{Peer, PeerId, Role},
+    registry::Streams,
+    SfuConfig,
+};
+
+/// Datagrams handled per wake-up before commands and timers get a turn.
+const READ_BATCH: usize = 64;
+/// Housekeeping: trailing keyframe requests, timeouts, bitrates.
+const TICK: Duration = Duration::from_millis(100);
+/// A replacement that has not sent a keyframe by then takes over anyway.
+const PROMOTE_AFTER: Duration = Duration::from_secs(3);
+/// Socket buffers: a burst of keyframe packets to many viewers must not overflow them.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
+    let mut sockets = Vec::new();
+    let mut port = config.udp_port;
+    let ips = if config.ips.is_empty() { SfuConfig::default().ips } else { config.ips.clone() };
+    for ip in ips {
+        let udp = bind_udp(SocketAddr::new(ip, port))?;
+        let local = udp.local_addr()?;
+        port = local.port();
+        sockets.push(Socket { udp, local });
+    }
+    let addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.local).collect();
+    let (commands_tx, commands) = mpsc::channel(1024);
+    let (changes, _) = broadcast::channel(1024);
+    let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
+    let engine = Engine {
+        config,
+        io: Io { sockets, dropped: AtomicU64::new(0) },
+        commands,
+        changes: changes.clone(),
+        cert,
+        peers: HashMap::new(),
+        sessions: HashMap::new(),
+        demux: Demux::default(),
+        streams: Streams::default(),
+        timers: BinaryHeap::new(),
+        events: Vec::with_capacity(64),
+        scratch: Vec::with_capacity(64),
+        doomed: Vec::new(),
+        next_peer: 1,
+        last_stats: Instant::now(),
+        buffer: vec![0; 2048],
+    };
+    tracing::info!(udp = ?addrs, "SFU listening");
+    tokio::spawn(engine.run());
+    Ok(SfuHandle::new(commands_tx, changes, addrs))
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Socket as RawSocket, Type};
+    let socket = RawSocket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    // Best effort: the kernel caps these at its configured maximum.
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+struct Socket {
+    udp: UdpSocket,
+    local: SocketAddr,
+}
+
+/// The sending side, borrowed separately from the peers.
+struct Io {
+    sockets: Vec<Socket>,
+    /// Datagrams dropped because a socket buffer was full (a slow path never waits).
+    dropped: AtomicU64,
+}
+
+impl Io {
+    fn send(&self, t: &Transmit) {
+        let socket = match self.sockets.as_slice() {
+            [only] => only,
+            many => many.iter().find(|s| s.local == t.source).unwrap_or(&many[0]),
+        };
+        match socket.udp.try_send_to(&t.contents, t.destination) {
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => tracing::debug!(%err, to = %t.destination, "send failed"),
+        }
+    }
+
+    /// Resolves with the index of a socket that has a datagram to read.
+    async fn readable(&self) -> usize {
+        poll_fn(|cx| {
+            for (i, socket) in self.sockets.iter().enumerate() {
+                if socket.udp.poll_recv_ready(cx).is_ready() {
+                    return Poll::Ready(i);
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+type Events = Vec<(PeerId, Event)>;
+
+struct Engine {
+    config: SfuConfig,
+    io: Io,
+    commands: mpsc::Receiver<Command>,
+    changes: broadcast::Sender<StreamChange>,
+    cert: Option<DtlsCert>,
+    peers: HashMap<PeerId, Peer>,
+    sessions: HashMap<String, PeerId>,
+    demux: Demux,
+    streams: Streams,
+    /// (deadline, peer): a peer is woken when str0m's timeout passes. Entries whose peer has a
+    /// newer schedule are skipped.
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// Events drained from peers, handled after each mutation; `scratch` keeps the second buffer.
+    events: Events,
+    scratch: Events,
+    /// Peers to remove once the current batch of events is handled.
+    doomed: Vec<PeerId>,
+    next_peer: PeerId,
+    last_stats: Instant,
+    buffer: Vec<u8>,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Readable(usize),
+    Timer,
+    Tick,
+}
+
+/// Drains a peer after a mutation and keeps its timer entry current.
+fn settle(
+    peer: &mut Peer,
+    io: &Io,
+    timers: &mut BinaryHeap<Reverse<(Instant, PeerId)>>,
+    events: &mut Events,
+    doomed: &mut Vec<PeerId>,
+) {
+    if !peer.drain(|t| io.send(t), events) {
+        doomed.push(peer.id);
+    }
+    if peer.scheduled.is_none_or(|at| peer.deadline < at) {
+        timers.push(Reverse((peer.deadline, peer.id)));
+        peer.scheduled = Some(peer.deadline);
+    }
+}
+
+impl Engine {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let wake = {
+                let io = &self.io;
+                let commands = &mut self.commands;
+                let timer = async {
+                    match next_timer {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    command = commands.recv() => Wake::Command(command),
+                    index = io.readable() => Wake::Readable(index),
+                    () = timer => Wake::Timer,
+                    _ = tick.tick() => Wake::Tick,
+                }
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(command)) => self.on_command(command),
+                Wake::Readable(index) => self.read_datagrams(index),
+                Wake::Timer => self.on_timers(),
+                Wake::Tick => self.housekeeping(),
+            }
+            self.settle_all();
+        }
+        tracing::info!("SFU stopped");
+    }
+
+    /// Handles queued events until none are left, then removes finished peers.
+    fn settle_all(&mut self) {
+        loop {
+            while !self.events.is_empty() {
+                let mut batch = std::mem::take(&mut self.scratch);
+                std::mem::swap(&mut batch, &mut self.events);
+                for (peer, event) in batch.drain(..) {
+                    self.on_event(peer, event);
+                }
+                self.scratch = batch;
+            }
+            if self.doomed.is_empty() {
+                break;
+            }
+            let doomed = std::mem::take(&mut self.doomed);
+            for peer in doomed {
+                self.remove_peer(peer);
+            }
+        }
+    }
+
+    // ---- packets in ----------------------------------------------------------------------
+
+    fn read_datagrams(&mut self, index: usize) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        for _ in 0..READ_BATCH {
+            let (len, source) = match self.io.sockets[index].udp.try_recv_from(&mut buffer) {
+                Ok(got) => got,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => {
+                    // ICMP errors surface here on some systems; they concern one peer only.
+                    tracing::trace!(%err, "recv");
+                    continue;
+                }
+            };
+            self.on_datagram(index, source, &buffer[..len]);
+            self.settle_all();
+        }
+        self.buffer = buffer;
+    }
+
+    fn on_datagram(&mut self, index: usize, source: SocketAddr, data: &[u8]) {
+        let route = self.demux.route(source, data);
+        let id = match route {
+            Route::Known(id) | Route::Ufrag(id) => id,
+            Route::Unknown => return,
+        };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.io.sockets[index].local, data) else { return };
+        let now = Instant::now();
+        let input = Input::Receive(now, receive);
+        if route == Route::Ufrag(id) {
+            // A new address for this peer: let str0m check the message integrity first.
+            if !peer.guarded(|rtc| rtc.accepts(&input)).unwrap_or(false) {
+                return;
+            }
+            if let Some(previous) = self.demux.bind_addr(source, id) {
+                tracing::debug!(%source, previous, now = id, "address moved to another session");
+            }
+            if !peer.addrs.contains(&source) {
+                peer.addrs.push(source);
+            }
+        }
+        match peer.guarded(|rtc| rtc.handle_input(input)) {
+            Some(Ok(())) => {}
+            Some(Err(err)) => tracing::debug!(session = %peer.session_id, %err, "input rejected"),
+            None => self.doomed.push(id),
+        }
+        settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if peer.scheduled != Some(at) {
+                continue; // superseded by an earlier entry, already handled
+            }
+            peer.scheduled = None;
+            if peer.deadline > now {
+                // str0m moved its timeout later since this entry was made.
+                peer.scheduled = Some(peer.deadline);
+                self.timers.push(Reverse((peer.deadline, id)));
+                continue;
+            }
+            if peer.guarded(|rtc| rtc.handle_input(Input::Timeout(now))).is_none() {
+                self.doomed.push(id);
+            }
+            settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        }
+    }
+
+    fn on_event(&mut self, id: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(id, packet),
+            Event::Connected => self.on_connected(id),
+            Event::KeyframeRequest(request) => self.on_viewer_keyframe_request(id, request.mid),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => self.doomed.push(id),
+            _ => {}
+        }
+    }
+
+    // ---- packets out ---------------------------------------------------------------------
+
+    /// A publisher's packet goes to every viewer pair showing its source.
+    fn forward(&mut self, from: PeerId, packet: RtpPacket) {
+        let Engine { peers, streams, io, timers, events, doomed, .. } = self;
+        let Some(publisher_peer) = peers.get_mut(&from) else { return };
+        let Peer { rtc, role: Role::Publisher(publisher), stream: key, .. } = publisher_peer else { return };
+        let ssrc = packet.header.ssrc;
+        let index = match publisher.tracks.iter().position(|t| t.ssrc == Some(ssrc)) {
+            Some(index) => index,
+            None => {
+                let Some(mid) = rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else { return };
+                let Some(index) = publisher.tracks.iter().position(|t| t.mid == mid) else { return };
+                publisher.tracks[index].ssrc = Some(ssrc);
+                index
+            }
+        };
+        let has_video = publisher.tracks.iter().any(|t| t.kind == MediaKind::Video);
+        let track = &mut publisher.tracks[index];
+        track.bytes += packet.payload.len() as u64;
+        let pt = packet.header.payload_type;
+        if track.params.map(|p| p.pt()) != Some(pt) {
+            track.params = rtc.codec_config().find(|p| p.pt() == pt).copied();
+        }
+        let Some(params) = track.params else { return };
+        let kind = track.kind;
+        let is_keyframe = kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
+        let Some(stream) = streams.get_mut(key) else { return };
+        let Some(source) = stream.source_mut(&publisher.source) else { return };
+
+        if source.publisher != from {
+            let takes_over = source.pending == Some(from) && (is_keyframe || !has_video && kind == MediaKind::Audio);
+            if !takes_over {
+                return;
+            }
+            let replaced = std::mem::replace(&mut source.publisher, from);
+            source.pending = None;
+            source.active = true;
+            doomed.push(replaced);
+            for (viewer, pair) in &source.subscribers {
+                if let Some(Role::Viewer(v)) = peers.get_mut(viewer).map(|p| &mut p.role) {
+                    if let Some(pair) = v.pairs.get_mut(*pair) {
+                        pair.tracks_mut().for_each(OutTrack::switch);
+                    }
+                }
+            }
+            tracing::info!("a replacement publisher took over its source");
+        }
+
+        let origin = (from, *ssrc);
+        let clock_rate = params.spec().clock_rate.get();
+        // Only what describes the media travels on; str0m fills in the transport extensions.
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+
+        for &(viewer_id, pair_index) in &source.subscribers {
+            let Some(viewer) = peers.get_mut(&viewer_id) else { continue };
+            if !viewer.connected {
+                continue;
+            }
+            let Peer { rtc, role: Role::Viewer(v), .. } = viewer else { continue };
+            let Some(out) = v.pairs.get_mut(pair_index).and_then(|p| p.track_mut(kind)) else { continue };
+            if out.waiting_keyframe {
+                if !is_keyframe {
+                    continue;
+                }
+                out.waiting_keyframe = false;
+            }
+            let out_pt = match out.cached_pt(pt) {
+                Some(known) => known,
+                None => {
+                    let viewer_pts = rtc.media(out.mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+                    let mapped = map_payload_type(&params, rtc.codec_config().params(), &viewer_pts);
+                    out.cache_pt(pt, mapped);
+                    mapped
+                }
+            };
+            let Some(out_pt) = out_pt else { continue };
+            let Some((seq, ts)) =
+                out.rewrite(origin, packet.seq_no, packet.header.timestamp, packet.timestamp, clock_rate)
+            else {
+                continue;
+            };
+            let mut api = rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(out.mid, None) else { continue };
+            tx.write_rtp(
+                RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
+                    .marker(packet.header.marker)
+                    .ext_vals(ext.clone())
+                    .nackable(kind == MediaKind::Video),
+            );
+            settle(viewer, io, timers, events, doomed);
+        }
+    }
+}
