@@ -82,6 +82,14 @@ test('go live from the token quick action, watch it, share the iframe, stop', as
   assert.ok(await page.locator('#bc-size').isDisabled(), 'capture size is fixed while live');
   assert.ok(await page.locator('#bc-codec').isDisabled(), 'codec is fixed while live');
   assert.ok(!(await page.locator('#bc-bitrate').isDisabled()), 'bitrate can change while live');
+  const chosen = await page.locator('#bc-codec').inputValue();
+  const sent = await waitFor('the outbound codec', () => page.evaluate(async () => {
+    const stats = await window.broadcaster.state.publisher.session.pc.getStats();
+    let mime = null;
+    stats.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') mime = stats.get(s.codecId)?.mimeType ?? null; });
+    return mime;
+  }));
+  assert.equal(sent.split('/')[1].toUpperCase(), chosen, 'the codec setting is what goes out');
   await playing(viewer);
 
   // The share panel's iframe code plays on another origin.

@@ -158,3 +158,46 @@ test('multisource: without a main source the viewer picks one, switches between 
   await grid.close();
   await publisherPage.evaluate(async () => { for (const cam of window.cams) await cam.stop(); });
 });
+
+test('every video codec the browser can send reaches a viewer and decodes', async () => {
+  const codecs = await publisherPage.evaluate(() =>
+    [...new Set(RTCRtpSender.getCapabilities('video').codecs.map((c) => c.mimeType.split('/')[1].toUpperCase()))]
+      .filter((c) => ['H264', 'VP8', 'VP9', 'AV1'].includes(c)));
+  assert.ok(codecs.includes('VP8') && codecs.includes('H264'), `codecs: ${codecs}`);
+  for (const codec of codecs) {
+    await publisherPage.evaluate(async ({ token, codec }) => {
+      const { Publisher } = await import('/ferrocast.js');
+      window.codecPublisher = new Publisher({ url: '/whip/show', token, codec });
+      await window.codecPublisher.start(window.paint('#00c000'));
+    }, { token: secret, codec });
+    const got = await viewerPage.evaluate(async (path) => {
+      const { Player } = await import('/ferrocast.js');
+      const video = document.createElement('video');
+      video.muted = true;
+      document.body.append(video);
+      const player = new Player({ url: path, video });
+      player.play();
+      const deadline = Date.now() + 15_000;
+      let result = null;
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        const stats = await player.session?.pc.getStats();
+        let frames = 0;
+        let mime = null;
+        stats?.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') {
+            frames = s.framesDecoded ?? 0;
+            mime = stats.get(s.codecId)?.mimeType ?? null;
+          }
+        });
+        if (frames > 5) { result = { frames, mime }; break; }
+      }
+      await player.stop();
+      video.remove();
+      return result;
+    }, `/whep/${account}/show`);
+    await publisherPage.evaluate(() => window.codecPublisher.stop());
+    assert.ok(got, `${codec}: the viewer decoded frames`);
+    assert.equal(got.mime.split('/')[1].toUpperCase(), codec, `${codec}: the viewer got ${got.mime}`);
+  }
+});

@@ -222,6 +222,37 @@ pub fn set_msids(answer: &str, stream_for_mid: impl Fn(&str) -> Option<String>) 
     out
 }
 
+/// Puts each answer m-line's formats in the order of the matching offer m-line. A sender uses
+/// the first codec of the answer it can, and str0m lists its own order; following the offer keeps
+/// the offerer's choice (a browser's `setCodecPreferences`, the broadcaster's codec setting).
+pub fn follow_offer_order(answer: &str, offer: &str) -> String {
+    let offered: Vec<Vec<&str>> = offer
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("m="))
+        .map(|m| m.split_whitespace().skip(3).collect())
+        .collect();
+    let mut index = 0;
+    let mut out = String::with_capacity(answer.len());
+    for line in answer.split_inclusive("\r\n") {
+        let Some(m) = line.strip_prefix("m=") else {
+            out.push_str(line);
+            continue;
+        };
+        let body = m.trim_end_matches("\r\n");
+        let mut parts = body.split_whitespace();
+        let head: Vec<&str> = parts.by_ref().take(3).collect();
+        let mut formats: Vec<&str> = parts.collect();
+        if let Some(order) = offered.get(index) {
+            formats.sort_by_key(|f| order.iter().position(|o| o == f).unwrap_or(usize::MAX));
+        }
+        index += 1;
+        out.push_str("m=");
+        out.push_str(&head.iter().chain(formats.iter()).copied().collect::<Vec<_>>().join(" "));
+        out.push_str(if line.ends_with("\r\n") { "\r\n" } else { "" });
+    }
+    out
+}
+
 /// The offerer's ICE ufrag (session or first media level).
 pub fn ice_ufrag(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|line| line.trim_end_matches('\r').strip_prefix("a=ice-ufrag:")).map(str::trim)
@@ -283,6 +314,16 @@ mod tests {
         let h265 = VIDEO_SEND.replace("VP8/90000", "H265/90000");
         let err = inspect(&offer(&h265), Intent::Publish).unwrap_err();
         assert!(matches!(err, SfuError::NoCommonCodec(ref why) if why.contains("h265")), "{err:?}");
+    }
+
+    #[test]
+    fn answer_formats_follow_the_offer_order() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        let answer =
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\na=mid:0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        let fixed = follow_offer_order(answer, offer);
+        assert!(fixed.contains("m=video 9 UDP/TLS/RTP/SAVPF 102 103 96 97\r\na=mid:0\r\n"), "{fixed}");
+        assert!(fixed.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), "{fixed}");
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Engine {
         let mut rtc = self.new_rtc()?;
         let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
         {
-            Ok(Ok(answer)) => answer.to_sdp_string(),
+            Ok(Ok(answer)) => offer::follow_offer_order(&answer.to_sdp_string(), sdp),
             Ok(Err(err)) => return Err(SfuError::BadOffer(format!("the offer cannot be accepted: {err}"))),
             Err(_) => return Err(SfuError::BadOffer("the offer cannot be accepted".to_owned())),
         };
