@@ -27,9 +27,10 @@
 //! choice in `Pair`, and a recorder subscribes to a source like a viewer.
 
 pub mod api;
-mod demux;
+// `demux` and `forward` are public for the hot-path benchmarks (benches/hot_path.rs).
+pub mod demux;
 mod engine;
-mod forward;
+pub mod forward;
 mod handle;
 mod keyframe;
 pub mod offer;
