@@ -99,6 +99,16 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A public account id as it appears in stream ids: 1–32 lowercase letters and digits.
+pub fn is_account_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A multisource `sourceId`: the same characters and length as a stream name.
+pub fn check_source_id(id: &str) -> Result<(), String> {
+    check_stream_name(id).map_err(|why| why.replace("stream name", "sourceId"))
+}
+
 /// One entry of a token's `streams`: which stream names it lets a publisher use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamPattern {

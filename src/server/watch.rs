@@ -8,13 +8,10 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use crate::model::check_stream_name;
+use crate::model::{check_stream_name, is_account_id};
 
 pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
-    let valid_account = !account.is_empty()
-        && account.len() <= 32
-        && account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !valid_account || check_stream_name(&stream).is_err() {
+    if !is_account_id(&account) || check_stream_name(&stream).is_err() {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "no such stream\n")
             .into_response();
     }

@@ -121,8 +121,7 @@ pub async fn grant(
     crate::model::check_stream_name(&input.stream_name).map_err(|m| ApiError::invalid("streamName", m))?;
     let source_id = input.source_id.filter(|s| !s.is_empty());
     if let Some(source) = &source_id {
-        crate::model::check_stream_name(source)
-            .map_err(|m| ApiError::invalid("sourceId", m.replace("stream name", "sourceId")))?;
+        crate::model::check_source_id(source).map_err(|m| ApiError::invalid("sourceId", m))?;
     }
     let grant = state.grants.mint(&token.id, &input.stream_name, source_id.as_deref())?;
     Ok((

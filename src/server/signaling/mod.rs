@@ -205,8 +205,6 @@ fn source_id(query: Option<&str>) -> Result<Option<String>, SignalingError> {
     match value {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) => crate::model::check_stream_name(&v)
-            .map(|()| Some(v))
-            .map_err(|why| SignalingError::bad_request(why.replace("stream name", "sourceId"))),
+        Some(v) => crate::model::check_source_id(&v).map(|()| Some(v)).map_err(SignalingError::bad_request),
     }
 }

@@ -70,10 +70,7 @@ pub fn session_ref(account: String, stream: String, id: String) -> Result<Sessio
 
 /// Public account ids are short lowercase letters and digits.
 fn check_account_id(account: &str) -> Result<(), SignalingError> {
-    let valid = !account.is_empty()
-        && account.len() <= 32
-        && account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if valid {
+    if crate::model::is_account_id(account) {
         Ok(())
     } else {
         Err(SignalingError::bad_request(format!("{account:?} is not an account id")))

@@ -140,17 +140,7 @@ impl Engine {
                     if peer.connected {
                         wanted.push(pending);
                         if now.duration_since(peer.created) > PROMOTE_AFTER {
-                            let replaced = std::mem::replace(&mut source.publisher, pending);
-                            source.pending = None;
-                            source.active = true;
-                            self.doomed.push(replaced);
-                            for (viewer, pair) in &source.subscribers {
-                                if let Some(Role::Viewer(v)) = self.peers.get_mut(viewer).map(|p| &mut p.role) {
-                                    if let Some(pair) = v.pairs.get_mut(*pair) {
-                                        pair.tracks_mut().for_each(OutTrack::switch);
-                                    }
-                                }
-                            }
+                            self.doomed.push(super::take_over(source, &mut self.peers));
                         }
                     }
                 }

@@ -34,7 +34,7 @@ use super::{
     forward::{map_payload_type, starts_keyframe, OutTrack},
     handle::SfuHandle,
     peer::{Peer, PeerId, Role},
-    registry::Streams,
+    registry::{Source, Streams},
     SfuConfig,
 };
 
@@ -166,6 +166,23 @@ enum Wake {
     Readable(usize),
     Timer,
     Tick,
+}
+
+/// The source's pending replacement becomes its publisher; every viewer pair showing the source
+/// re-anchors (video from the next keyframe). Returns the replaced publisher, to be removed.
+fn take_over(source: &mut Source, peers: &mut HashMap<PeerId, Peer>) -> PeerId {
+    let next = source.pending.take().expect("only called with a pending replacement");
+    let replaced = std::mem::replace(&mut source.publisher, next);
+    source.active = true;
+    for (viewer, pair) in &source.subscribers {
+        if let Some(Role::Viewer(v)) = peers.get_mut(viewer).map(|p| &mut p.role) {
+            if let Some(pair) = v.pairs.get_mut(*pair) {
+                pair.tracks_mut().for_each(OutTrack::switch);
+            }
+        }
+    }
+    tracing::info!("a replacement publisher took over its source");
+    replaced
 }
 
 /// Drains a peer after a mutation and keeps its timer entry current.
@@ -360,18 +377,7 @@ impl Engine {
             if !takes_over {
                 return;
             }
-            let replaced = std::mem::replace(&mut source.publisher, from);
-            source.pending = None;
-            source.active = true;
-            doomed.push(replaced);
-            for (viewer, pair) in &source.subscribers {
-                if let Some(Role::Viewer(v)) = peers.get_mut(viewer).map(|p| &mut p.role) {
-                    if let Some(pair) = v.pairs.get_mut(*pair) {
-                        pair.tracks_mut().for_each(OutTrack::switch);
-                    }
-                }
-            }
-            tracing::info!("a replacement publisher took over its source");
+            doomed.push(take_over(source, peers));
         }
 
         let origin = (from, *ssrc);
