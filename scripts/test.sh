@@ -30,14 +30,26 @@ say "Rust tests (loopback-only namespace)"
 # Bounded in time: a hung test fails the run instead of stalling CI.
 in_loopback_netns timeout 1200 cargo test --offline 2>&1 | tee "$logs/cargo.log" || status=1
 
+say "benchmark smoke runs (debug build, loopback-only namespace: the programs must work; figures mean nothing)"
+smoke=0 smoke_failed=0
+for bench in "hot_path" "fanout -- --viewers 5 --seconds 3" "web -- --rps 50 --logins 2 --seconds 2"; do
+  # shellcheck disable=SC2086 # the bench name and its arguments are meant to split
+  if in_loopback_netns timeout 600 cargo test --offline --bench $bench; then
+    smoke=$((smoke + 1))
+  else
+    echo "benchmark smoke run failed: $bench"
+    smoke_failed=$((smoke_failed + 1))
+  fi
+done
+
 say "browser tests (loopback-only namespace, /usr/bin/chromium)"
 in_loopback_netns timeout 1200 env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
   node --test --test-reporter=tap --test-timeout=180000 "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
 
 # One plain closing line over both runners.
-passed=$(( $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
+passed=$(( smoke + $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
          + $(grep -E '^# pass [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
-failed=$(( $(grep -oE '[0-9]+ failed' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}') \
+failed=$(( smoke_failed + $(grep -oE '[0-9]+ failed' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}') \
          + $(grep -E '^# fail [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
 rm -rf "$logs"
 [ "$failed" = 0 ] || status=1

@@ -25,7 +25,13 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        // A ping before every query is a network database's safeguard; a local file cannot drop
+        // the connection, and the ping was another trip to the connection's thread per query.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     Ok(pool)
 }

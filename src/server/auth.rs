@@ -14,6 +14,20 @@ pub struct CurrentAccount(pub AccountRow);
 /// The logged-in account if there is one; never refuses.
 pub struct MaybeAccount(pub Option<AccountRow>);
 
+/// The account a page request was found to have by the page guard ([`super::pages::guard`]),
+/// kept in the request's extensions so the server functions rendering the page do not look the
+/// session up again (`cargo bench --bench web`: each lookup is a round trip to an SQLite thread).
+#[derive(Clone)]
+pub struct ResolvedAccount(pub Option<AccountRow>);
+
+/// [`account_from_headers`], reusing what the page guard already resolved for this request.
+pub async fn account_from_parts(state: &AppState, parts: &Parts) -> Result<Option<AccountRow>, ApiError> {
+    match parts.extensions.get::<ResolvedAccount>() {
+        Some(ResolvedAccount(account)) => Ok(account.clone()),
+        None => account_from_headers(state, &parts.headers).await,
+    }
+}
+
 /// Looks up the account of the request: an `Authorization: Bearer` API key when one is sent
 /// (a wrong key is an error, never "anonymous"), else the session cookie.
 pub async fn account_from_headers(

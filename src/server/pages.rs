@@ -8,7 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{auth::account_from_headers, AppState};
+use super::{
+    auth::{account_from_headers, ResolvedAccount},
+    AppState,
+};
 
 /// Dashboard sections; each path under them needs a logged-in account.
 const DASHBOARD_SECTIONS: &[&str] = &["/tokens", "/live", "/api-keys", "/recordings"];
@@ -18,11 +21,12 @@ const GUEST_PAGES: &[&str] = &["/login", "/signup"];
 /// Redirects `/` to the dashboard or the login page, the dashboard to login when there is no
 /// session (remembering where the visitor wanted to go), and login/signup to the dashboard when
 /// there is one.
-pub async fn guard(State(state): State<AppState>, request: Request<Body>, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, mut request: Request<Body>, next: Next) -> Response {
     if request.method() != Method::GET {
         return next.run(request).await;
     }
-    let path = request.uri().path();
+    let uri = request.uri().clone();
+    let path = uri.path();
     let in_dashboard = DASHBOARD_SECTIONS.iter().any(|s| path == *s || path.starts_with(&format!("{s}/")));
     let guest_only = GUEST_PAGES.contains(&path);
     if !(path == "/" || in_dashboard || guest_only) {
@@ -30,12 +34,20 @@ pub async fn guard(State(state): State<AppState>, request: Request<Body>, next: 
     }
     // A database error here must not lock people out with a blank page: treat as logged out
     // and let the page itself report what fails.
-    let logged_in = account_from_headers(&state, request.headers()).await.ok().flatten().is_some();
+    let logged_in = match account_from_headers(&state, request.headers()).await {
+        Ok(account) => {
+            let logged_in = account.is_some();
+            // The page's server functions reuse it instead of asking the database again.
+            request.extensions_mut().insert(ResolvedAccount(account));
+            logged_in
+        }
+        Err(_) => false,
+    };
     match (path, logged_in) {
         ("/", true) => see_other("/tokens"),
         ("/", false) => see_other("/login"),
         (_, false) if in_dashboard => {
-            let wanted = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or(path);
+            let wanted = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or(path);
             see_other(&format!("/login?next={}", encode_query_value(wanted)))
         }
         (_, true) if guest_only => see_other("/tokens"),

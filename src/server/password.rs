@@ -1,6 +1,11 @@
-//! Password hashing with argon2id, off the async threads.
+//! Password hashing with argon2id, off the async threads: on a few dedicated threads of the
+//! lowest CPU priority, so a login storm queues logins instead of starving the SFU's packets and
+//! the pages (`cargo bench --bench web`, `--bench fanout` run beside it).
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{mpsc, Arc, Mutex, OnceLock},
+};
 
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString},
@@ -19,7 +24,7 @@ const LANES: u32 = 1;
 /// a burst of logins must queue rather than exhaust memory or the blocking pool.
 const CONCURRENT_HASHES: usize = 4;
 
-/// Hashes and verifies passwords on tokio's blocking pool.
+/// Hashes and verifies passwords on the hashing threads.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
@@ -29,6 +34,58 @@ impl Default for PasswordHasher {
     fn default() -> Self {
         Self { permits: Arc::new(Semaphore::new(CONCURRENT_HASHES)) }
     }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads' queue; they start with the first hash.
+fn hashing_threads() -> &'static mpsc::Sender<Job> {
+    static JOBS: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    JOBS.get_or_init(|| {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..CONCURRENT_HASHES {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                lower_this_threads_priority();
+                loop {
+                    let job = match receiver.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // A panicking hash fails its own request (its reply is dropped) only.
+                        Ok(job) => drop(std::panic::catch_unwind(AssertUnwindSafe(job))),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(err) = spawned {
+                tracing::error!(%err, "cannot start a password hashing thread");
+            }
+        }
+        sender
+    })
+}
+
+/// nice 19: the scheduler gives these threads what the SFU and the pages leave.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority has no memory preconditions; on Linux, PRIO_PROCESS with 0 is the
+    // calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
+/// Runs `work` on a hashing thread.
+async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let (reply, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    hashing_threads().send(job).map_err(|_| ApiError::Internal("password hashing threads stopped".into()))?;
+    result.await.map_err(|_| ApiError::Internal("password hashing failed".into()))
 }
 
 fn argon2() -> Argon2<'static> {
@@ -61,23 +118,20 @@ fn verify_now(password: &str, phc: &str) -> bool {
 impl PasswordHasher {
     /// Computes the timing-equaliser hash ahead of the first login.
     pub async fn warm_up(&self) {
-        let _ = tokio::task::spawn_blocking(dummy_hash).await;
+        let _ = on_hashing_thread(dummy_hash).await;
     }
 
     /// Returns the PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) of a new password.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || hash_now(&password))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+        on_hashing_thread(move || hash_now(&password)).await?.map_err(|e| ApiError::Internal(format!("argon2: {e}")))
     }
 
     /// Checks a password against a stored hash, or against the dummy hash when `phc` is `None`
     /// (unknown account), which always fails but takes the same time.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, ApiError> {
         let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || match phc {
+        on_hashing_thread(move || match phc {
             Some(phc) => verify_now(&password, &phc),
             None => {
                 verify_now(&password, dummy_hash());
@@ -85,7 +139,6 @@ impl PasswordHasher {
             }
         })
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
     }
 }
 

@@ -18,7 +18,7 @@
 //!   datagram and counts it), the viewer's NACKs are answered from its own send buffer, and a viewer
 //!   that stops answering ICE is disconnected by str0m and removed.
 //! * **Keyframes**: a viewer that joins or switches waits for a keyframe and asks the publisher for
-//!   one through [`keyframe::KeyframeThrottle`] (one per second per track, with a trailing request).
+//!   one through [`keyframe::KeyframeThrottle`] (one per 300 ms per track, with a trailing request).
 //! * **Multisource and replacement** live in [`registry`]: a stream has sources keyed by `sourceId`
 //!   (none = main); a new publisher for a taken source waits as `pending` and takes over at its
 //!   first keyframe, so viewers keep their connection and their sequence numbers stay continuous.

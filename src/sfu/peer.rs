@@ -30,7 +30,9 @@ pub struct Peer {
     pub session_id: String,
     pub etag: String,
     pub stream: StreamKey,
-    pub rtc: Rtc,
+    /// Boxed: an `Rtc` is ~10 kB, and the engine's peer table would otherwise hold that inline
+    /// for every slot of its capacity and move it on every resize.
+    pub rtc: Box<Rtc>,
     /// Our ICE ufrag (routes STUN to this peer) and the client's (tells trickle from restart).
     pub local_ufrag: String,
     pub remote_ufrag: Option<String>,
@@ -147,12 +149,12 @@ impl Peer {
 
     /// Drains every output after a mutation (str0m's rule), sending datagrams through `send` and
     /// queueing events. Returns `false` when the peer is finished.
-    pub fn drain(&mut self, mut send: impl FnMut(&str0m::net::Transmit), events: &mut Vec<(PeerId, Event)>) -> bool {
+    pub fn drain(&mut self, mut send: impl FnMut(str0m::net::Transmit), events: &mut Vec<(PeerId, Event)>) -> bool {
         let id = self.id;
         let outcome = catch_unwind(AssertUnwindSafe(|| loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => return Ok(at),
-                Ok(Output::Transmit(t)) => send(&t),
+                Ok(Output::Transmit(t)) => send(t),
                 Ok(Output::Event(e)) => events.push((id, e)),
                 Err(err) => return Err(err.to_string()),
             }

@@ -13,7 +13,7 @@ pub async fn current_account() -> Result<Option<AccountView>, ServerFnError> {
     use ssr::*;
     let state = state()?;
     let parts = request_parts()?;
-    let account = crate::server::auth::account_from_headers(&state, &parts.headers).await.map_err(|e| fail(e, None))?;
+    let account = crate::server::auth::account_from_parts(&state, &parts).await.map_err(|e| fail(e, None))?;
     Ok(account.as_ref().map(AccountView::from))
 }
 

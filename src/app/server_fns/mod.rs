@@ -39,7 +39,7 @@ pub(crate) mod ssr {
     pub async fn require_account() -> Result<(AppState, AccountRow), ServerFnError> {
         let state = state()?;
         let parts = request_parts()?;
-        match crate::server::auth::account_from_headers(&state, &parts.headers).await {
+        match crate::server::auth::account_from_parts(&state, &parts).await {
             Ok(Some(account)) => Ok((state, account)),
             Ok(None) => Err(fail(ApiError::Unauthenticated, None)),
             Err(err) => Err(fail(err, None)),

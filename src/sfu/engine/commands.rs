@@ -5,10 +5,27 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 use str0m::{
     change::SdpOffer,
     media::{MediaKind, Mid},
+    rtp::{Extension, ExtensionMap},
     Candidate, Rtc,
 };
 
 use super::{settle, Engine};
+
+/// Video packets each viewer keeps for NACK retransmission: ~1.1 s at 2.5 Mbit/s, longer than any
+/// retransmission a live player can still use. str0m's default (1,000 packets, up to 3 s) keeps
+/// ~550 bytes of packet metadata per entry per viewer (the payloads themselves are shared):
+/// ~420 kB per 2.5 Mbit/s viewer, most of the SFU's memory per viewer (`--bench fanout`).
+const VIEWER_VIDEO_SEND_BUFFER: usize = 300;
+
+/// str0m's standard header extensions (Chrome's ids) without transport-wide sequence numbers.
+const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
+    (1, Extension::AudioLevel),
+    (2, Extension::AbsoluteSendTime),
+    (4, Extension::RtpMid),
+    (10, Extension::RtpStreamId),
+    (11, Extension::RepairedRtpStreamId),
+    (13, Extension::VideoOrientation),
+];
 use crate::sfu::{
     api::{
         Command, PairInfo, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, SourceInfo, StreamInfo,
@@ -89,7 +106,19 @@ impl Engine {
         }
     }
 
-    pub(super) fn new_rtc(&self) -> Result<Rtc, SfuError> {
+    /// A peer as the SFU runs it: ICE-lite, RTP mode, the codecs it forwards. Publishers get
+    /// transport-wide congestion control feedback (their encoder's bandwidth estimate lives on it);
+    /// viewers do not: the SFU does no send-side estimation yet, and for each viewer str0m would
+    /// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
+    /// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
+    pub(super) fn new_rtc(&self, role: &Role) -> Result<Rtc, SfuError> {
+        let mut extensions = ExtensionMap::standard();
+        if matches!(role, Role::Viewer(_)) {
+            extensions = ExtensionMap::empty();
+            for (id, extension) in VIEWER_EXTENSIONS {
+                extensions.set(id, extension);
+            }
+        }
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -98,7 +127,9 @@ impl Engine {
             .enable_vp8(true)
             .enable_vp9(true)
             .enable_h264(true)
-            .enable_av1(true);
+            .enable_av1(true)
+            .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
+            .set_extension_map(extensions);
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -122,7 +153,7 @@ impl Engine {
     ) -> Result<(PeerId, SessionCreated), SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp)
             .map_err(|err| SfuError::BadOffer(format!("the SDP offer does not parse: {err}")))?;
-        let mut rtc = self.new_rtc()?;
+        let mut rtc = self.new_rtc(&role)?;
         let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
         {
             Ok(Ok(answer)) => offer::follow_offer_order(&answer.to_sdp_string(), sdp),
@@ -139,7 +170,7 @@ impl Engine {
             session_id: session_id.clone(),
             etag: etag.clone(),
             stream,
-            rtc,
+            rtc: Box::new(rtc),
             local_ufrag: local_ufrag.clone(),
             remote_ufrag: offer::ice_ufrag(sdp).map(str::to_owned),
             addrs: Vec::new(),
@@ -149,7 +180,7 @@ impl Engine {
             scheduled: None,
             role,
         };
-        settle(&mut peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        settle(&mut peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         self.demux.add_peer(&local_ufrag, id);
         self.sessions.insert(session_id.clone(), id);
         self.peers.insert(id, peer);
@@ -272,7 +303,7 @@ impl Engine {
                 }
             }
         }
-        settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         Ok(())
     }
 

@@ -100,7 +100,7 @@ impl Engine {
             }
         }
         if sent {
-            settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+            settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod commands;
 mod lifecycle;
+mod outbox;
 
 use std::{
     cmp::Reverse,
@@ -11,7 +12,6 @@ use std::{
     future::poll_fn,
     io,
     net::SocketAddr,
-    sync::atomic::{AtomicU64, Ordering},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -19,7 +19,7 @@ use std::{
 use str0m::{
     config::DtlsCert,
     media::MediaKind,
-    net::{Protocol, Receive, Transmit},
+    net::{Protocol, Receive},
     rtp::{ExtensionValues, RtpPacket, RtpWrite},
     Event, IceConnectionState, Input,
 };
@@ -27,6 +27,8 @@ use tokio::{
     net::UdpSocket,
     sync::{broadcast, mpsc},
 };
+
+use outbox::{Io, Socket};
 
 use super::{
     api::{Command, StreamChange},
@@ -63,7 +65,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
     let engine = Engine {
         config,
-        io: Io { sockets, dropped: AtomicU64::new(0) },
+        io: Io::new(sockets),
         commands,
         changes: changes.clone(),
         cert,
@@ -95,33 +97,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-struct Socket {
-    udp: UdpSocket,
-    local: SocketAddr,
-}
-
-/// The sending side, borrowed separately from the peers.
-struct Io {
-    sockets: Vec<Socket>,
-    /// Datagrams dropped because a socket buffer was full (a slow path never waits).
-    dropped: AtomicU64,
-}
-
 impl Io {
-    fn send(&self, t: &Transmit) {
-        let socket = match self.sockets.as_slice() {
-            [only] => only,
-            many => many.iter().find(|s| s.local == t.source).unwrap_or(&many[0]),
-        };
-        match socket.udp.try_send_to(&t.contents, t.destination) {
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(err) => tracing::debug!(%err, to = %t.destination, "send failed"),
-        }
-    }
-
     /// Resolves with the index of a socket that has a datagram to read.
     async fn readable(&self) -> usize {
         poll_fn(|cx| {
@@ -188,7 +164,7 @@ fn take_over(source: &mut Source, peers: &mut HashMap<PeerId, Peer>) -> PeerId {
 /// Drains a peer after a mutation and keeps its timer entry current.
 fn settle(
     peer: &mut Peer,
-    io: &Io,
+    io: &mut Io,
     timers: &mut BinaryHeap<Reverse<(Instant, PeerId)>>,
     events: &mut Events,
     doomed: &mut Vec<PeerId>,
@@ -232,6 +208,7 @@ impl Engine {
                 Wake::Tick => self.housekeeping(),
             }
             self.settle_all();
+            self.io.flush();
         }
         tracing::info!("SFU stopped");
     }
@@ -273,6 +250,8 @@ impl Engine {
             };
             self.on_datagram(index, source, &buffer[..len]);
             self.settle_all();
+            // This datagram's consequences (a packet's fan-out) leave now, not after the batch.
+            self.io.flush();
         }
         self.buffer = buffer;
     }
@@ -304,7 +283,7 @@ impl Engine {
             Some(Err(err)) => tracing::debug!(session = %peer.session_id, %err, "input rejected"),
             None => self.doomed.push(id),
         }
-        settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+        settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
     }
 
     fn on_timers(&mut self) {
@@ -328,7 +307,7 @@ impl Engine {
             if peer.guarded(|rtc| rtc.handle_input(Input::Timeout(now))).is_none() {
                 self.doomed.push(id);
             }
-            settle(peer, &self.io, &mut self.timers, &mut self.events, &mut self.doomed);
+            settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }
     }
 

@@ -1,0 +1,338 @@
+//! Fan-out benchmark: one publisher, N viewers, every one a full WebRTC peer over loopback.
+//!
+//! ```text
+//! cargo bench --bench fanout -- --viewers 150 --seconds 20
+//! cargo bench --bench fanout -- --ramp [--viewers MAX]
+//! cargo bench --bench fanout -- --url http://127.0.0.1:3000 --viewers 50
+//! ```
+//!
+//! It starts `ferrocast` (the release binary cargo built with it) as its own process with a fresh
+//! data folder, pinned to CPU 0, and runs the load generator pinned to CPU 1, both inside a network
+//! namespace that has only loopback (it re-runs itself under `unshare` when needed). The
+//! publisher sends 720p30-sized VP8 at `--bitrate` (2.5 Mbit/s) with a keyframe every 2 s, plus
+//! Opus; all viewers join at once, and once they show video (or after 5 s) the server's CPU and
+//! the packets forwarded are measured for `--seconds`. Prints a summary and, last, one JSON line.
+
+#[allow(dead_code)] // shared with the `web` benchmark, which uses a part of it
+mod loadgen;
+
+use std::{
+    process::ExitCode,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use loadgen::{
+    accounting::{loss_pct, percentile},
+    publisher::Publisher,
+    server::{streamer, Server},
+    system,
+    viewer::{self, Shared, ViewerReport},
+};
+use serde_json::json;
+use tokio::sync::watch;
+
+const RAMP: &[usize] = &[25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000];
+const STREAM: &str = "bench";
+/// How long viewers get to show their first frame before measuring starts anyway.
+const JOIN_WINDOW: Duration = Duration::from_secs(5);
+/// A generator using more of its core than this may under-read: the run is marked invalid.
+const LOADGEN_SATURATED_PCT: f64 = 85.0;
+
+struct Args {
+    viewers: usize,
+    seconds: u64,
+    ramp: bool,
+    url: Option<String>,
+    bitrate: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args { viewers: 100, seconds: 10, ramp: false, url: None, bitrate: 2_500_000 };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--viewers" => args.viewers = value("--viewers")?.parse().map_err(|e| format!("--viewers: {e}"))?,
+            "--seconds" => args.seconds = value("--seconds")?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--bitrate" => args.bitrate = value("--bitrate")?.parse().map_err(|e| format!("--bitrate: {e}"))?,
+            "--url" => args.url = Some(value("--url")?),
+            "--ramp" => args.ramp = true,
+            "--bench" => {} // cargo bench passes it
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.viewers == 0 || args.seconds == 0 {
+        return Err("--viewers and --seconds must be at least 1".into());
+    }
+    Ok(args)
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug)]
+struct Run {
+    viewers: usize,
+    seconds: u64,
+    viewers_with_video: usize,
+    errors: Vec<String>,
+    packets_forwarded: u64,
+    loss_pct_median: f64,
+    loss_pct_worst: f64,
+    freezes: u32,
+    server_cpu_pct: Option<f64>,
+    cpu_us_per_packet: Option<f64>,
+    rss_kb_per_viewer: Option<f64>,
+    ttff_ms_p50: Option<f64>,
+    ttff_ms_p95: Option<f64>,
+    latency_ms_p50: Option<f64>,
+    latency_ms_p99: Option<f64>,
+    loadgen_cpu_pct: f64,
+    valid: bool,
+    keyframes_asked: u64,
+}
+
+impl Run {
+    /// No loss to speak of, no freeze, everyone saw video.
+    fn clean(&self) -> bool {
+        self.valid && self.loss_pct_worst < 1.0 && self.freezes == 0 && self.viewers_with_video == self.viewers
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let round = |v: Option<f64>, places: i32| v.map(|v| (v * 10f64.powi(places)).round() / 10f64.powi(places));
+        json!({
+            "viewers": self.viewers,
+            "seconds": self.seconds,
+            "packets_forwarded": self.packets_forwarded,
+            "loss_pct_median": round(Some(self.loss_pct_median), 3),
+            "loss_pct_worst": round(Some(self.loss_pct_worst), 3),
+            "freezes": self.freezes,
+            "server_cpu_pct": round(self.server_cpu_pct, 1),
+            "cpu_us_per_packet": round(self.cpu_us_per_packet, 2),
+            "rss_kb_per_viewer": round(self.rss_kb_per_viewer, 1),
+            "ttff_ms_p50": round(self.ttff_ms_p50, 1),
+            "ttff_ms_p95": round(self.ttff_ms_p95, 1),
+            "latency_ms_p50": round(self.latency_ms_p50, 3),
+            "latency_ms_p99": round(self.latency_ms_p99, 3),
+            "loadgen_cpu_pct": round(Some(self.loadgen_cpu_pct), 1),
+            "valid": self.valid,
+            "viewers_with_video": self.viewers_with_video,
+        })
+    }
+
+    fn summary(&self) -> String {
+        let f = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.2}{unit}"));
+        format!(
+            "{} viewers, {} s: {} packets forwarded, loss median {:.3} % worst {:.3} %, {} freezes, {}/{} with video\n  \
+             server CPU {} ({} per packet), RSS {} per viewer\n  \
+             first frame p50 {} p95 {}, latency p50 {} p99 {}\n  \
+             load generator CPU {:.1} % ({}), {} keyframe requests reached the publisher",
+            self.viewers,
+            self.seconds,
+            self.packets_forwarded,
+            self.loss_pct_median,
+            self.loss_pct_worst,
+            self.freezes,
+            self.viewers_with_video,
+            self.viewers,
+            f(self.server_cpu_pct, " %"),
+            f(self.cpu_us_per_packet, " µs"),
+            f(self.rss_kb_per_viewer, " kB"),
+            f(self.ttff_ms_p50, " ms"),
+            f(self.ttff_ms_p95, " ms"),
+            f(self.latency_ms_p50, " ms"),
+            f(self.latency_ms_p99, " ms"),
+            self.loadgen_cpu_pct,
+            if self.valid { "valid" } else { "SATURATED: figures invalid" },
+            self.keyframes_asked,
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("fanout: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.url.is_none() {
+        if let Err(err) = system::reexec_in_loopback_namespace() {
+            eprintln!("fanout: cannot enter a loopback-only network namespace: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // Server on CPU 0, generator on CPU 1, where there are two.
+    let (server_cpu, generator_cpu) = if system::online_cpus() >= 2 { (Some(0), Some(1)) } else { (None, None) };
+    if let Some(cpu) = generator_cpu {
+        if let Err(err) = system::pin_self(cpu) {
+            eprintln!("fanout: cannot pin to CPU {cpu}: {err}");
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let steps: Vec<usize> = if args.ramp {
+        RAMP.iter().copied().filter(|&n| n <= args.viewers.max(RAMP[0])).collect()
+    } else {
+        vec![args.viewers]
+    };
+    let mut last_clean: Option<Run> = None;
+    let mut last: Option<Run> = None;
+    for &viewers in &steps {
+        let run = match runtime.block_on(tokio::task::LocalSet::new().run_until(run_once(&args, viewers, server_cpu))) {
+            Ok(run) => run,
+            Err(err) => {
+                eprintln!("fanout: {viewers} viewers: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", run.summary());
+        for error in run.errors.iter().take(5) {
+            println!("  viewer error: {error}");
+        }
+        let clean = run.clean();
+        last = Some(run.clone());
+        if clean {
+            last_clean = Some(run);
+        } else if args.ramp {
+            println!("  (loss ≥ 1 %, a freeze, a viewer without video or a saturated generator: the ramp stops here)");
+            break;
+        }
+    }
+    let Some(last) = last else { return ExitCode::FAILURE };
+    let broken = last.viewers_with_video == 0;
+    let mut json = if args.ramp { last_clean.clone().unwrap_or(last).json() } else { last.json() };
+    if args.ramp {
+        json["ramp_max_viewers"] = json!(last_clean.map_or(0, |run| run.viewers));
+    }
+    println!("{json}");
+    // A run where no viewer saw a frame means the pipeline is broken, not slow.
+    if broken {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std::io::Result<Run> {
+    let server = match &args.url {
+        Some(url) => Server::external(url)?,
+        None => Server::start(server_cpu, &["--max-viewers-per-stream", "5000", "--max-viewers", "5000"])?,
+    };
+    let account = streamer(&server, STREAM).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().map_err(std::io::Error::other)?;
+
+    let (stop_publisher, publisher_stop) = watch::channel(false);
+    let publisher = Publisher::connect(&http, &server.url(&format!("/whip/{STREAM}")), &account.token).await?;
+    let publisher_url = publisher.session_url.clone();
+    let publishing = tokio::task::spawn_local(publisher.run(args.bitrate, publisher_stop));
+    // Let the stream settle before the 0-viewer memory baseline.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rss_baseline = server.pid().and_then(|pid| system::rss_kb(pid).ok());
+
+    let shared = Rc::new(Shared::default());
+    let (stop_viewers, viewer_stop) = watch::channel(false);
+    let whep_url = server.url(&format!("/whep/{}/{STREAM}", account.account));
+    let watching: Vec<_> = (0..viewers)
+        .map(|_| {
+            tokio::task::spawn_local(viewer::watch(http.clone(), whep_url.clone(), viewer_stop.clone(), shared.clone()))
+        })
+        .collect();
+    let join_deadline = Instant::now() + JOIN_WINDOW;
+    while shared.first_frames.get() < viewers && Instant::now() < join_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The measured window.
+    let me = std::process::id();
+    let started = Instant::now();
+    let server_cpu_start = server.pid().and_then(|pid| system::cpu_time(pid).ok());
+    let own_cpu_start = system::cpu_time(me)?;
+    let packets_start = shared.packets.get();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let elapsed = started.elapsed();
+    let server_cpu_end = server.pid().and_then(|pid| system::cpu_time(pid).ok());
+    let own_cpu = system::cpu_time(me)?.saturating_sub(own_cpu_start);
+    let packets_forwarded = shared.packets.get() - packets_start;
+    let rss_end = server.pid().and_then(|pid| system::rss_kb(pid).ok());
+
+    // Stop the source first so the last packets can still be repaired, then the viewers.
+    let _ = stop_publisher.send(true);
+    let publisher_stats = publishing.await.map_err(std::io::Error::other)??;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_viewers.send(true);
+    let mut reports: Vec<ViewerReport> = Vec::with_capacity(viewers);
+    for task in watching {
+        reports.push(task.await.map_err(std::io::Error::other)?);
+    }
+    loadgen::signaling::delete(&http, &publisher_url).await;
+
+    let server_cpu = match (server_cpu_start, server_cpu_end) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    Ok(figures(
+        viewers,
+        args.seconds,
+        elapsed,
+        reports,
+        packets_forwarded,
+        server_cpu,
+        own_cpu,
+        rss_baseline,
+        rss_end,
+        publisher_stats.keyframes_asked,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    viewers: usize,
+    seconds: u64,
+    elapsed: Duration,
+    reports: Vec<ViewerReport>,
+    packets_forwarded: u64,
+    server_cpu: Option<Duration>,
+    own_cpu: Duration,
+    rss_baseline: Option<u64>,
+    rss_end: Option<u64>,
+    keyframes_asked: u64,
+) -> Run {
+    let mut losses: Vec<f64> = reports
+        .iter()
+        .map(|r| loss_pct(r.video.lost() + r.audio.lost(), r.video.expected() + r.audio.expected()))
+        .collect();
+    losses.sort_by(f64::total_cmp);
+    let mut ttff: Vec<f64> =
+        reports.iter().filter_map(|r| r.time_to_first_frame).map(|d| d.as_secs_f64() * 1000.0).collect();
+    ttff.sort_by(f64::total_cmp);
+    let mut latencies: Vec<u32> = reports.iter().flat_map(|r| r.latencies_us.iter().copied()).collect();
+    latencies.sort_unstable();
+    let ms = |us: Option<u32>| us.map(|us| us as f64 / 1000.0);
+    let wall = elapsed.as_secs_f64();
+    let loadgen_cpu_pct = own_cpu.as_secs_f64() * 100.0 / wall;
+    Run {
+        viewers,
+        seconds,
+        viewers_with_video: ttff.len(),
+        errors: reports.iter().filter_map(|r| r.error.clone()).collect(),
+        packets_forwarded,
+        loss_pct_median: percentile(&losses, 50.0).unwrap_or(0.0),
+        loss_pct_worst: losses.last().copied().unwrap_or(0.0),
+        freezes: reports.iter().map(|r| r.freezes).sum(),
+        server_cpu_pct: server_cpu.map(|cpu| cpu.as_secs_f64() * 100.0 / wall),
+        cpu_us_per_packet: server_cpu
+            .filter(|_| packets_forwarded > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / packets_forwarded as f64),
+        rss_kb_per_viewer: match (rss_baseline, rss_end) {
+            (Some(base), Some(end)) => Some(end.saturating_sub(base) as f64 / viewers as f64),
+            _ => None,
+        },
+        ttff_ms_p50: percentile(&ttff, 50.0),
+        ttff_ms_p95: percentile(&ttff, 95.0),
+        latency_ms_p50: ms(percentile(&latencies, 50.0)),
+        latency_ms_p99: ms(percentile(&latencies, 99.0)),
+        loadgen_cpu_pct,
+        valid: loadgen_cpu_pct < LOADGEN_SATURATED_PCT,
+        keyframes_asked,
+    }
+}
