@@ -156,19 +156,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.url.is_none() {
-        if let Err(err) = system::reexec_in_loopback_namespace() {
-            eprintln!("fanout: cannot enter a loopback-only network namespace: {err}");
+    let server_cpu = match system::prepare_benchmark(args.url.is_some()) {
+        Ok(cpu) => cpu,
+        Err(err) => {
+            eprintln!("fanout: {err}");
             return ExitCode::FAILURE;
         }
-    }
-    // Server on CPU 0, generator on CPU 1, where there are two.
-    let (server_cpu, generator_cpu) = if system::online_cpus() >= 2 { (Some(0), Some(1)) } else { (None, None) };
-    if let Some(cpu) = generator_cpu {
-        if let Err(err) = system::pin_self(cpu) {
-            eprintln!("fanout: cannot pin to CPU {cpu}: {err}");
-        }
-    }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let steps: Vec<usize> = if args.ramp {
         RAMP.iter().copied().filter(|&n| n <= args.viewers.max(RAMP[0])).collect()

@@ -84,16 +84,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.url.is_none() {
-        if let Err(err) = system::reexec_in_loopback_namespace() {
-            eprintln!("web: cannot enter a loopback-only network namespace: {err}");
+    let server_cpu = match system::prepare_benchmark(args.url.is_some()) {
+        Ok(cpu) => cpu,
+        Err(err) => {
+            eprintln!("web: {err}");
             return ExitCode::FAILURE;
         }
-    }
-    let (server_cpu, generator_cpu) = if system::online_cpus() >= 2 { (Some(0), Some(1)) } else { (None, None) };
-    if let Some(cpu) = generator_cpu {
-        let _ = system::pin_self(cpu);
-    }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(tokio::task::LocalSet::new().run_until(run(&args, server_cpu))) {
         Ok(healthy) if healthy => ExitCode::SUCCESS,

@@ -25,8 +25,9 @@ pub struct Peer {
     buffer: Vec<u8>,
     /// When str0m wants its next `Input::Timeout`.
     pub deadline: Instant,
-    /// The kernel receive time (ns since the epoch) of the datagram being handled.
-    pub received_at: Option<u64>,
+    /// The kernel receive time (ns since the epoch) of the datagram being handled; handed to
+    /// the event callback with each event it causes.
+    received_at: Option<u64>,
 }
 
 /// A datagram and when the kernel received it.

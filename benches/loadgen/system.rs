@@ -3,6 +3,23 @@
 
 use std::{io, os::unix::process::CommandExt, path::Path, process::Command, time::Duration};
 
+/// Sets a benchmark up: inside a loopback-only namespace (unless it targets a server someone
+/// else runs), the generator pinned to CPU 1 where there are two. Returns the CPU to pin the
+/// server to.
+pub fn prepare_benchmark(external_server: bool) -> io::Result<Option<usize>> {
+    if !external_server {
+        reexec_in_loopback_namespace()
+            .map_err(|err| io::Error::other(format!("cannot enter a loopback-only network namespace: {err}")))?;
+    }
+    if online_cpus() < 2 {
+        return Ok(None);
+    }
+    if let Err(err) = pin_self(1) {
+        eprintln!("cannot pin the load generator to CPU 1: {err}");
+    }
+    Ok(Some(0))
+}
+
 /// CPU time (user + system) a process has used, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> io::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -29,12 +46,12 @@ pub fn rss_kb(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other("no VmRSS"))
 }
 
-pub fn online_cpus() -> usize {
+fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Pins the calling process (all its future threads) to one CPU.
-pub fn pin_self(cpu: usize) -> io::Result<()> {
+fn pin_self(cpu: usize) -> io::Result<()> {
     pin(0, cpu)
 }
 
@@ -62,7 +79,7 @@ pub fn pin_command(command: &mut Command, cpu: usize) {
 
 /// True when the only network interface is loopback (`/proc/self/net/dev` is per namespace;
 /// `/sys/class/net` is not, unless sysfs is mounted again inside it).
-pub fn in_loopback_only_namespace() -> bool {
+fn in_loopback_only_namespace() -> bool {
     match std::fs::read_to_string("/proc/self/net/dev") {
         // Two header lines, then one line per interface: "  name: counters…".
         Ok(dev) => dev.lines().skip(2).filter_map(|l| l.split(':').next()).all(|name| name.trim() == "lo"),
@@ -72,7 +89,7 @@ pub fn in_loopback_only_namespace() -> bool {
 
 /// Runs this benchmark again inside a new network namespace with only `lo` (up), the recipe of
 /// TESTING.md, and exits with its status. Returns only if already inside one.
-pub fn reexec_in_loopback_namespace() -> io::Result<()> {
+fn reexec_in_loopback_namespace() -> io::Result<()> {
     const GUARD: &str = "FERROCAST_BENCH_IN_NETNS";
     if in_loopback_only_namespace() {
         return Ok(());

@@ -112,13 +112,16 @@ impl Engine {
     /// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
     /// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
     pub(super) fn new_rtc(&self, role: &Role) -> Result<Rtc, SfuError> {
-        let mut extensions = ExtensionMap::standard();
-        if matches!(role, Role::Viewer(_)) {
-            extensions = ExtensionMap::empty();
-            for (id, extension) in VIEWER_EXTENSIONS {
-                extensions.set(id, extension);
+        let extensions = match role {
+            Role::Publisher(_) => ExtensionMap::standard(),
+            Role::Viewer(_) => {
+                let mut viewer = ExtensionMap::empty();
+                for (id, extension) in VIEWER_EXTENSIONS {
+                    viewer.set(id, extension);
+                }
+                viewer
             }
-        }
+        };
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
