@@ -164,8 +164,31 @@ class Mixer {
   }
 }
 
+/**
+ * Browsers give camera, microphone and screen capture only to secure pages (HTTPS, or
+ * localhost): on plain HTTP `navigator.mediaDevices` is missing and nothing could start.
+ * Say so first, with the way out.
+ */
+function insecureContextNotice() {
+  const host = location.host;
+  return `<div class="alert error" role="alert" id="bc-insecure">
+    <p><strong>This page needs HTTPS.</strong> Browsers allow the camera, the microphone and screen
+    capture only on secure pages (https://, or localhost), and this one was opened as
+    <code>${escape(location.origin)}</code>.</p>
+    <p>Serve ferrocast over HTTPS: start it with <code>--acme-domain ${escape(location.hostname)}</code> to get a
+    certificate automatically (or <code>--tls-cert</code>/<code>--tls-key</code>), or put it behind your HTTPS proxy with
+    <code>--trusted-proxy</code>. Then open <code>https://${escape(host)}${escape(location.pathname)}</code>.</p>
+    <p><a href="/help/https">How to set up HTTPS (README, "Run it on a server")</a></p>
+  </div><p><a href="/tokens">Back to tokens</a></p>`;
+}
+
 async function main() {
   await hydrated();
+  if (!window.isSecureContext) {
+    root.innerHTML = insecureContextNotice();
+    root.dataset.ready = 'insecure';
+    return;
+  }
   const tokenId = root.dataset.tokenId;
   let token;
   let me;

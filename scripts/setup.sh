@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building ferrocast needs, skipping whatever is already there.
 #   scripts/setup.sh          Rust wasm target + wasm-bindgen CLI (for the server)
-#   scripts/setup.sh --test   also Chromium, iproute2 and the end2end npm packages (for the tests)
+#   scripts/setup.sh --test   also Chromium, iproute2, the servers the tests run (pebble, an ACME
+#                             test CA; nginx), NSS tools (Chromium trusting pebble's root) and the
+#                             end2end npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,10 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v unshare >/dev/null || missing+=(util-linux)
+  [ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || missing+=(pebble)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v certutil >/dev/null || missing+=(libnss3-tools)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]} (Debian packages)"
     as_root apt-get update -qq

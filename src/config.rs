@@ -6,6 +6,7 @@ use std::{
 };
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
 use url::Url;
 
 use crate::sfu::{IceServer, SfuConfig};
@@ -66,6 +67,74 @@ pub struct Config {
     /// Most viewers this server serves at once, over all streams.
     #[arg(long, env = "FERROCAST_MAX_VIEWERS", default_value_t = 4000)]
     pub max_viewers: usize,
+
+    /// PEM certificate chain for HTTPS on `--listen` (with `--tls-key`); SIGHUP reloads it.
+    #[arg(long, env = "FERROCAST_TLS_CERT", requires = "tls_key", conflicts_with = "acme_domains")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "FERROCAST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// A name to get a certificate for over ACME (repeatable); `--listen` then serves HTTPS.
+    #[arg(long = "acme-domain", env = "FERROCAST_ACME_DOMAINS", value_delimiter = ',', value_parser = parse_domain)]
+    pub acme_domains: Vec<String>,
+
+    /// Contact address given to the ACME CA (expiry notices).
+    #[arg(long, env = "FERROCAST_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// ACME directory URL. Let's Encrypt's staging CA, for trying things out:
+    /// https://acme-staging-v02.api.letsencrypt.org/directory
+    #[arg(long, env = "FERROCAST_ACME_DIRECTORY", default_value = LETS_ENCRYPT_PRODUCTION)]
+    pub acme_directory: Url,
+
+    /// A PEM root certificate to trust when talking to the ACME server (for test CAs).
+    #[arg(long, env = "FERROCAST_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<PathBuf>,
+
+    /// Plain-HTTP address (e.g. `0.0.0.0:80`) that answers ACME HTTP-01 challenges and
+    /// redirects everything else to HTTPS (308). Needs `--tls-cert` or `--acme-domain`.
+    #[arg(long, env = "FERROCAST_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// A reverse proxy's address range (CIDR, repeatable): only requests from there may name the
+    /// client address (`X-Forwarded-For`, `Forwarded`) and scheme (`X-Forwarded-Proto`).
+    #[arg(long = "trusted-proxy", env = "FERROCAST_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Let's Encrypt's production ACME directory, the default CA.
+pub const LETS_ENCRYPT_PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// A DNS name a certificate can be issued for: letters, digits, hyphens, dots; no wildcard
+/// (TLS-ALPN-01 and HTTP-01 cannot prove one).
+fn parse_domain(value: &str) -> Result<String, String> {
+    let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.contains('.') && name != "localhost" || !name.split('.').all(label_ok) {
+        return Err(format!("{value:?} is not a domain name (like live.example.com)"));
+    }
+    if name.parse::<IpAddr>().is_ok() || name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{value:?} is an IP address; ACME certificates here are for domain names"));
+    }
+    Ok(name)
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a single host).
+fn parse_cidr(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{value:?} is not an address range like 10.0.0.0/8 or 127.0.0.1"))
 }
 
 fn parse_ice_server(value: &str) -> Result<IceServer, String> {
@@ -101,7 +170,20 @@ impl Config {
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
+            tls_cert: None,
+            tls_key: None,
+            acme_domains: Vec::new(),
+            acme_email: None,
+            acme_directory: Url::parse(LETS_ENCRYPT_PRODUCTION).expect("a valid URL"),
+            acme_ca_root: None,
+            http_listen: None,
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    /// True when `--listen` serves HTTPS (a certificate file or ACME).
+    pub fn serves_https(&self) -> bool {
+        self.tls_cert.is_some() || !self.acme_domains.is_empty()
     }
 
     /// The SFU's part of the configuration.
@@ -130,6 +212,25 @@ mod tests {
         assert_eq!(turn.credential.as_deref(), Some("s3cret"));
         for bad in ["http://example.net", "stun:", "turn:x|alice", "turn:x|a|b|c", "stun:<x>"] {
             assert!(parse_ice_server(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn acme_domains_are_plain_dns_names() {
+        assert_eq!(parse_domain("Live.Example.COM.").unwrap(), "live.example.com");
+        assert_eq!(parse_domain("live.test").unwrap(), "live.test");
+        for bad in ["", "*.example.com", "203.0.113.7", "exa mple.com", "-a.example.com", "a..b", "nodot", "a/b.com"] {
+            assert!(parse_domain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses() {
+        assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_cidr("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        for bad in ["", "10.0.0.0/33", "example.com", "10.0.0.0/x"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
         }
     }
 }

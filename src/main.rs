@@ -11,7 +11,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Logs on stderr; stdout carries only the addresses the server listens on (scripts and
+    // tests read them).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let config = Config::parse();
@@ -22,7 +25,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!("ferrocast listening on http://{}", app.local_addr());
+    println!("ferrocast listening on {}://{}", app.scheme(), app.local_addr());
+    if let Some(helper) = app.http_helper_addr() {
+        println!("ferrocast answering ACME HTTP-01 and redirecting to HTTPS on http://{helper}");
+    }
     match app.run_until(shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,11 +1,14 @@
 // Shared set-up of the browser tests: a fresh ferrocast server and a fresh Chromium per suite.
 // scripts/test.sh runs everything inside a network namespace that has only loopback.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+
+const run = promisify(execFile);
 
 /** Flags that keep Chromium quiet, offline and ready for WebRTC on loopback (TESTING.md). */
 export const CHROMIUM_ARGS = [
@@ -26,48 +29,76 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Starts the server binary on a free loopback port with an empty data folder.
- * Resolves to { url, stop() } once it prints its address.
+ * Starts the server binary on a loopback port. Resolves to
+ * { url, dataDir, startedAt, stderr(), running(), stop() } once it prints its address
+ * (`listening on http://…`, or `https://…` when it serves TLS).
+ *
+ * Options: `listen` (default 127.0.0.1:0, a free port); `dataDir` to reuse an existing data folder
+ * (a restart; it is never removed); `keepDataDir` to keep the new one after stop() (so a second
+ * start can reuse it; the caller removes it); `env`, extra environment variables.
+ * `startedAt` is performance.now() just before the spawn, for timing what the server does next.
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], { listen = '127.0.0.1:0', dataDir, keepDataDir = false, env = {} } = {}) {
   const bin = process.env.FERROCAST_BIN;
   const siteRoot = process.env.FERROCAST_SITE_ROOT;
   if (!bin || !siteRoot) throw new Error('FERROCAST_BIN and FERROCAST_SITE_ROOT must be set (scripts/test.sh does)');
-  const dataDir = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-data-'));
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', siteRoot, ...extraArgs], {
+  const created = !dataDir;
+  const ownsDataDir = created && !keepDataDir;
+  dataDir ??= mkdtempSync(join(tmpdir(), 'ferrocast-e2e-data-'));
+  const startedAt = performance.now();
+  const child = spawn(bin, ['--listen', listen, '--data-dir', dataDir, '--site-root', siteRoot, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
   });
   let stderr = '';
   child.stderr.on('data', (chunk) => { stderr += chunk; });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
-    let stdout = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = stdout.match(/listening on (http:\/\/\S+)/);
-      if (match) { clearTimeout(timer); resolve(match[1]); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${stderr}`)); });
-  });
-  return {
-    url,
-    async stop() {
+  const stop = async () => {
+    // Already gone, or never spawned (no pid, and maybe never an 'exit'): nothing to wait for.
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+      // A server that ignores SIGTERM must not keep the port from a restart on it.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
   };
+  let url;
+  try {
+    url = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${stderr}`)), 30_000);
+      let stdout = '';
+      child.stdout.on('data', (chunk) => {
+        stdout += chunk;
+        const match = stdout.match(/listening on (https?:\/\/\S+)/);
+        if (match) { clearTimeout(timer); resolve(match[1]); }
+      });
+      child.on('error', (err) => { clearTimeout(timer); reject(new Error(`cannot run ${bin}: ${err.message}`)); });
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}):\n${stderr}`)); });
+    });
+  } catch (err) {
+    await stop();
+    // Nobody will restart on a folder whose server never came up.
+    if (created) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return { url, dataDir, startedAt, stderr: () => stderr, running, stop };
 }
 
-/** Launches Debian's Chromium with a new empty profile; resolves to { context, close() }. */
-export async function launchBrowser() {
+/**
+ * Launches Debian's Chromium with a new empty profile; resolves to { context, close() }.
+ * Options: `args`, flags added to CHROMIUM_ARGS; `env`, the browser's whole environment (default:
+ * this process's), e.g. another HOME whose NSS database trusts a test CA (see nssHomeTrusting).
+ */
+export async function launchBrowser({ args = [], env } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
+    ...(env && { env }),
   });
   return {
     context,
@@ -76,6 +107,22 @@ export async function launchBrowser() {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Makes a temporary HOME whose NSS database ($HOME/.pki/nssdb, where Chromium on Linux keeps user
+ * trust) trusts `caPem` to issue server certificates. Resolves to { home, dispose() }.
+ * certutil comes from Debian's libnss3-tools.
+ */
+export async function nssHomeTrusting(caPem, nickname = 'test-root') {
+  const home = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-home-'));
+  const db = `sql:${join(home, '.pki', 'nssdb')}`;
+  mkdirSync(join(home, '.pki', 'nssdb'), { recursive: true });
+  writeFileSync(join(home, 'root.pem'), caPem);
+  await run('certutil', ['-d', db, '-N', '--empty-password']);
+  // "C,,": a trusted CA for TLS server certificates (not for mail or code signing).
+  await run('certutil', ['-d', db, '-A', '-t', 'C,,', '-n', nickname, '-i', join(home, 'root.pem')]);
+  return { home, dispose: () => rmSync(home, { recursive: true, force: true }) };
 }
 
 /** Waits until the wasm has hydrated the page (the app sets body[data-hydrated]). */

@@ -5,7 +5,7 @@ use axum::{
     http::{header, request::Parts},
 };
 
-use super::{error::ApiError, secrets, session, AppState};
+use super::{client::Client, error::ApiError, secrets, session, AppState};
 use crate::db::{self, accounts::AccountRow};
 
 /// The logged-in account; a request without a live session is refused with 401.
@@ -24,7 +24,7 @@ pub struct ResolvedAccount(pub Option<AccountRow>);
 pub async fn account_from_parts(state: &AppState, parts: &Parts) -> Result<Option<AccountRow>, ApiError> {
     match parts.extensions.get::<ResolvedAccount>() {
         Some(ResolvedAccount(account)) => Ok(account.clone()),
-        None => account_from_headers(state, &parts.headers).await,
+        None => account_from_headers(state, &parts.headers, Client::of(parts)).await,
     }
 }
 
@@ -33,6 +33,7 @@ pub async fn account_from_parts(state: &AppState, parts: &Parts) -> Result<Optio
 pub async fn account_from_headers(
     state: &AppState,
     headers: &axum::http::HeaderMap,
+    client: Client,
 ) -> Result<Option<AccountRow>, ApiError> {
     if let Some(authorization) = headers.get(header::AUTHORIZATION) {
         let key = authorization
@@ -45,7 +46,7 @@ pub async fn account_from_headers(
         let account = db::api_keys::account_by_secret_hash(&state.pool, &secrets::hash(key), db::now_unix()).await?;
         return account.map(Some).ok_or(ApiError::Unauthenticated);
     }
-    match session::from_headers(headers) {
+    match session::from_headers(headers, client.secure_cookies) {
         Some(id) => state.accounts.session_account(id).await,
         None => Ok(None),
     }
@@ -55,7 +56,7 @@ impl FromRequestParts<AppState> for CurrentAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        account_from_headers(state, &parts.headers).await?.map(Self).ok_or(ApiError::Unauthenticated)
+        account_from_headers(state, &parts.headers, Client::of(parts)).await?.map(Self).ok_or(ApiError::Unauthenticated)
     }
 }
 
@@ -63,6 +64,6 @@ impl FromRequestParts<AppState> for MaybeAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self(account_from_headers(state, &parts.headers).await?))
+        Ok(Self(account_from_headers(state, &parts.headers, Client::of(parts)).await?))
     }
 }

@@ -25,5 +25,10 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
     }
+    // Event streams must reach the browser as they happen: this tells nginx (and proxies that
+    // copy its convention) not to buffer them, whatever its configuration says.
+    if headers.get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream")) {
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
     response
 }

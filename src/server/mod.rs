@@ -4,9 +4,11 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod grants;
 mod headers;
+mod help;
 pub mod live;
 mod origin;
 mod pages;
@@ -18,11 +20,11 @@ pub mod session;
 mod signaling;
 pub mod timestamps;
 pub mod tokens;
+pub mod transport;
 mod watch;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use axum::serve::ListenerExt;
 use axum::{
     extract::{FromRef, State},
     http::StatusCode,
@@ -45,6 +47,7 @@ use crate::{
     sfu::{self, IceServer, SfuHandle},
 };
 use accounts::Accounts;
+use transport::{acme::AcmeSettings, CertSource, Https, PeerAddr, PlainListener, TlsListener};
 
 /// Settings derived once from the configuration.
 #[derive(Debug)]
@@ -53,8 +56,13 @@ pub struct Settings {
     pub public_url: String,
     /// `scheme://host[:port]` of `public_url`, as browsers write it in `Origin`.
     pub public_origin: String,
-    /// Mark cookies `Secure`: the site is served over https.
-    pub secure_cookies: bool,
+    /// The public URL is https: session cookies are `Secure` even on requests that reach us
+    /// in plain HTTP (through a proxy we were not told to trust).
+    pub https_public_url: bool,
+    /// `--listen` serves HTTPS.
+    pub tls: bool,
+    /// Whose forwarding headers are believed (`--trusted-proxy`).
+    pub proxies: client::TrustedProxies,
     /// STUN/TURN servers handed to WebRTC clients.
     pub ice_servers: Vec<IceServer>,
 }
@@ -89,6 +97,10 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot open the SFU's UDP port {port}: {source}")]
     Rtc { port: u16, source: std::io::Error },
+    #[error("HTTPS: {0}")]
+    Tls(#[from] transport::certs::CertError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A bound, ready-to-run server. Tests build it on port 0 and read [`Application::local_addr`].
@@ -97,11 +109,24 @@ pub struct Application {
     router: Router,
     state: AppState,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// HTTPS on `listener`, when configured.
+    https: Option<Arc<Https>>,
+    /// The `--http-listen` helper (HTTP-01 answers and redirects), when configured.
+    http_helper: Option<(TcpListener, Router)>,
 }
 
 impl Application {
     /// Opens the database, applies migrations, binds the listener and assembles the router.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // Any rustls user that asks for the process default (the ACME client) gets aws-lc-rs,
+        // the provider every other TLS and DTLS use here is built on. Fails only if already set.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        if config.http_listen.is_some() && !config.serves_https() {
+            return Err(StartError::Config(
+                "--http-listen redirects to HTTPS: it needs --tls-cert/--tls-key or --acme-domain".into(),
+            ));
+        }
+        let https = https_for(&config)?.map(Arc::new);
         let pool = db::open(&config.data_dir)
             .await
             .map_err(|source| StartError::Database { dir: config.data_dir.display().to_string(), source })?;
@@ -110,7 +135,15 @@ impl Application {
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
 
-        let settings = Arc::new(settings_for(&config, local_addr));
+        let http_helper = match config.http_listen {
+            Some(addr) => {
+                let helper = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+                Some(helper)
+            }
+            None => None,
+        };
+
+        let settings = Arc::new(settings_for(&config, local_addr, https.as_deref()));
         let leptos_options = LeptosOptions::builder()
             .output_name("ferrocast")
             .site_root(config.site_root.display().to_string())
@@ -126,10 +159,37 @@ impl Application {
             AppState { pool, accounts, settings, sfu, grants: Arc::default(), shutdown: shutdown_rx, leptos_options };
         let router = router(state.clone());
 
+        let http_helper = http_helper.map(|helper| {
+            let answers = https.as_ref().map(|h| h.http01.clone()).unwrap_or_default();
+            let origin =
+                config.public_url.as_ref().filter(|u| u.scheme() == "https").map(|u| u.origin().ascii_serialization());
+            let target = transport::redirect::RedirectTarget { origin, https_port: local_addr.port() };
+            (helper, transport::redirect::router(answers, target))
+        });
+
         let warm = state.accounts.clone();
         tokio::spawn(async move { warm.warm_up().await });
         tracing::info!(listen = %local_addr, public_url = %state.settings.public_url, "ferrocast ready");
-        Ok(Self { listener, router, state, shutdown })
+        Ok(Self { listener, router, state, shutdown, https, http_helper })
+    }
+
+    /// `https` or `http`: what `--listen` speaks.
+    pub fn scheme(&self) -> &'static str {
+        if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The HTTP-01 answers the `--http-listen` helper serves (ACME fills them during an order).
+    pub fn acme_http01_answers(&self) -> Option<Arc<transport::acme::Http01Answers>> {
+        self.https.as_ref().map(|https| https.http01.clone())
+    }
+
+    /// The address of the `--http-listen` helper (resolves port 0).
+    pub fn http_helper_addr(&self) -> Option<SocketAddr> {
+        self.http_helper.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// The address actually bound (resolves port 0).
@@ -144,41 +204,123 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let stopping = self.shutdown;
+        let stopped = stopping.subscribe();
         let shutdown = async move {
             shutdown.await;
             let _ = stopping.send(true);
         };
-        // Without TCP_NODELAY a response written in two parts (head, body) waits for the client's
-        // delayed ACK: a flat ~40 ms on every page (`cargo bench --bench web`).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "TCP_NODELAY");
+        let wait_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Some((helper, router)) = self.http_helper {
+            let service = router.into_make_service();
+            let stop = wait_stop(stopped.clone());
+            tokio::spawn(async move {
+                if let Err(err) = axum::serve(helper, service).with_graceful_shutdown(stop).await {
+                    tracing::error!(%err, "the --http-listen helper stopped");
+                }
+            });
+        }
+        let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
+        match self.https {
+            Some(https) => {
+                match &https.source {
+                    CertSource::Acme(settings) => transport::acme::spawn(
+                        settings.clone(),
+                        https.store.clone(),
+                        https.http01.clone(),
+                        https.provider.clone(),
+                        stopped.clone(),
+                    ),
+                    CertSource::Files { .. } => reload_on_sighup(https.clone(), stopped.clone()),
+                }
+                let listener = TlsListener::new(self.listener, https.server_config())?;
+                axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
             }
-        });
-        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+            None => {
+                axum::serve(PlainListener(self.listener), service).with_graceful_shutdown(shutdown).await?;
+            }
+        }
         self.state.pool.close().await;
         tracing::info!("ferrocast stopped");
         Ok(())
     }
 }
 
-fn settings_for(config: &Config, local_addr: SocketAddr) -> Settings {
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| Url::parse(&format!("http://{local_addr}")).expect("a socket address makes a valid URL"));
+/// HTTPS from the configuration: certificate files (read now) or ACME.
+fn https_for(config: &Config) -> Result<Option<Https>, StartError> {
+    let source = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
+        (None, None) if config.acme_domains.is_empty() => return Ok(None),
+        (None, None) => CertSource::Acme(AcmeSettings {
+            domains: config.acme_domains.clone(),
+            email: config.acme_email.clone(),
+            directory: config.acme_directory.clone(),
+            ca_root: config.acme_ca_root.clone(),
+            dir: config.data_dir.join("acme"),
+            http01: config.http_listen.is_some(),
+        }),
+        _ => return Err(StartError::Config("--tls-cert and --tls-key go together".into())),
+    };
+    Ok(Some(Https::new(source)?))
+}
+
+/// SIGHUP reads the certificate files again; open connections keep the old certificate, new
+/// ones get the new. A bad file is logged and the current certificate stays.
+fn reload_on_sighup(https: Arc<Https>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP: certificate files will not be reloaded");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = hangups.recv() => {
+                    if let Err(err) = https.reload_files() {
+                        tracing::error!("SIGHUP: the certificate files were not reloaded, the current certificate stays: {err}");
+                    }
+                }
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    });
+}
+
+fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) -> Settings {
+    let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(config, local_addr, https));
     Settings {
         public_origin: public_url.origin().ascii_serialization(),
-        secure_cookies: public_url.scheme() == "https",
+        https_public_url: public_url.scheme() == "https",
+        tls: https.is_some(),
+        proxies: client::TrustedProxies::new(config.trusted_proxies.clone()),
         ice_servers: config.ice_servers.clone(),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
     }
 }
 
-/// The whole HTTP surface. Request flow: trace → compression → security headers → CSRF guard →
-/// page guard → route.
+/// Without `--public-url`: the first ACME name or the certificate's first name over HTTPS
+/// (the port only when it is not 443), else `http://{listen}`.
+fn default_public_url(config: &Config, local_addr: SocketAddr, https: Option<&Https>) -> Url {
+    let name = config.acme_domains.first().cloned().or_else(|| {
+        let cert = https?.store.current()?;
+        cert.names.into_iter().find(|n| !n.starts_with('*'))
+    });
+    let url = match (https, name) {
+        (Some(_), Some(name)) if local_addr.port() == 443 => format!("https://{name}"),
+        (Some(_), Some(name)) => format!("https://{name}:{}", local_addr.port()),
+        (Some(_), None) => format!("https://{local_addr}"),
+        (None, _) => format!("http://{local_addr}"),
+    };
+    Url::parse(&url)
+        .unwrap_or_else(|_| Url::parse(&format!("http://{local_addr}")).expect("a socket address makes a valid URL"))
+}
+
+/// The whole HTTP surface. Request flow: client (trusted proxies, HSTS) → trace → compression →
+/// security headers → CSRF guard → page guard → route.
 fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
@@ -187,6 +329,7 @@ fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/help/https", get(help::https))
         .nest("/api/v1", api::router())
         .merge(signaling::router())
         .route("/watch/{account}/{stream}", get(watch::page))
@@ -199,7 +342,11 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), origin::refuse_cross_origin_mutations))
         .layer(middleware::from_fn(headers::security_headers))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+            let client = client::Client::from_extensions(request.extensions());
+            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), client = %client.ip)
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), client::identify))
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@ use axum::{
 
 use super::{
     auth::{account_from_headers, ResolvedAccount},
+    client::Client,
     AppState,
 };
 
@@ -34,7 +35,8 @@ pub async fn guard(State(state): State<AppState>, mut request: Request<Body>, ne
     }
     // A database error here must not lock people out with a blank page: treat as logged out
     // and let the page itself report what fails.
-    let logged_in = match account_from_headers(&state, request.headers()).await {
+    let client = Client::from_extensions(request.extensions());
+    let logged_in = match account_from_headers(&state, request.headers(), client).await {
         Ok(account) => {
             let logged_in = account.is_some();
             // The page's server functions reuse it instead of asking the database again.

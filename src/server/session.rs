@@ -3,8 +3,21 @@
 use axum::http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
-/// Name of the cookie holding the session id.
+/// Name of the cookie holding the session id over plain HTTP.
 pub const COOKIE_NAME: &str = "fc_session";
+/// Its name over HTTPS: with the `__Host-` prefix a browser takes it only with `Secure`,
+/// `Path=/` and no `Domain`, so a sibling subdomain or a plain-HTTP page cannot plant or
+/// overwrite it (RFC 6265bis §4.1.3.2).
+pub const SECURE_COOKIE_NAME: &str = "__Host-fc_session";
+
+/// The cookie's name for a client that gets `Secure` cookies (see [`crate::server::client::Client`]).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
 /// How long a session lasts from login.
 pub const SESSION_TTL_SECS: i64 = 14 * 24 * 60 * 60;
 
@@ -40,15 +53,16 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The session id sent by the browser, if any.
-pub fn from_headers(headers: &HeaderMap) -> Option<&str> {
+/// The session id sent by the browser, if any. Over HTTPS only the `__Host-` cookie counts.
+pub fn from_headers(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    let name = cookie_name(secure);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
 }
@@ -65,8 +79,9 @@ pub fn clear_cookie(secure: bool) -> HeaderValue {
 }
 
 fn cookie_header(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let name = cookie_name(secure);
     let secure = if secure { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     // The id is hex and the rest is ASCII, so the value is always a valid header.
     HeaderValue::from_str(&cookie).expect("cookie is visible ASCII")
 }
@@ -79,9 +94,22 @@ mod tests {
     fn finds_the_session_among_other_cookies() {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fc_session=abc ; b=2"));
-        assert_eq!(from_headers(&headers), Some("abc"));
+        assert_eq!(from_headers(&headers, false), Some("abc"));
         headers.insert(header::COOKIE, HeaderValue::from_static("fc_session="));
-        assert_eq!(from_headers(&headers), None);
+        assert_eq!(from_headers(&headers, false), None);
+    }
+
+    #[test]
+    fn over_https_only_the_host_prefixed_cookie_counts() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("fc_session=planted; __Host-fc_session=real"));
+        assert_eq!(from_headers(&headers, true), Some("real"));
+        assert_eq!(from_headers(&headers, false), Some("planted"));
+        let cookie = set_cookie(&SessionId("ab".into()), true);
+        assert_eq!(
+            cookie.to_str().unwrap(),
+            "__Host-fc_session=ab; Path=/; HttpOnly; SameSite=Lax; Max-Age=1209600; Secure"
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
     let client = app.client();
     let response =
         app.post_json(&client, "/api/v1/signup", json!({ "email": "s@example.com", "password": PASSWORD })).await;
-    assert!(set_cookie(&response).contains("; Secure"));
+    let cookie = set_cookie(&response);
+    assert!(cookie.contains("; Secure") && cookie.starts_with("__Host-fc_session="), "{cookie}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! `spawn_app()` and friends.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use ferrocast::{
     config::{Config, SignupMode},
@@ -23,6 +23,8 @@ pub struct TestApp {
     _data_guard: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Set by [`TestApp::via`]: makes the clients of a view through a proxy.
+    make_client: Option<Arc<dyn Fn() -> Client + Send + Sync>>,
 }
 
 /// Starts the app on a fresh data folder with the default configuration.
@@ -43,24 +45,41 @@ pub async fn spawn_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Tes
     let mut config = Config::for_data_dir(&data_dir);
     tweak(&mut config);
     let app = Application::build(config).await.expect("application starts");
-    let base = format!("http://{}", app.local_addr());
+    let base = format!("{}://{}", app.scheme(), app.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { base, data_dir, _data_guard: None, shutdown: Some(tx), task: Some(task) }
+    TestApp { base, data_dir, _data_guard: None, shutdown: Some(tx), task: Some(task), make_client: None }
 }
 
 impl TestApp {
     /// A client that keeps cookies like a browser but does not follow redirects. Every request
     /// is bounded in time, so a server that never answers fails the test instead of hanging it.
     pub fn client(&self) -> Client {
+        if let Some(make) = &self.make_client {
+            return make();
+        }
         Client::builder()
             .cookie_store(true)
             .redirect(redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("client")
+    }
+
+    /// The same server reached another way (through a reverse proxy): `url` builds on `base` and
+    /// `client` comes from `make_client`, so helpers such as `rtc::publish` go that way. Dropping
+    /// or stopping the view leaves the server running; the original still owns it.
+    pub fn via(&self, base: impl Into<String>, make_client: impl Fn() -> Client + Send + Sync + 'static) -> TestApp {
+        TestApp {
+            base: base.into(),
+            data_dir: self.data_dir.clone(),
+            _data_guard: None,
+            shutdown: None,
+            task: None,
+            make_client: Some(Arc::new(make_client)),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -2,9 +2,12 @@
 //! talks to it over HTTP.
 
 mod accounts;
+mod acme;
 mod binary;
 mod helpers;
 mod pages;
+mod proxy;
 mod rtc;
+mod tls;
 mod tokens;
 mod whip_whep;

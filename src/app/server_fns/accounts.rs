@@ -32,10 +32,10 @@ pub async fn site_info() -> Result<crate::model::SiteInfo, ServerFnError> {
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), ServerFnError> {
     use ssr::*;
     let state = state()?;
-    let client = client_ip().await;
+    let client = client()?;
     let back = format!("/login?{}", next.as_deref().map(|n| format!("next={}&", encode(n))).unwrap_or_default());
-    let logged_in = state.accounts.log_in(&email, &password, client).await.map_err(|e| fail(e, Some(&back)))?;
-    set_cookie(crate::server::session::set_cookie(&logged_in.session, state.settings.secure_cookies));
+    let logged_in = state.accounts.log_in(&email, &password, client.ip).await.map_err(|e| fail(e, Some(&back)))?;
+    set_cookie(crate::server::session::set_cookie(&logged_in.session, client.secure_cookies));
     leptos_axum::redirect(&local_path_or_dashboard(next.as_deref()));
     Ok(())
 }
@@ -47,7 +47,7 @@ pub async fn sign_up(email: String, password: String) -> Result<(), ServerFnErro
     let state = state()?;
     let account = state.accounts.sign_up(&email, &password).await.map_err(|e| fail(e, Some("/signup?")))?;
     let session = state.accounts.open_session(&account).await.map_err(|e| fail(e, Some("/signup?")))?;
-    set_cookie(crate::server::session::set_cookie(&session, state.settings.secure_cookies));
+    set_cookie(crate::server::session::set_cookie(&session, client()?.secure_cookies));
     leptos_axum::redirect("/tokens");
     Ok(())
 }
@@ -58,10 +58,11 @@ pub async fn log_out() -> Result<(), ServerFnError> {
     use ssr::*;
     let state = state()?;
     let parts = request_parts()?;
-    if let Some(id) = crate::server::session::from_headers(&parts.headers) {
+    let secure = client()?.secure_cookies;
+    if let Some(id) = crate::server::session::from_headers(&parts.headers, secure) {
         state.accounts.log_out(id).await.map_err(|e| fail(e, None))?;
     }
-    set_cookie(crate::server::session::clear_cookie(state.settings.secure_cookies));
+    set_cookie(crate::server::session::clear_cookie(secure));
     leptos_axum::redirect("/login");
     Ok(())
 }

@@ -12,19 +12,14 @@ pub use tokens::*;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-    use axum::{
-        extract::ConnectInfo,
-        http::{header, request::Parts, HeaderValue},
-    };
+    use axum::http::{header, request::Parts, HeaderValue};
     use leptos::prelude::*;
     use leptos::server_fn::ServerFnError;
     use leptos_axum::ResponseOptions;
 
     use crate::{
         db::accounts::AccountRow,
-        server::{error::ApiError, AppState},
+        server::{client::Client, error::ApiError, AppState},
     };
 
     pub fn state() -> Result<AppState, ServerFnError> {
@@ -46,13 +41,9 @@ pub(crate) mod ssr {
         }
     }
 
-    /// The peer address; only loopback if the connection info is missing (it never is when
-    /// served through `Application`).
-    pub async fn client_ip() -> IpAddr {
-        leptos_axum::extract::<ConnectInfo<SocketAddr>>()
-            .await
-            .map(|ConnectInfo(addr)| addr.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    /// The client of the request (its address after trusted proxies, and its cookie flags).
+    pub fn client() -> Result<Client, ServerFnError> {
+        Ok(Client::of(&request_parts()?))
     }
 
     pub fn set_cookie(value: HeaderValue) {

@@ -1,9 +1,7 @@
 //! `/api/v1/signup`, `/login`, `/logout`, `/me`.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -13,7 +11,7 @@ use serde::Deserialize;
 use super::ApiJson;
 use crate::{
     model::AccountView,
-    server::{auth::CurrentAccount, error::ApiError, session, AppState},
+    server::{auth::CurrentAccount, client::Client, error::ApiError, session, AppState},
 };
 
 /// Body of signup and login.
@@ -24,30 +22,34 @@ pub struct Credentials {
 }
 
 /// `POST /api/v1/signup` → 201 with the new account, logged in.
-pub async fn sign_up(State(state): State<AppState>, ApiJson(body): ApiJson<Credentials>) -> Result<Response, ApiError> {
+pub async fn sign_up(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
     let account = state.accounts.sign_up(&body.email, &body.password).await?;
     let session = state.accounts.open_session(&account).await?;
-    let cookie = session::set_cookie(&session, state.settings.secure_cookies);
+    let cookie = session::set_cookie(&session, client.secure_cookies);
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(AccountView::from(&account))).into_response())
 }
 
 /// `POST /api/v1/login` → 200 with the account and a session cookie.
 pub async fn log_in(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let logged_in = state.accounts.log_in(&body.email, &body.password, client.ip()).await?;
-    let cookie = session::set_cookie(&logged_in.session, state.settings.secure_cookies);
+    let logged_in = state.accounts.log_in(&body.email, &body.password, client.ip).await?;
+    let cookie = session::set_cookie(&logged_in.session, client.secure_cookies);
     Ok(([(header::SET_COOKIE, cookie)], Json(AccountView::from(&logged_in.account))).into_response())
 }
 
 /// `POST /api/v1/logout` → 204; revokes the session (if any) and clears the cookie.
-pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(id) = session::from_headers(&headers) {
+pub async fn log_out(State(state): State<AppState>, client: Client, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(id) = session::from_headers(&headers, client.secure_cookies) {
         state.accounts.log_out(id).await?;
     }
-    let cookie = session::clear_cookie(state.settings.secure_cookies);
+    let cookie = session::clear_cookie(client.secure_cookies);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 

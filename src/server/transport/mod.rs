@@ -1,0 +1,212 @@
+//! Where a connection enters: the listener of `--listen` (plain HTTP, or HTTPS only), the
+//! plain-HTTP helper of `--http-listen` ([`redirect`]), and the certificates HTTPS presents
+//! ([`certs`], from files reloaded on SIGHUP or from ACME, [`acme`]).
+
+pub mod acme;
+pub mod certs;
+pub mod redirect;
+
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{
+    extract::connect_info::Connected,
+    serve::{IncomingStream, Listener},
+};
+use rustls::{crypto::CryptoProvider, ServerConfig};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{mpsc, Semaphore},
+};
+use tokio_rustls::{server::TlsStream, TlsAcceptor};
+
+use certs::{CertError, CertStore, SiteCertificate, ACME_TLS_ALPN};
+
+/// A client gets this long to complete its TLS handshake; a silent one is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; beyond it new connections are closed (a handshake flood
+/// must not grow memory without bound).
+const MAX_PENDING_HANDSHAKES: usize = 1024;
+
+/// The TCP peer of a connection, as the listener saw it (before any proxy headers).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// The plain-HTTP listener of `--listen`.
+pub struct PlainListener(pub TcpListener);
+
+impl Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, peer)) => {
+                    // Without TCP_NODELAY a response written in two parts (head, body) waits
+                    // for the client's delayed ACK: a flat ~40 ms on every page (`cargo bench
+                    // --bench web`).
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer);
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// The one crypto provider of every TLS use here (aws-lc-rs, which str0m's DTLS builds too).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Where the HTTPS certificate comes from.
+#[derive(Clone, Debug)]
+pub enum CertSource {
+    /// `--tls-cert` / `--tls-key`, read again on SIGHUP.
+    Files { cert: PathBuf, key: PathBuf },
+    /// `--acme-domain`: issued and renewed over ACME.
+    Acme(acme::AcmeSettings),
+}
+
+/// HTTPS on `--listen`: the certificate store the handshakes read and where it is filled from.
+pub struct Https {
+    pub store: Arc<CertStore>,
+    pub source: CertSource,
+    pub provider: Arc<CryptoProvider>,
+    /// HTTP-01 answers the `--http-listen` helper serves while an ACME order is open.
+    pub http01: Arc<acme::Http01Answers>,
+}
+
+impl Https {
+    /// Prepares HTTPS; certificate files are read now, so a bad file stops the start with a
+    /// reason instead of failing every handshake later.
+    pub fn new(source: CertSource) -> Result<Self, CertError> {
+        let provider = crypto_provider();
+        let store = Arc::new(CertStore::default());
+        if let CertSource::Files { cert, key } = &source {
+            let site = SiteCertificate::from_files(&provider, cert, key)?;
+            log_installed(&site, "from files");
+            store.install(site);
+        }
+        Ok(Self { store, source, provider, http01: Arc::default() })
+    }
+
+    /// rustls settings of the listener: HTTP/2 and HTTP/1.1, plus acme-tls/1 for TLS-ALPN-01
+    /// validations (answered by [`CertStore`], then closed by [`TlsListener`]).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_cert_resolver(self.store.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+        Arc::new(config)
+    }
+
+    /// Reads the certificate files again (SIGHUP). On error the current certificate stays.
+    pub fn reload_files(&self) -> Result<(), CertError> {
+        let CertSource::Files { cert, key } = &self.source else { return Ok(()) };
+        let site = SiteCertificate::from_files(&self.provider, cert, key)?;
+        log_installed(&site, "reloaded from files");
+        self.store.install(site);
+        Ok(())
+    }
+}
+
+fn log_installed(site: &SiteCertificate, how: &str) {
+    tracing::info!(names = ?site.names, days_left = site.days_left(), "HTTPS certificate {how}");
+}
+
+/// The HTTPS listener: accepts TCP, runs each TLS handshake in its own task (a slow client
+/// never holds up the others), and hands finished connections to the HTTP server.
+pub struct TlsListener {
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local_addr: SocketAddr,
+}
+
+impl TlsListener {
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
+        let local_addr = tcp.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
+        Ok(Self { ready, local_addr })
+    }
+}
+
+async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>) {
+    let slots = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let accepted = tokio::select! {
+            accepted = tcp.accept() => accepted,
+            // The server stopped: release the port.
+            () = ready.closed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // As in `PlainListener`: without it each response waits for a delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many TLS handshakes in progress; connection closed");
+            continue;
+        };
+        let (acceptor, ready) = (acceptor.clone(), ready.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {
+                    // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 §3).
+                    tracing::debug!(%peer, "answered a TLS-ALPN-01 validation");
+                }
+                Ok(Ok(tls)) => {
+                    let _ = ready.send((tls, peer)).await;
+                }
+                Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+impl Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept loop only ends when this listener is dropped.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
