@@ -178,7 +178,7 @@ function insecureContextNotice() {
     <p>Serve ferrocast over HTTPS: start it with <code>--acme-domain ${escape(location.hostname)}</code> to get a
     certificate automatically (or <code>--tls-cert</code>/<code>--tls-key</code>), or put it behind your HTTPS proxy with
     <code>--trusted-proxy</code>. Then open <code>https://${escape(host)}${escape(location.pathname)}</code>.</p>
-    <p><a href="/help/https">How to set up HTTPS (README, "Run it on a server")</a></p>
+    <p><a href="/help/https" rel="external">How to set up HTTPS (README, "Run it on a server")</a></p>
   </div><p><a href="/tokens">Back to tokens</a></p>`;
 }
 

@@ -4,7 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    net::{SocketAddr, TcpListener as StdListener},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -14,12 +14,10 @@ use ferrocast::{config::Config, server::Application};
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use url::Url;
 
-use crate::{helpers::spawn_on, tls::client_tls};
-
-/// A free TCP port on loopback (bound, then released for the component that needs it).
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::{
+    helpers::{free_port, spawn_on},
+    tls::client_tls,
+};
 
 /// pebble and its DNS, killed on drop.
 pub struct Pebble {

@@ -117,6 +117,12 @@ impl TestApp {
     }
 }
 
+/// A free TCP port on loopback (bound, then released for the component that needs a fixed port:
+/// an ACME CA must be told where to validate before the server starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// The `Set-Cookie` header of a response, for attribute checks.
 pub fn set_cookie(response: &Response) -> String {
     response.headers().get(header::SET_COOKIE).expect("Set-Cookie present").to_str().expect("ascii cookie").to_owned()

@@ -6,7 +6,7 @@
 //! the test peers send to it directly, as a browser would to a real server's media port.
 
 use std::{
-    net::{IpAddr, SocketAddr, TcpListener as StdListener, TcpStream as StdStream},
+    net::{IpAddr, SocketAddr, TcpStream as StdStream},
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::{
-    helpers::{error_code, set_cookie, spawn_app_with, TestApp, PASSWORD, REQUEST_TIMEOUT},
+    helpers::{error_code, free_port, set_cookie, spawn_app_with, TestApp, PASSWORD, REQUEST_TIMEOUT},
     rtc::{self, PublishOptions},
     tls::{client_tls, TestCert},
 };
@@ -44,10 +44,6 @@ fn ip(s: &str) -> IpAddr {
 /// The address the app listens on (its base is `http://127.0.0.1:port`).
 fn app_addr(app: &TestApp) -> SocketAddr {
     app.base.strip_prefix("http://").expect("a plain-HTTP app").parse().expect("ip:port")
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `deploy/nginx/ferrocast.conf` made runnable here: the certificate paths point at the test's

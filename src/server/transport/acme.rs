@@ -57,8 +57,11 @@ impl AcmeSettings {
     /// the production one. Named after the CA's host, plus a hash of the whole URL.
     pub fn ca_folder(&self) -> PathBuf {
         let hash = Sha256::digest(self.directory.as_str().as_bytes());
-        let host =
-            self.directory.host_str().unwrap_or("ca").replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+        let host = self
+            .directory
+            .host_str()
+            .unwrap_or("ca")
+            .replace(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'), "_");
         self.dir.join(format!("{host}-{:02x}{:02x}{:02x}{:02x}", hash[0], hash[1], hash[2], hash[3]))
     }
 
