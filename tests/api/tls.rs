@@ -130,6 +130,36 @@ async fn tls_files_serve_https_only_with_hsts_and_a_host_prefixed_secure_cookie(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_or_garbage_clients_do_not_hold_up_other_handshakes() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let cert = TestCert::new(&["live.test"]);
+    let app = spawn_app_with(with_cert(dir.path(), &cert)).await;
+    let addr: SocketAddr = app.base.strip_prefix("https://").unwrap().parse().unwrap();
+    // Clients that connect and say nothing, half a ClientHello, or bytes that are not TLS.
+    let mut stalled = Vec::new();
+    for junk in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, junk).await.unwrap();
+        stalled.push(tcp);
+    }
+    let client = https_client(&[cert.der()], "live.test", addr);
+    let started = std::time::Instant::now();
+    let health = client.get(format!("https://live.test:{}/healthz", addr.port())).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "a new client is served at once: {:?}", started.elapsed());
+    // The plain-HTTP request gets no HTTP answer, only a TLS alert and a close.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut stalled[2], &mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "a non-TLS client is closed at once");
+    assert!(!answer.starts_with(b"HTTP/"), "no plaintext HTTP on the HTTPS port");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_gets_no_hsts_and_the_plain_cookie() {
     let app = crate::helpers::spawn_app().await;
     let client = app.client();

@@ -65,19 +65,24 @@ async fn redirect(State(state): State<HelperState>, headers: HeaderMap, uri: Uri
     }
 }
 
-/// The host name of `Host`, without its port, if it is a plain DNS name or IP address (nothing
-/// a visitor sends may smuggle another URL into `Location`).
+/// The host name of `Host`, without its port, if it is a plain DNS name, IPv4 address or
+/// bracketed IPv6 address (nothing a visitor sends may smuggle another URL into `Location`).
 fn host_name(headers: &HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let name = if host.starts_with('[') {
-        // [2001:db8::1]:80
-        &host[..=host.find(']')?]
-    } else {
-        host.rsplit_once(':')
-            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host })
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (address, rest) = v6.split_once(']')?;
+            address.parse::<std::net::Ipv6Addr>().ok()?;
+            (&host[..address.len() + 2], rest.strip_prefix(':'))
+        }
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
     };
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b);
-    (!name.is_empty() && name.len() <= 255 && name.bytes().all(allowed)).then(|| name.to_ascii_lowercase())
+    let plain_name = name.starts_with('[') || name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let plain_port = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    (!name.is_empty() && name.len() <= 255 && plain_name && plain_port).then(|| name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -97,6 +102,9 @@ mod tests {
         assert_eq!(host("[2001:db8::1]:80").as_deref(), Some("[2001:db8::1]"));
         assert_eq!(host("evil.example/x"), None);
         assert_eq!(host("a@b.example"), None);
+        assert_eq!(host("a:b:80"), None);
+        assert_eq!(host("live.example.com:x"), None);
+        assert_eq!(host("[live.example.com]:80"), None);
         assert_eq!(host_name(&HeaderMap::new()), None);
     }
 }
