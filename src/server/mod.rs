@@ -47,7 +47,7 @@ use crate::{
     sfu::{self, IceServer, SfuHandle},
 };
 use accounts::Accounts;
-use transport::{acme::AcmeSettings, CertSource, Https, PeerAddr, PlainListener, TlsListener};
+use transport::{Https, PeerAddr, PlainListener, TlsListener};
 
 /// Settings derived once from the configuration.
 #[derive(Debug)]
@@ -126,7 +126,7 @@ impl Application {
                 "--http-listen redirects to HTTPS: it needs --tls-cert/--tls-key or --acme-domain".into(),
             ));
         }
-        let https = https_for(&config)?.map(Arc::new);
+        let https = Https::from_config(&config)?.map(Arc::new);
         let pool = db::open(&config.data_dir)
             .await
             .map_err(|source| StartError::Database { dir: config.data_dir.display().to_string(), source })?;
@@ -225,16 +225,7 @@ impl Application {
         let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
         match self.https {
             Some(https) => {
-                match &https.source {
-                    CertSource::Acme(settings) => transport::acme::spawn(
-                        settings.clone(),
-                        https.store.clone(),
-                        https.http01.clone(),
-                        https.provider.clone(),
-                        stopped.clone(),
-                    ),
-                    CertSource::Files { .. } => reload_on_sighup(https.clone(), stopped.clone()),
-                }
+                https.keep_current(stopped.clone());
                 let listener = TlsListener::new(self.listener, https.server_config())?;
                 axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
             }
@@ -246,48 +237,6 @@ impl Application {
         tracing::info!("ferrocast stopped");
         Ok(())
     }
-}
-
-/// HTTPS from the configuration: certificate files (read now) or ACME.
-fn https_for(config: &Config) -> Result<Option<Https>, StartError> {
-    let source = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
-        (None, None) if config.acme_domains.is_empty() => return Ok(None),
-        (None, None) => CertSource::Acme(AcmeSettings {
-            domains: config.acme_domains.clone(),
-            email: config.acme_email.clone(),
-            directory: config.acme_directory.clone(),
-            ca_root: config.acme_ca_root.clone(),
-            dir: config.data_dir.join("acme"),
-            http01: config.http_listen.is_some(),
-        }),
-        _ => return Err(StartError::Config("--tls-cert and --tls-key go together".into())),
-    };
-    Ok(Some(Https::new(source)?))
-}
-
-/// SIGHUP reads the certificate files again; open connections keep the old certificate, new
-/// ones get the new. A bad file is logged and the current certificate stays.
-fn reload_on_sighup(https: Arc<Https>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => signal,
-        Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGHUP: certificate files will not be reloaded");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(()) = hangups.recv() => {
-                    if let Err(err) = https.reload_files() {
-                        tracing::error!("SIGHUP: the certificate files were not reloaded, the current certificate stays: {err}");
-                    }
-                }
-                _ = stopped.wait_for(|stop| *stop) => return,
-            }
-        }
-    });
 }
 
 fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) -> Settings {

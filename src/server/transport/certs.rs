@@ -35,6 +35,8 @@ pub enum CertError {
     BadCertificate(String),
     #[error("cannot make a certificate: {0}")]
     Generate(String),
+    #[error("--tls-cert and --tls-key go together")]
+    Incomplete,
 }
 
 /// A certificate ready to present, with the facts renewal and logs need.

@@ -15,10 +15,11 @@ use axum::{
 use rustls::{crypto::CryptoProvider, ServerConfig};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{mpsc, Semaphore},
+    sync::{mpsc, watch, Semaphore},
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
+use crate::config::Config;
 use certs::{CertError, CertStore, SiteCertificate, ACME_TLS_ALPN};
 
 /// A client gets this long to complete its TLS handshake; a silent one is dropped.
@@ -98,6 +99,24 @@ pub struct Https {
 }
 
 impl Https {
+    /// HTTPS as the configuration asks: certificate files or ACME, or none.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, CertError> {
+        let source = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => CertSource::Files { cert: cert.clone(), key: key.clone() },
+            (None, None) if config.acme_domains.is_empty() => return Ok(None),
+            (None, None) => CertSource::Acme(acme::AcmeSettings {
+                domains: config.acme_domains.clone(),
+                email: config.acme_email.clone(),
+                directory: config.acme_directory.clone(),
+                ca_root: config.acme_ca_root.clone(),
+                dir: config.data_dir.join("acme"),
+                http01: config.http_listen.is_some(),
+            }),
+            _ => return Err(CertError::Incomplete),
+        };
+        Self::new(source).map(Some)
+    }
+
     /// Prepares HTTPS; certificate files are read now, so a bad file stops the start with a
     /// reason instead of failing every handshake later.
     pub fn new(source: CertSource) -> Result<Self, CertError> {
@@ -121,6 +140,42 @@ impl Https {
             .with_cert_resolver(self.store.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         Arc::new(config)
+    }
+
+    /// Keeps the certificate current until the server stops: ACME orders and renewals, or
+    /// SIGHUP reloads of the files.
+    pub fn keep_current(self: &Arc<Self>, stopped: watch::Receiver<bool>) {
+        match &self.source {
+            CertSource::Acme(settings) => {
+                acme::spawn(settings.clone(), self.store.clone(), self.http01.clone(), self.provider.clone(), stopped)
+            }
+            CertSource::Files { .. } => self.reload_on_sighup(stopped),
+        }
+    }
+
+    /// SIGHUP reads the certificate files again; open connections keep the old certificate,
+    /// new ones get the new. A bad file is logged and the current certificate stays.
+    fn reload_on_sighup(self: &Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGHUP: the certificate files will not be reloaded");
+                return;
+            }
+        };
+        let https = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(()) = hangups.recv() => {
+                        if let Err(err) = https.reload_files() {
+                            tracing::error!("SIGHUP: the certificate files were not reloaded, the current certificate stays: {err}");
+                        }
+                    }
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+            }
+        });
     }
 
     /// Reads the certificate files again (SIGHUP). On error the current certificate stays.
