@@ -1,7 +1,7 @@
 //! Dashboard benchmark: server-rendered pages and logins at fixed request rates.
 //!
 //! ```text
-//! cargo bench --bench web -- [--rps 1000] [--logins 20] [--seconds 10] [--url http://127.0.0.1:3000]
+//! cargo bench --bench web -- [--rps 1000] [--logins 20] [--seconds 10] [--https] [--url http://127.0.0.1:3000]
 //! ```
 //!
 //! Starts `ferrocast` as its own process (fresh data folder, pinned to CPU 0; the generator runs on
@@ -10,6 +10,9 @@
 //! 1. `GET /tokens` (the dashboard's main page, rendered from SQLite) at `--rps` for `--seconds`;
 //! 2. `POST /api/v1/login` (argon2id) at `--logins` per second for `--seconds`, with pages still
 //!    asked for at a tenth of `--rps`, to see that a login storm leaves pages responsive.
+//!
+//! With `--https` the server serves HTTPS from a certificate made for the run (`--tls-cert`),
+//! and every request goes over TLS (kept-alive connections, as browsers do).
 //!
 //! Prints a summary and, last, one JSON line.
 
@@ -38,11 +41,12 @@ struct Args {
     rps: u64,
     logins: u64,
     seconds: u64,
+    https: bool,
     url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { rps: 1000, logins: 20, seconds: 10, url: None };
+    let mut args = Args { rps: 1000, logins: 20, seconds: 10, https: false, url: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args, String> {
             "--logins" => args.logins = number(value("--logins")?, "--logins")?,
             "--seconds" => args.seconds = number(value("--seconds")?, "--seconds")?,
             "--url" => args.url = Some(value("--url")?),
+            "--https" => args.https = true,
             "--bench" => {} // cargo bench passes it
             other => return Err(format!("unknown argument {other}")),
         }
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
 async fn run(args: &Args, server_cpu: Option<usize>) -> std::io::Result<bool> {
     let server = match &args.url {
         Some(url) => Server::external(url)?,
+        None if args.https => Server::start_https(server_cpu)?,
         None => Server::start(server_cpu, &[])?,
     };
     let account = streamer(&server, "main").await?;
@@ -130,8 +136,7 @@ async fn run(args: &Args, server_cpu: Option<usize>) -> std::io::Result<bool> {
     let pages_elapsed = started.elapsed();
     let cpu_pages = pid.and_then(|pid| system::cpu_time(pid).ok()).zip(cpu_start).map(|(b, a)| b.saturating_sub(a));
 
-    let logins_client =
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(std::io::Error::other)?;
+    let logins_client = server.client(false)?;
     let (pages_during, logins) = tokio::join!(
         open_loop((args.rps / 10).max(1), length, |_| page(&account, &page_url)),
         open_loop(args.logins, length, |_| login(&logins_client, &login_url, &account)),
@@ -172,6 +177,7 @@ async fn run(args: &Args, server_cpu: Option<usize>) -> std::io::Result<bool> {
         "page_p99_ms_during_logins": p(&pages_during, 99.0),
         "server_cpu_pct": server_cpu_pct,
         "errors": page_errors + page_errors_during + login_errors,
+        "https": args.https,
     });
     println!("{result}");
     Ok(page_errors + page_errors_during + login_errors == 0)

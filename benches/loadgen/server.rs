@@ -16,9 +16,25 @@ pub struct Server {
     /// The process, when this benchmark started it (its CPU and memory can then be read).
     child: Option<Child>,
     _data: Option<tempfile::TempDir>,
+    /// The self-signed certificate the server presents when started with [`Server::start_https`].
+    tls_root: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Server {
+    /// Starts the `ferrocast` binary over HTTPS (`--tls-cert`), with a certificate for
+    /// 127.0.0.1 made here.
+    pub fn start_https(cpu: Option<usize>) -> io::Result<Self> {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).map_err(io::Error::other)?;
+        let files = tempfile::TempDir::new()?;
+        let (cert_path, key_path) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem())?;
+        std::fs::write(&key_path, cert.signing_key.serialize_pem())?;
+        let paths = [cert_path.to_string_lossy().into_owned(), key_path.to_string_lossy().into_owned()];
+        let mut server = Self::start(cpu, &["--tls-cert", &paths[0], "--tls-key", &paths[1]])?;
+        server.tls_root = Some(cert.cert.der().clone());
+        Ok(server)
+    }
+
     /// Starts the `ferrocast` binary cargo built alongside this benchmark, pinned to `cpu`.
     pub fn start(cpu: Option<usize>, extra_args: &[&str]) -> io::Result<Self> {
         let data = tempfile::TempDir::new()?;
@@ -55,7 +71,7 @@ impl Server {
         };
         // Keep reading so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(Self { base, child: Some(child), _data: Some(data) })
+        Ok(Self { base, child: Some(child), _data: Some(data), tls_root: None })
     }
 
     /// A server someone else runs; only loopback addresses are accepted (benchmarks stay local).
@@ -70,7 +86,7 @@ impl Server {
         if !loopback {
             return Err(io::Error::other("--url must be a loopback address (127.0.0.1, [::1], localhost)"));
         }
-        Ok(Self { base: url.trim_end_matches('/').to_owned(), child: None, _data: None })
+        Ok(Self { base: url.trim_end_matches('/').to_owned(), child: None, _data: None, tls_root: None })
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -79,6 +95,23 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// An HTTP client for this server (trusting its certificate when it serves HTTPS).
+    pub fn client(&self, cookies: bool) -> io::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder().cookie_store(cookies).timeout(Duration::from_secs(30));
+        if let Some(root) = &self.tls_root {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(root.clone()).map_err(io::Error::other)?;
+            let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(io::Error::other)?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder = builder.use_preconfigured_tls(tls);
+        }
+        builder.build().map_err(io::Error::other)
     }
 }
 
@@ -101,11 +134,7 @@ pub struct Streamer {
 }
 
 pub async fn streamer(server: &Server, stream: &str) -> io::Result<Streamer> {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(io::Error::other)?;
+    let client = server.client(true)?;
     let email = format!("bench-{}@example.com", std::process::id() as u64 * 1000 + rand_small());
     let password = "bench password 12345".to_owned();
     let signup = json!({ "email": email, "password": password });
