@@ -28,6 +28,15 @@ pub async fn account_from_parts(state: &AppState, parts: &Parts) -> Result<Optio
     }
 }
 
+/// The token of `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC 9110
+/// §11.1), for API keys here and publish tokens at the WHIP door.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Looks up the account of the request: an `Authorization: Bearer` API key when one is sent
 /// (a wrong key is an error, never "anonymous"), else the session cookie.
 pub async fn account_from_headers(
@@ -35,12 +44,8 @@ pub async fn account_from_headers(
     headers: &axum::http::HeaderMap,
     client: Client,
 ) -> Result<Option<AccountRow>, ApiError> {
-    if let Some(authorization) = headers.get(header::AUTHORIZATION) {
-        let key = authorization
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+    if headers.contains_key(header::AUTHORIZATION) {
+        let key = bearer_token(headers)
             .filter(|k| k.starts_with(secrets::API_KEY_PREFIX))
             .ok_or(ApiError::Unauthenticated)?;
         let account = db::api_keys::account_by_secret_hash(&state.pool, &secrets::hash(key), db::now_unix()).await?;

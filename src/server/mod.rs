@@ -167,6 +167,17 @@ impl Application {
             (helper, transport::redirect::router(answers, target))
         });
 
+        if !config.acme_domains.is_empty() {
+            let helper_port = http_helper.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port());
+            if local_addr.port() != 443 && helper_port != Some(80) {
+                tracing::warn!(
+                    "ACME: the CA validates on port 443 (TLS-ALPN-01) or 80 (HTTP-01, with --http-listen); \
+                     this server listens on {} and {}: forward one of those ports here, or the order will fail",
+                    local_addr.port(),
+                    helper_port.map_or("no HTTP port".to_owned(), |p| format!("HTTP port {p}"))
+                );
+            }
+        }
         let warm = state.accounts.clone();
         tokio::spawn(async move { warm.warm_up().await });
         tracing::info!(listen = %local_addr, public_url = %state.settings.public_url, "ferrocast ready");

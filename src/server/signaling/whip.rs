@@ -12,6 +12,7 @@ use super::{created, ice_server_links, read_body, source_id, valid_session_id, S
 use crate::{
     model::check_stream_name,
     server::{
+        auth::bearer_token,
         publish_rule::{self, PublishRequest as PublishCheck},
         AppState,
     },
@@ -25,7 +26,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, SignalingError> {
-    let secret = bearer(&headers).ok_or_else(|| {
+    let secret = bearer_token(&headers).ok_or_else(|| {
         SignalingError::unauthorized("a publish token is required: send Authorization: Bearer <token>")
     })?;
     check_stream_name(&stream).map_err(SignalingError::bad_request)?;
@@ -78,12 +79,4 @@ fn session_ref(stream: String, id: String) -> Result<SessionRef, SignalingError>
         return Err(crate::sfu::SfuError::SessionNotFound.into());
     }
     Ok(SessionRef { id, kind: SessionKind::Publisher, account: None, stream_name: stream })
-}
-
-/// The token of `Authorization: Bearer <token>` (the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
