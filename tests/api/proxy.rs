@@ -287,8 +287,16 @@ async fn through_nginx_the_dashboard_whip_whep_and_the_event_feeds_work() {
     let html = page.text().await.unwrap();
     assert!(html.contains("Publish tokens") && html.contains("proxy@example.com"), "{html}");
 
-    let created = proxied.post_json(&member, "/api/v1/tokens", json!({ "label": "nginx", "streams": ["main"] })).await;
-    assert_eq!(created.status(), 201);
+    // As a page of the site would: its Origin names the host and port the browser used, and the
+    // same-origin check must recognise it through nginx.
+    let created = member
+        .post(proxied.url("/api/v1/tokens"))
+        .header(header::ORIGIN, proxied.base.as_str())
+        .json(&json!({ "label": "nginx", "streams": ["main"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "a same-site POST through nginx is not taken for a cross-site one");
     let token = created.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
 
     // The public feed answers its first event at once, through nginx.

@@ -519,6 +519,14 @@ impl TrackLog {
     pub fn frames(&self) -> Vec<u32> {
         self.packets.iter().filter_map(|p| p.frame).collect()
     }
+
+    /// The first packet the server sent on this track: the earliest sequence number (wrap-aware).
+    /// Not always the first to arrive: under load the first datagram can be lost on loopback and
+    /// come back later as a NACK retransmission.
+    pub fn first_sent(&self) -> Option<&Got> {
+        let arrived_first = self.packets.first()?.seq;
+        self.packets.iter().min_by_key(|p| p.seq.wrapping_sub(arrived_first) as i16)
+    }
 }
 
 pub struct Viewer {
