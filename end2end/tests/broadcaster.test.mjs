@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { launchBrowser, startServer, videoPixel, waitFor, waitForHydration } from './support.mjs';
+import { expectPlaying, launchBrowser, startServer, videoPixel, waitFor, waitForHydration } from './support.mjs';
 
 let server;
 let browser;
@@ -47,19 +47,6 @@ async function openBroadcaster(target, tokenId) {
   await target.waitForSelector('#broadcaster[data-ready="true"]', { timeout: 15_000 });
 }
 
-async function playing(viewer) {
-  await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
-  const sample = () => viewer.evaluate(async () => {
-    const video = document.querySelector('video');
-    const stats = await window.ferrocastViewer.player.getStats();
-    return { width: video.videoWidth, time: video.currentTime, frames: stats.framesDecoded };
-  });
-  const first = await waitFor('a decoded picture', async () => { const s = await sample(); return s.width > 0 && s.frames > 0 && s; });
-  await new Promise((r) => setTimeout(r, 1_000));
-  const later = await sample();
-  assert.ok(later.frames > first.frames && later.time > first.time, `the video plays: ${JSON.stringify([first, later])}`);
-}
-
 test('go live from the token quick action, watch it, share the iframe, stop', async () => {
   await page.goto(server.url + '/tokens');
   await waitForHydration(page);
@@ -90,7 +77,7 @@ test('go live from the token quick action, watch it, share the iframe, stop', as
     return mime;
   }));
   assert.equal(sent.split('/')[1].toUpperCase(), chosen, 'the codec setting is what goes out');
-  await playing(viewer);
+  await expectPlaying(viewer);
 
   // The share panel's iframe code plays on another origin.
   const code = await page.locator('#sh-iframe').inputValue();

@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { freePort, startPebble } from './pebble.mjs';
-import { launchBrowser, nssHomeTrusting, startServer, waitFor, waitForHydration } from './support.mjs';
+import { expectPlaying, launchBrowser, nssHomeTrusting, startServer, waitForHydration } from './support.mjs';
 
 const DOMAIN = 'live.test';
 /** Bound on getting the first certificate (pebble without VA sleeps issues in a few seconds). */
@@ -104,20 +104,6 @@ async function waitForTrustedHandshake(timeout, what) {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** The video of `viewer` plays: a decoded picture, and time and frames advancing. */
-async function playing(viewer) {
-  await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
-  const sample = () => viewer.evaluate(async () => {
-    const video = document.querySelector('video');
-    const stats = await window.ferrocastViewer.player.getStats();
-    return { width: video.videoWidth, time: video.currentTime, frames: stats.framesDecoded };
-  });
-  const first = await waitFor('a decoded picture', async () => { const s = await sample(); return s.width > 0 && s.frames > 0 && s; });
-  await new Promise((r) => setTimeout(r, 1_000));
-  const later = await sample();
-  assert.ok(later.frames > first.frames && later.time > first.time, `the video plays: ${JSON.stringify([first, later])}`);
 }
 
 before(async () => {
@@ -224,7 +210,7 @@ test('Chromium trusting pebble’s root: sign up over https, go live from the br
   const viewer = await browser.context.newPage();
   await viewer.goto(`${origin}/watch/${account}/main?muted=1`);
   assert.equal(await viewer.evaluate(() => location.origin), origin);
-  await playing(viewer);
+  await expectPlaying(viewer);
 
   await page.locator('#bc-start').click();
   await page.locator('#bc-status.off').waitFor();

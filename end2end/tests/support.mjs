@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const run = promisify(execFile);
@@ -171,4 +172,18 @@ export function signUpWithToken(page, email, token) {
     const created = await (await post('/api/v1/tokens', token)).json();
     return { account: me.accountId, secret: created.secret, tokenId: created.token.id };
   }, { email, token });
+}
+
+/** Asserts that the hosted viewer on `viewer` plays: a decoded picture, then time and frames advancing. */
+export async function expectPlaying(viewer) {
+  await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  const sample = () => viewer.evaluate(async () => {
+    const video = document.querySelector('video');
+    const stats = await window.ferrocastViewer.player.getStats();
+    return { width: video.videoWidth, time: video.currentTime, frames: stats.framesDecoded };
+  });
+  const first = await waitFor('a decoded picture', async () => { const s = await sample(); return s.width > 0 && s.frames > 0 && s; });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const later = await sample();
+  assert.ok(later.frames > first.frames && later.time > first.time, `the video plays: ${JSON.stringify([first, later])}`);
 }

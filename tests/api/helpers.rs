@@ -60,12 +60,7 @@ impl TestApp {
         if let Some(make) = &self.make_client {
             return make();
         }
-        Client::builder()
-            .cookie_store(true)
-            .redirect(redirect::Policy::none())
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client")
+        browser_like(Client::builder())
     }
 
     /// The same server reached another way (through a reverse proxy): `url` builds on `base` and
@@ -115,6 +110,12 @@ impl TestApp {
         }
         (self.data_dir.clone(), self._data_guard.take())
     }
+}
+
+/// `builder` finished like a browser: it keeps cookies and does not follow redirects, and every
+/// request is bounded in time.
+pub fn browser_like(builder: reqwest::ClientBuilder) -> Client {
+    builder.cookie_store(true).redirect(redirect::Policy::none()).timeout(REQUEST_TIMEOUT).build().expect("client")
 }
 
 /// A free TCP port on loopback (bound, then released for the component that needs a fixed port:

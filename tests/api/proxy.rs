@@ -13,12 +13,12 @@ use std::{
 };
 
 use ferrocast::config::Config;
-use reqwest::{header, header::HeaderMap, redirect, Client, RequestBuilder, Response};
+use reqwest::{header, header::HeaderMap, Client, RequestBuilder, Response};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::{
-    helpers::{error_code, free_port, set_cookie, spawn_app_with, TestApp, PASSWORD, REQUEST_TIMEOUT},
+    helpers::{browser_like, error_code, free_port, set_cookie, spawn_app_with, TestApp, PASSWORD},
     rtc::{self, PublishOptions},
     tls::{client_tls, TestCert},
 };
@@ -98,27 +98,12 @@ fn main_conf(dir: &Path) -> String {
 /// An HTTPS client to nginx that trusts the test certificate, keeps cookies, does not follow
 /// redirects and connects from `from` (any 127.0.0.0/8 address is loopback).
 fn proxied_client(tls: &rustls::ClientConfig, nginx: SocketAddr, from: Option<IpAddr>) -> Client {
-    Client::builder()
-        .use_preconfigured_tls(tls.clone())
-        .resolve(HOST, nginx)
-        .local_address(from)
-        .cookie_store(true)
-        .redirect(redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("client")
+    browser_like(Client::builder().use_preconfigured_tls(tls.clone()).resolve(HOST, nginx).local_address(from))
 }
 
 /// A plain-HTTP client to the app itself, connecting from `from`.
 fn direct_client(from: IpAddr) -> Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    Client::builder()
-        .local_address(from)
-        .cookie_store(true)
-        .redirect(redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("client")
+    browser_like(Client::builder().local_address(from))
 }
 
 /// nginx running in front of an app, in its own folder; killed on drop.

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::helpers::{spawn_app_with, PASSWORD, REQUEST_TIMEOUT};
+use crate::helpers::{browser_like, spawn_app_with, PASSWORD, REQUEST_TIMEOUT};
 
 /// A certificate made for the test: its PEM and the files written into `dir`.
 pub struct TestCert {
@@ -59,14 +59,7 @@ pub fn client_tls(roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
 /// An HTTPS client that trusts `roots`, resolves `name` to `addr`, keeps cookies and does not
 /// follow redirects.
 pub fn https_client(roots: &[CertificateDer<'static>], name: &str, addr: SocketAddr) -> Client {
-    Client::builder()
-        .use_preconfigured_tls(client_tls(roots))
-        .resolve(name, addr)
-        .cookie_store(true)
-        .redirect(redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .unwrap()
+    browser_like(Client::builder().use_preconfigured_tls(client_tls(roots)).resolve(name, addr))
 }
 
 /// The leaf certificate a new TLS connection to `addr` (as `name`) is shown.
