@@ -108,8 +108,8 @@ fn forwarded_for(headers: &HeaderMap, trusted: impl Fn(IpAddr) -> bool) -> Optio
     leftmost
 }
 
-/// The scheme the first proxy was reached with: `X-Forwarded-Proto`, else `Forwarded: proto=`.
-/// The rightmost value is the one the proxy talking to us wrote.
+/// The scheme the client used, as the proxy talking to us reports it: the rightmost
+/// `X-Forwarded-Proto` value (the one that proxy wrote or appended), else `Forwarded: proto=`.
 fn forwarded_proto(headers: &HeaderMap) -> Option<String> {
     if let Some(proto) = all_values(headers, "x-forwarded-proto").pop() {
         return Some(proto);

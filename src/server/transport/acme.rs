@@ -28,9 +28,10 @@ use super::certs::{tls_alpn_challenge_key, CertError, CertStore, SiteCertificate
 
 /// Renewal starts this long before expiry (Let's Encrypt's advice for 90-day certificates).
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
-/// First wait after a failed attempt; doubled after each further failure, up to [`MAX_RETRY`].
-/// An attempt may fail two validations (one per challenge type), so this stays under Let's
-/// Encrypt's limit of 5 failed validations per name and hour.
+/// First wait after a failed attempt; doubled after each further failure, up to [`MAX_RETRY`],
+/// so a broken set-up does not hammer the CA (Let's Encrypt refuses a name after 5 failed
+/// validations in an hour, and an attempt may fail two, one per challenge type; its refusal is
+/// then logged and retried like any other failure).
 const FIRST_RETRY: Duration = Duration::from_secs(5 * 60);
 const MAX_RETRY: Duration = Duration::from_secs(4 * 3600);
 /// How long the CA may take to validate the challenges, and then to issue.
