@@ -1,8 +1,9 @@
-//! Behind a reverse proxy: Debian's real nginx with `deploy/nginx/ferrocast.conf` (TLS on a
-//! certificate made here) in front of the app, which trusts 127.0.0.1 as its proxy; and forged
-//! forwarding headers from a peer that is not a trusted proxy.
+//! Behind a reverse proxy: Debian's real nginx with `deploy/nginx/ferrocast.conf` and Debian's
+//! Caddy with `deploy/Caddyfile` (TLS on a certificate made here) in front of the app, which
+//! trusts 127.0.0.1 as its proxy; and forged forwarding headers from a peer that is not a
+//! trusted proxy.
 //!
-//! Media never passes through nginx: the SDP answer names the SFU's UDP socket on 127.0.0.1 and
+//! Media never passes through the proxy: the SDP answer names the SFU's UDP socket on 127.0.0.1 and
 //! the test peers send to it directly, as a browser would to a real server's media port.
 
 use std::{
@@ -26,10 +27,13 @@ use crate::{
 const NGINX: &str = "/usr/sbin/nginx";
 /// The deploy kit's nginx file, used as shipped apart from the substitutions in [`site_conf`].
 const DEPLOY_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx/ferrocast.conf");
+const CADDY: &str = "/usr/bin/caddy";
+/// The deploy kit's Caddyfile, used as shipped apart from the substitutions in [`caddy_conf`].
+const DEPLOY_CADDYFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Caddyfile");
 /// The name nginx serves (and its certificate is for); the clients resolve it to nginx.
 const HOST: &str = "live.test";
-/// Longest nginx may take to listen.
-const NGINX_START: Duration = Duration::from_secs(10);
+/// Longest a proxy may take to listen.
+const PROXY_START: Duration = Duration::from_secs(10);
 /// Longest the first event of a feed may take to arrive through nginx.
 const FIRST_EVENT: Duration = Duration::from_secs(5);
 
@@ -95,7 +99,27 @@ fn main_conf(dir: &Path) -> String {
     )
 }
 
-/// An HTTPS client to nginx that trusts the test certificate, keeps cookies, does not follow
+/// `deploy/Caddyfile` made runnable here: the site is `https://live.test:{port}` on the test's
+/// certificate (`tls` instead of ACME), the upstream is the app, and Caddy's admin endpoint, its
+/// port-80 redirect server and its on-disk state stay out of the way.
+fn caddy_conf(cert: &Path, key: &Path, port: u16, upstream: SocketAddr) -> String {
+    let shipped = std::fs::read_to_string(DEPLOY_CADDYFILE).expect("deploy/Caddyfile");
+    let mut conf = shipped;
+    for (from, to) in [
+        (
+            "\temail admin@example.com\n",
+            format!("\temail admin@example.com\n\tadmin off\n\tauto_https disable_redirects\n\thttps_port {port}\n"),
+        ),
+        ("\nlive.example.com {\n", format!("\nhttps://{HOST}:{port} {{\n\ttls {} {}\n", cert.display(), key.display())),
+        ("reverse_proxy 127.0.0.1:3000", format!("reverse_proxy {upstream}")),
+    ] {
+        assert!(conf.contains(from), "deploy/Caddyfile no longer contains {from:?}");
+        conf = conf.replace(from, &to);
+    }
+    conf
+}
+
+/// An HTTPS client to the proxy that trusts the test certificate, keeps cookies, does not follow
 /// redirects and connects from `from` (any 127.0.0.0/8 address is loopback).
 fn proxied_client(tls: &rustls::ClientConfig, nginx: SocketAddr, from: Option<IpAddr>) -> Client {
     browser_like(Client::builder().use_preconfigured_tls(tls.clone()).resolve(HOST, nginx).local_address(from))
@@ -106,49 +130,76 @@ fn direct_client(from: IpAddr) -> Client {
     browser_like(Client::builder().local_address(from))
 }
 
-/// nginx running in front of an app, in its own folder; killed on drop.
-struct Nginx {
+/// Which reverse proxy, from its file in deploy/.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Nginx,
+    Caddy,
+}
+
+/// A reverse proxy running in front of an app, in its own folder; killed on drop.
+struct Proxy {
+    kind: Kind,
     child: Child,
     addr: SocketAddr,
     tls: rustls::ClientConfig,
     dir: TempDir,
 }
 
-impl Nginx {
-    /// Starts nginx with the deploy file in front of `upstream` and waits until it listens.
-    async fn start(upstream: SocketAddr) -> Nginx {
-        assert!(Path::new(NGINX).exists(), "{NGINX} is missing: `scripts/setup.sh --test` installs Debian's nginx");
+impl Proxy {
+    /// Starts `kind` with its deploy file in front of `upstream` and waits until it listens.
+    async fn start(kind: Kind, upstream: SocketAddr) -> Proxy {
+        let program = match kind {
+            Kind::Nginx => NGINX,
+            Kind::Caddy => CADDY,
+        };
+        assert!(Path::new(program).exists(), "{program} is missing: `scripts/setup.sh --test` installs it");
         let dir = TempDir::new().expect("temp dir");
         let cert = TestCert::new(&[HOST]);
         let (cert_file, key_file) = cert.write(dir.path());
         let tls = client_tls(&[cert.der()]);
-        let log = dir.path().join("nginx.stderr");
-        std::fs::write(dir.path().join("nginx.conf"), main_conf(dir.path())).unwrap();
+        let log = dir.path().join("proxy.stderr");
         // The free port is found by binding and letting go; another process may take it in
         // between, so a start that fails on the address is tried again on a new one.
         for attempt in 1..=3 {
             let port = free_port();
-            std::fs::write(dir.path().join("ferrocast.conf"), site_conf(&cert_file, &key_file, port, upstream))
-                .unwrap();
-            let child = Command::new(NGINX)
-                .arg("-e")
-                .arg("stderr")
-                .arg("-p")
-                .arg(dir.path())
-                .arg("-c")
-                .arg(dir.path().join("nginx.conf"))
-                .arg("-g")
-                .arg(format!("daemon off; pid {};", dir.path().join("nginx.pid").display()))
+            let mut command = match kind {
+                Kind::Nginx => {
+                    std::fs::write(dir.path().join("nginx.conf"), main_conf(dir.path())).unwrap();
+                    let site = site_conf(&cert_file, &key_file, port, upstream);
+                    std::fs::write(dir.path().join("ferrocast.conf"), site).unwrap();
+                    let mut command = Command::new(NGINX);
+                    command
+                        .arg("-e")
+                        .arg("stderr")
+                        .arg("-p")
+                        .arg(dir.path())
+                        .arg("-c")
+                        .arg(dir.path().join("nginx.conf"));
+                    command.arg("-g").arg(format!("daemon off; pid {};", dir.path().join("nginx.pid").display()));
+                    command
+                }
+                Kind::Caddy => {
+                    let caddyfile = dir.path().join("Caddyfile");
+                    std::fs::write(&caddyfile, caddy_conf(&cert_file, &key_file, port, upstream)).unwrap();
+                    let mut command = Command::new(CADDY);
+                    command.args(["run", "--adapter", "caddyfile", "--config"]).arg(&caddyfile);
+                    // Caddy keeps state under XDG folders; keep it in the test's own.
+                    command.env("XDG_DATA_HOME", dir.path()).env("XDG_CONFIG_HOME", dir.path()).env("HOME", dir.path());
+                    command
+                }
+            };
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("nginx log file"))
+                .stderr(std::fs::File::create(&log).expect("proxy log file"))
                 .spawn()
-                .expect("nginx starts");
+                .expect("the proxy starts");
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             match listening(child, addr, &log).await {
-                Ok(child) => return Nginx { child, addr, tls, dir },
-                Err(why) if why.contains("Address already in use") && attempt < 3 => continue,
-                Err(why) => panic!("nginx did not start: {why}"),
+                Ok(child) => return Proxy { kind, child, addr, tls, dir },
+                Err(why) if why.contains("already in use") && attempt < 3 => continue,
+                Err(why) => panic!("{kind:?} did not start: {why}"),
             }
         }
         unreachable!("the loop returns or panics")
@@ -162,48 +213,48 @@ impl Nginx {
         proxied_client(&self.tls, self.addr, from)
     }
 
-    /// `app` as seen through nginx: `rtc::publish`, `rtc::view` and friends go this way.
+    /// `app` as seen through the proxy: `rtc::publish`, `rtc::view` and friends go this way.
     fn view(&self, app: &TestApp) -> TestApp {
         let (tls, addr) = (self.tls.clone(), self.addr);
         app.via(self.base(), move || proxied_client(&tls, addr, None))
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("nginx.stderr")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("proxy.stderr")).unwrap_or_default()
     }
 }
 
-/// Waits until nginx accepts connections on `addr`; its log if it exits or does not listen in time.
+/// Waits until the proxy accepts connections on `addr`; its log if it exits or does not listen in time.
 async fn listening(mut child: Child, addr: SocketAddr, log: &Path) -> Result<Child, String> {
     let read_log = || std::fs::read_to_string(log).unwrap_or_default();
-    let deadline = Instant::now() + NGINX_START;
+    let deadline = Instant::now() + PROXY_START;
     loop {
-        if let Some(status) = child.try_wait().expect("nginx status") {
-            return Err(format!("nginx exited ({status}):\n{}", read_log()));
+        if let Some(status) = child.try_wait().expect("proxy status") {
+            return Err(format!("the proxy exited ({status}):\n{}", read_log()));
         }
         if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            // Someone listens; make sure it is nginx and not a process that took the port.
+            // Someone listens; make sure it is the proxy and not a process that took the port.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if let Some(status) = child.try_wait().expect("nginx status") {
-                return Err(format!("nginx exited ({status}):\n{}", read_log()));
+            if let Some(status) = child.try_wait().expect("proxy status") {
+                return Err(format!("the proxy exited ({status}):\n{}", read_log()));
             }
             return Ok(child);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("nginx did not listen on {addr} within {NGINX_START:?}:\n{}", read_log()));
+            return Err(format!("the proxy did not listen on {addr} within {PROXY_START:?}:\n{}", read_log()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("nginx's log:\n{}", self.log());
+            eprintln!("{:?}'s log:\n{}", self.kind, self.log());
         }
     }
 }
@@ -248,15 +299,34 @@ async fn failed_login(client: &Client, base: &str, email: &str) -> Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_nginx_the_dashboard_whip_whep_and_the_event_feeds_work() {
-    let app = spawn_app_with(trust_loopback_proxy).await;
-    let nginx = Nginx::start(app_addr(&app)).await;
-    let proxied = nginx.view(&app);
+    dashboard_whip_whep_and_event_feeds_through(Kind::Nginx).await;
+}
 
-    // nginx says X-Forwarded-Proto: https, so the session cookie is `__Host-` and `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_caddy_the_dashboard_whip_whep_and_the_event_feeds_work() {
+    dashboard_whip_whep_and_event_feeds_through(Kind::Caddy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_the_login_limit_keys_on_the_forwarded_address() {
+    login_limit_keys_on_the_forwarded_address_through(Kind::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_caddy_the_login_limit_keys_on_the_forwarded_address() {
+    login_limit_keys_on_the_forwarded_address_through(Kind::Caddy).await;
+}
+
+async fn dashboard_whip_whep_and_event_feeds_through(kind: Kind) {
+    let app = spawn_app_with(trust_loopback_proxy).await;
+    let proxy = Proxy::start(kind, app_addr(&app)).await;
+    let proxied = proxy.view(&app);
+
+    // The proxy says X-Forwarded-Proto: https, so the session cookie is `__Host-` and `Secure`.
     let signup = proxied
         .post_json(&proxied.client(), "/api/v1/signup", json!({ "email": "proxy@example.com", "password": PASSWORD }))
         .await;
-    assert_eq!(signup.status(), 201, "sign-up through nginx");
+    assert_eq!(signup.status(), 201, "sign-up through the proxy");
     assert_https_session(&signup, "sign-up");
     let account = signup.json::<Value>().await.unwrap()["accountId"].as_str().unwrap().to_owned();
 
@@ -264,27 +334,27 @@ async fn through_nginx_the_dashboard_whip_whep_and_the_event_feeds_work() {
     let login = proxied
         .post_json(&member, "/api/v1/login", json!({ "email": "proxy@example.com", "password": PASSWORD }))
         .await;
-    assert_eq!(login.status(), 200, "login through nginx");
+    assert_eq!(login.status(), 200, "login through the proxy");
     assert_https_session(&login, "login");
     let page = member.get(proxied.url("/tokens")).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the dashboard through nginx, with the __Host- cookie");
+    assert_eq!(page.status(), 200, "the dashboard through the proxy, with the __Host- cookie");
     assert_hsts(page.headers(), "/tokens");
     let html = page.text().await.unwrap();
     assert!(html.contains("Publish tokens") && html.contains("proxy@example.com"), "{html}");
 
     // As a page of the site would: its Origin names the host and port the browser used, and the
-    // same-origin check must recognise it through nginx.
+    // same-origin check must recognise it through proxy.
     let created = member
         .post(proxied.url("/api/v1/tokens"))
         .header(header::ORIGIN, proxied.base.as_str())
-        .json(&json!({ "label": "nginx", "streams": ["main"] }))
+        .json(&json!({ "label": "proxied", "streams": ["main"] }))
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), 201, "a same-site POST through nginx is not taken for a cross-site one");
+    assert_eq!(created.status(), 201, "a same-site POST through the proxy is not taken for a cross-site one");
     let token = created.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
 
-    // The public feed answers its first event at once, through nginx.
+    // The public feed answers its first event at once, through the proxy.
     let feed_path = format!("/api/v1/streams/{account}/main/events");
     let mut feed = member.get(proxied.url(&feed_path)).send().await.unwrap();
     assert_eq!(feed.status(), 200);
@@ -296,24 +366,24 @@ async fn through_nginx_the_dashboard_whip_whep_and_the_event_feeds_work() {
     assert_eq!(direct.headers().get("x-accel-buffering").map(|v| v.to_str().unwrap()), Some("no"));
     drop(direct);
 
-    // WHIP through nginx; the media goes straight to the SFU on 127.0.0.1.
-    let publisher = rtc::publish(&proxied, PublishOptions::new(&token, "main")).await.expect("WHIP through nginx");
+    // WHIP through the proxy; the media goes straight to the SFU on 127.0.0.1.
+    let publisher = rtc::publish(&proxied, PublishOptions::new(&token, "main")).await.expect("WHIP through the proxy");
     let location = &publisher.session.location;
-    assert!(location.starts_with("/whip/main/"), "Location stays an absolute path through nginx: {location}");
+    assert!(location.starts_with("/whip/main/"), "Location stays an absolute path through the proxy: {location}");
     assert_hsts(&publisher.session.headers, "WHIP 201");
-    // A later event, not just the first one, leaves nginx as soon as the app sends it.
+    // A later event, not just the first one, leaves the proxy as soon as the app sends it.
     read_until(&mut feed, &mut text, "\"live\":true", rtc::MEDIA_TIMEOUT).await;
     drop(feed);
 
-    let viewer = rtc::view(&proxied, &format!("/whep/{account}/main"), 1).await.expect("WHEP through nginx");
+    let viewer = rtc::view(&proxied, &format!("/whep/{account}/main"), 1).await.expect("WHEP through the proxy");
     assert!(viewer.session.location.starts_with(&format!("/whep/{account}/main/")), "{}", viewer.session.location);
     viewer
-        .wait_for("video and audio after signalling through nginx", |v| {
+        .wait_for("video and audio after signalling through the proxy", |v| {
             v.video(0).is_some_and(|t| t.packets.len() >= 30) && v.audio(0).is_some_and(|t| t.packets.len() >= 10)
         })
         .await;
 
-    // The WHEP session's own event feed, through nginx.
+    // The WHEP session's own event feed, through proxy.
     let mut events =
         proxied.client().get(proxied.url(&format!("{}/events", viewer.session.location))).send().await.unwrap();
     assert_eq!(events.status(), 200);
@@ -322,21 +392,20 @@ async fn through_nginx_the_dashboard_whip_whep_and_the_event_feeds_work() {
     drop(events);
 
     let deleted = proxied.client().delete(proxied.url(&publisher.session.location)).send().await.unwrap();
-    assert_eq!(deleted.status(), 200, "DELETE through nginx");
+    assert_eq!(deleted.status(), 200, "DELETE through the proxy");
     drop(viewer);
     drop(publisher);
-    drop(nginx);
+    drop(proxy);
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn through_nginx_the_login_limit_keys_on_the_forwarded_address() {
+async fn login_limit_keys_on_the_forwarded_address_through(kind: Kind) {
     let app = spawn_app_with(trust_loopback_proxy).await;
-    let nginx = Nginx::start(app_addr(&app)).await;
-    let base = nginx.base();
+    let proxy = Proxy::start(kind, app_addr(&app)).await;
+    let base = proxy.base();
 
-    // Every request reaches the app from nginx (127.0.0.1); X-Forwarded-For names the client.
-    let sprayer = nginx.client(Some(ip("127.0.0.2")));
+    // Every request reaches the app from the proxy (127.0.0.1); X-Forwarded-For names the client.
+    let sprayer = proxy.client(Some(ip("127.0.0.2")));
     for i in 0..20 {
         let response = failed_login(&sprayer, &base, &format!("spray{i}@example.com")).await;
         assert_eq!(response.status(), 401, "attempt {i} from 127.0.0.2");
@@ -346,11 +415,11 @@ async fn through_nginx_the_login_limit_keys_on_the_forwarded_address() {
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     assert_eq!(error_code(refused, 429).await, "too_many_requests", "the 21st failure from 127.0.0.2");
 
-    // Another client of the same nginx is not locked out with it.
-    let bystander = nginx.client(Some(ip("127.0.0.3")));
+    // Another client of the same proxy is not locked out with it.
+    let bystander = proxy.client(Some(ip("127.0.0.3")));
     let response = failed_login(&bystander, &base, "someone@example.com").await;
     assert_eq!(error_code(response, 401).await, "invalid_credentials", "127.0.0.3 answers for itself");
-    drop(nginx);
+    drop(proxy);
     app.stop().await;
 }
 
