@@ -292,6 +292,18 @@ async fn a_failed_order_is_logged_in_words_and_the_server_keeps_running() {
     }
     assert!(log.contains("live.test") && log.contains("keeps running") && log.contains("next try in"), "{log}");
 
+    // A browser that comes before any certificate is turned away, and the log says why.
+    let https: SocketAddr = first.trim().trim_start_matches("ferrocast listening on https://").parse().unwrap();
+    let own = rcgen::generate_simple_self_signed(vec!["live.test".to_owned()]).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_tls(&[own.cert.der().clone()])));
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("live.test").unwrap();
+    assert!(connector.connect(name, tcp).await.is_err(), "no certificate, no handshake");
+    while !log.contains("there is no certificate yet") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        log = rx.recv_timeout(left).unwrap_or_else(|_| panic!("nothing logged about the turned-away client: {log}"));
+    }
+
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

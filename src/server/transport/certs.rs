@@ -4,7 +4,10 @@
 use std::{
     collections::HashMap,
     path::Path,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -153,6 +156,9 @@ pub struct CertStore {
     site: RwLock<Option<SiteCertificate>>,
     /// TLS-ALPN-01 certificates by the DNS name under validation.
     challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// A client was turned away for want of a certificate, and the log said so (once: a
+    /// browser retries many times while an ACME order is pending).
+    told_no_certificate: AtomicBool,
 }
 
 impl CertStore {
@@ -184,7 +190,13 @@ impl ResolvesServerCert for CertStore {
             let name = hello.server_name()?.to_ascii_lowercase();
             return self.challenges.read().unwrap_or_else(|p| p.into_inner()).get(&name).cloned();
         }
-        self.site.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.key.clone())
+        let site = self.site.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.key.clone());
+        if site.is_none() && !self.told_no_certificate.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "an HTTPS client was turned away: there is no certificate yet (HTTPS answers once ACME has issued one)"
+            );
+        }
+        site
     }
 }
 
