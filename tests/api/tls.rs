@@ -244,6 +244,13 @@ async fn bad_tls_settings_stop_the_start_with_a_reason() {
     let helper_alone =
         start(Box::new(|c| c.http_listen = Some("127.0.0.1:0".parse().unwrap()))).await.expect("refused");
     assert!(helper_alone.contains("--http-listen"), "{helper_alone}");
+    let no_root = start(Box::new(|c| {
+        c.acme_domains = vec!["live.test".into()];
+        c.acme_ca_root = Some("/nonexistent/root.pem".into());
+    }))
+    .await
+    .expect("refused");
+    assert!(no_root.contains("/nonexistent/root.pem"), "{no_root}");
 }
 
 /// The binary with `--tls-cert`: SIGHUP swaps the certificate for new connections, keeps open

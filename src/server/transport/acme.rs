@@ -16,10 +16,13 @@ use std::{
 };
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, Order,
-    OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, ChallengeType, HttpClient, Identifier, NewAccount,
+    NewOrder, Order, OrderStatus, RetryPolicy,
 };
-use rustls::crypto::CryptoProvider;
+use rustls::{
+    crypto::CryptoProvider,
+    pki_types::{pem::PemObject, CertificateDer},
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use url::Url;
@@ -268,8 +271,8 @@ impl Manager {
             return Ok(account.clone());
         }
         let builder = || match &self.settings.ca_root {
-            Some(root) => Account::builder_with_root(root),
-            None => Account::builder(),
+            Some(root) => Ok(Account::builder_with_http(http_client_trusting(root, self.provider.clone())?)),
+            None => Account::builder().map_err(AcmeError::from),
         };
         let path = self.settings.ca_folder().join("account.json");
         let account = match std::fs::read(&path) {
@@ -360,6 +363,35 @@ struct Issued {
     site: SiteCertificate,
     chain_pem: String,
     key_pem: String,
+}
+
+/// The HTTP client that talks to the ACME server when `--acme-ca-root` is given: the system's
+/// roots and that one (instant-acme's own `builder_with_root` would trust that one only).
+fn http_client_trusting(root: &Path, provider: Arc<CryptoProvider>) -> Result<Box<dyn HttpClient>, AcmeError> {
+    let unreadable = |e: &dyn std::fmt::Display| AcmeError(format!("--acme-ca-root {}: {e}", root.display()));
+    let roots = CertificateDer::pem_file_iter(root)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| unreadable(&e))?;
+    if roots.is_empty() {
+        return Err(unreadable(&"no PEM certificate in it"));
+    }
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(roots, provider.clone())
+        .map_err(|e| unreadable(&e))?;
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| unreadable(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, BodyWrapper<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+    Ok(Box::new(client))
 }
 
 /// The challenge answers of one order, withdrawn when it ends.

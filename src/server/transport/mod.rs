@@ -12,7 +12,7 @@ use axum::{
     extract::connect_info::Connected,
     serve::{IncomingStream, Listener},
 };
-use rustls::{crypto::CryptoProvider, ServerConfig};
+use rustls::{crypto::CryptoProvider, pki_types::pem::PemObject, ServerConfig};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{mpsc, watch, Semaphore},
@@ -114,6 +114,14 @@ impl Https {
             }),
             _ => return Err(CertError::Incomplete),
         };
+        if let Some(root) = &config.acme_ca_root {
+            // A wrong path is a configuration error to say now, not an order failure later.
+            let pem = std::fs::read(root)
+                .map_err(|e| CertError::Read { path: root.display().to_string(), reason: e.to_string() })?;
+            if !<rustls::pki_types::CertificateDer as PemObject>::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+                return Err(CertError::NoCertificate(root.display().to_string()));
+            }
+        }
         Self::new(source).map(Some)
     }
 
