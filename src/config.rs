@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use ipnet::IpNet;
 use url::Url;
 
-use crate::sfu::{IceServer, SfuConfig};
+use crate::sfu::{IceServer, MediaAddresses, SfuConfig};
 
 /// Whether strangers may create accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -47,9 +47,20 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_RTC_UDP_PORT", default_value_t = 0)]
     pub rtc_udp_port: u16,
 
-    /// An address put in the SFU's ICE host candidates (repeatable; one socket each, same port).
+    /// An address put in the SFU's ICE host candidates and bound (repeatable; one socket each,
+    /// same port). Ignored when `--rtc-public-ip` is given.
     #[arg(long = "rtc-ip", env = "FERROCAST_RTC_IP", value_delimiter = ',', default_value = "127.0.0.1")]
     pub rtc_ips: Vec<IpAddr>,
+
+    /// The public address clients reach the media port at, put in candidates (repeatable), for a
+    /// machine behind 1:1 NAT whose interface has only a private address. The socket then binds
+    /// to `--rtc-bind`.
+    #[arg(long = "rtc-public-ip", env = "FERROCAST_RTC_PUBLIC_IP", value_delimiter = ',')]
+    pub rtc_public_ips: Vec<IpAddr>,
+
+    /// Where the media socket binds when `--rtc-public-ip` is given.
+    #[arg(long, env = "FERROCAST_RTC_BIND", default_value = "0.0.0.0")]
+    pub rtc_bind: IpAddr,
 
     /// A STUN/TURN server handed to clients in `Link` headers (repeatable):
     /// `URL` or `URL|username|credential`, e.g. `turn:turn.example.com:3478?transport=udp|alice|secret`.
@@ -166,6 +177,8 @@ impl Config {
             site_root: PathBuf::from("target/site"),
             rtc_udp_port: 0,
             rtc_ips: vec![IpAddr::from([127, 0, 0, 1])],
+            rtc_public_ips: Vec::new(),
+            rtc_bind: IpAddr::from([0, 0, 0, 0]),
             ice_servers: Vec::new(),
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,
@@ -186,11 +199,27 @@ impl Config {
         self.tls_cert.is_some() || !self.acme_domains.is_empty()
     }
 
+    /// Refuses media settings that cannot work: a public address of another IP family than the
+    /// socket it is announced for (nothing sent to it could arrive).
+    pub fn check_media(&self) -> Result<(), String> {
+        if let Some(other) = self.rtc_public_ips.iter().find(|ip| ip.is_ipv4() != self.rtc_bind.is_ipv4()) {
+            return Err(format!(
+                "--rtc-public-ip {other} and --rtc-bind {} are of different IP families; bind to an address of the same family",
+                self.rtc_bind
+            ));
+        }
+        Ok(())
+    }
+
     /// The SFU's part of the configuration.
     pub fn sfu(&self) -> SfuConfig {
         SfuConfig {
             udp_port: self.rtc_udp_port,
-            ips: self.rtc_ips.clone(),
+            addresses: if self.rtc_public_ips.is_empty() {
+                MediaAddresses::Direct(self.rtc_ips.clone())
+            } else {
+                MediaAddresses::Announced { bind: self.rtc_bind, public: self.rtc_public_ips.clone() }
+            },
             max_sources_per_stream: self.max_sources_per_stream,
             max_viewers_per_stream: self.max_viewers_per_stream,
             max_viewers: self.max_viewers,
@@ -213,6 +242,23 @@ mod tests {
         for bad in ["http://example.net", "stun:", "turn:x|alice", "turn:x|a|b|c", "stun:<x>"] {
             assert!(parse_ice_server(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn public_media_addresses_bind_apart_and_match_the_socket_family() {
+        let mut config = Config::for_data_dir("/tmp");
+        assert_eq!(config.sfu().addresses, MediaAddresses::Direct(vec![IpAddr::from([127, 0, 0, 1])]));
+        config.rtc_public_ips = vec!["203.0.113.7".parse().unwrap()];
+        assert!(config.check_media().is_ok());
+        assert_eq!(
+            config.sfu().addresses,
+            MediaAddresses::Announced {
+                bind: IpAddr::from([0, 0, 0, 0]),
+                public: vec!["203.0.113.7".parse().unwrap()]
+            }
+        );
+        config.rtc_public_ips.push("2001:db8::7".parse().unwrap());
+        assert!(config.check_media().unwrap_err().contains("2001:db8::7"));
     }
 
     #[test]

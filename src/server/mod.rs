@@ -126,6 +126,7 @@ impl Application {
                 "--http-listen redirects to HTTPS: it needs --tls-cert/--tls-key or --acme-domain".into(),
             ));
         }
+        config.check_media().map_err(StartError::Config)?;
         let https = Https::from_config(&config)?.map(Arc::new);
         let pool = db::open(&config.data_dir)
             .await

@@ -45,13 +45,23 @@ pub use handle::SfuHandle;
 
 use std::{net::IpAddr, time::Duration};
 
+/// Where media arrives and what candidates say about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaAddresses {
+    /// One socket per address, each announced as itself (`--rtc-ip`).
+    Direct(Vec<IpAddr>),
+    /// One socket bound to `bind`, announced as each of `public`: a machine behind 1:1 NAT has
+    /// only a private address on its interface (`--rtc-public-ip`, `--rtc-bind`).
+    Announced { bind: IpAddr, public: Vec<IpAddr> },
+}
+
 /// How the SFU is set up (from the command line).
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
     /// The UDP port every peer shares; 0 picks one.
     pub udp_port: u16,
-    /// The addresses put in host candidates; one socket is bound per address, all on one port.
-    pub ips: Vec<IpAddr>,
+    /// Where the UDP sockets bind and which addresses their candidates announce.
+    pub addresses: MediaAddresses,
     pub max_sources_per_stream: usize,
     pub max_viewers_per_stream: usize,
     pub max_viewers: usize,
@@ -65,7 +75,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         Self {
             udp_port: 0,
-            ips: vec![IpAddr::from([127, 0, 0, 1])],
+            addresses: MediaAddresses::Direct(vec![IpAddr::from([127, 0, 0, 1])]),
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,

@@ -19,6 +19,8 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// A running application and the folder its data lives in.
 pub struct TestApp {
     pub base: String,
+    /// The media addresses the SFU announces in its candidates.
+    pub rtc_addrs: Vec<std::net::SocketAddr>,
     pub data_dir: PathBuf,
     _data_guard: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -46,11 +48,12 @@ pub async fn spawn_on(data_dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Tes
     tweak(&mut config);
     let app = Application::build(config).await.expect("application starts");
     let base = format!("{}://{}", app.scheme(), app.local_addr());
+    let rtc_addrs = app.rtc_addrs();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { base, data_dir, _data_guard: None, shutdown: Some(tx), task: Some(task), make_client: None }
+    TestApp { base, rtc_addrs, data_dir, _data_guard: None, shutdown: Some(tx), task: Some(task), make_client: None }
 }
 
 impl TestApp {
@@ -69,6 +72,7 @@ impl TestApp {
     pub fn via(&self, base: impl Into<String>, make_client: impl Fn() -> Client + Send + Sync + 'static) -> TestApp {
         TestApp {
             base: base.into(),
+            rtc_addrs: self.rtc_addrs.clone(),
             data_dir: self.data_dir.clone(),
             _data_guard: None,
             shutdown: None,

@@ -5,6 +5,7 @@ mod accounts;
 mod acme;
 mod binary;
 mod helpers;
+mod media_addresses;
 mod pages;
 mod proxy;
 mod rtc;

@@ -411,7 +411,7 @@ async fn a_publisher_that_reconnects_after_vanishing_takes_its_viewers_back() {
 }
 
 /// A valid-looking WHIP offer with only the given media section.
-fn offer_with(media: &str) -> String {
+pub fn offer_with(media: &str) -> String {
     format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 {fp}\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\n{media}",
         fp = ["AB"; 32].join(":")

@@ -137,9 +137,9 @@ impl Engine {
             config = config.set_dtls_cert(cert.clone());
         }
         let mut rtc = config.build(Instant::now());
-        for socket in &self.io.sockets {
-            let candidate = Candidate::host(socket.local, "udp").map_err(|err| {
-                tracing::error!(%err, addr = %socket.local, "cannot make a host candidate");
+        for addr in self.io.sockets.iter().flat_map(|s| &s.announced) {
+            let candidate = Candidate::host(*addr, "udp").map_err(|err| {
+                tracing::error!(%err, %addr, "cannot make a host candidate");
                 SfuError::Unavailable
             })?;
             rtc.add_local_candidate(candidate);

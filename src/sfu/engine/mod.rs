@@ -11,7 +11,7 @@ use std::{
     collections::{BinaryHeap, HashMap},
     future::poll_fn,
     io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -37,7 +37,7 @@ use super::{
     handle::SfuHandle,
     peer::{Peer, PeerId, Role},
     registry::{Source, Streams},
-    SfuConfig,
+    MediaAddresses, SfuConfig,
 };
 
 /// Datagrams handled per wake-up before commands and timers get a turn.
@@ -52,14 +52,22 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     let mut sockets = Vec::new();
     let mut port = config.udp_port;
-    let ips = if config.ips.is_empty() { SfuConfig::default().ips } else { config.ips.clone() };
-    for ip in ips {
-        let udp = bind_udp(SocketAddr::new(ip, port))?;
-        let local = udp.local_addr()?;
-        port = local.port();
-        sockets.push(Socket { udp, local });
+    // (where to bind, what to announce): the port is the same for all, picked by the first bind.
+    let plan: Vec<(IpAddr, Vec<IpAddr>)> = match &config.addresses {
+        MediaAddresses::Direct(ips) if ips.is_empty() => vec![(IpAddr::from([127, 0, 0, 1]), vec![])],
+        MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, vec![*ip])).collect(),
+        MediaAddresses::Announced { bind, public } => vec![(*bind, public.clone())],
+    };
+    for (bind, public) in plan {
+        let udp = bind_udp(SocketAddr::new(bind, port))?;
+        let bound = udp.local_addr()?;
+        port = bound.port();
+        let announced =
+            if public.is_empty() { vec![bound] } else { public.iter().map(|ip| SocketAddr::new(*ip, port)).collect() };
+        tracing::info!(bound = %bound, announced = ?announced, "SFU UDP socket");
+        sockets.push(Socket { udp, announced });
     }
-    let addrs: Vec<SocketAddr> = sockets.iter().map(|s| s.local).collect();
+    let addrs: Vec<SocketAddr> = sockets.iter().flat_map(|s| s.announced.iter().copied()).collect();
     let (commands_tx, commands) = mpsc::channel(1024);
     let (changes, _) = broadcast::channel(1024);
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
@@ -263,7 +271,10 @@ impl Engine {
             Route::Unknown => return,
         };
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.io.sockets[index].local, data) else { return };
+        // str0m knows a datagram by the candidate it was sent to: behind 1:1 NAT the public one.
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.io.sockets[index].announced[0], data) else {
+            return;
+        };
         let now = Instant::now();
         let input = Input::Receive(now, receive);
         if route == Route::Ufrag(id) {

@@ -17,7 +17,10 @@ pub(super) const BATCH: usize = 64;
 
 pub(super) struct Socket {
     pub udp: UdpSocket,
-    pub local: SocketAddr,
+    /// The addresses its host candidates announce (the bound one, or public ones behind 1:1
+    /// NAT). The first is the address str0m knows arriving datagrams by, and the one their
+    /// answers name as their source.
+    pub announced: Vec<SocketAddr>,
 }
 
 /// The sending side, borrowed separately from the peers.
@@ -53,7 +56,8 @@ impl Io {
             // Several local addresses: each datagram leaves from the one its candidate named.
             queued.sort_by_key(|t| t.source);
             for run in queued.chunk_by(|a, b| a.source == b.source) {
-                let socket = self.sockets.iter().find(|s| s.local == run[0].source).unwrap_or(&self.sockets[0]);
+                let socket =
+                    self.sockets.iter().find(|s| s.announced.contains(&run[0].source)).unwrap_or(&self.sockets[0]);
                 self.dropped += send_all(&socket.udp, run);
             }
         }

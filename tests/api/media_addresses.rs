@@ -1,0 +1,101 @@
+//! Where the media socket binds and what candidates announce: behind 1:1 NAT a machine has only
+//! a private address on its interface, and clients must be told the public one.
+
+use std::net::SocketAddr;
+
+use ferrocast::config::Config;
+use serde_json::json;
+
+use crate::{
+    helpers::spawn_app_with,
+    rtc::{self, PublishOptions},
+    whip_whep::{offer_with, streamer, wait_stream},
+};
+
+/// The `a=candidate` lines of an SDP answer, as (address, port).
+fn candidates(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|line| line.strip_prefix("a=candidate:"))
+        .filter_map(|c| {
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            Some(SocketAddr::new(fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// UDP sockets bound on this machine (in this network namespace), from /proc/net/udp.
+fn bound_udp_v4() -> Vec<SocketAddr> {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(1)?;
+            let (ip, port) = local.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?;
+            // The kernel prints the address in host byte order of its network-order value.
+            let ip = std::net::Ipv4Addr::from(ip.swap_bytes());
+            Some(SocketAddr::new(ip.into(), u16::from_str_radix(port, 16).ok()?))
+        })
+        .collect()
+}
+
+fn behind_nat(config: &mut Config) {
+    config.rtc_public_ips = vec!["203.0.113.7".parse().unwrap()];
+    config.rtc_bind = "127.0.0.1".parse().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_1_to_1_nat_candidates_name_the_public_address_and_the_socket_binds_to_the_private_one() {
+    let app = spawn_app_with(behind_nat).await;
+    let s = streamer(&app, "nat@example.com", json!({ "label": "n", "streams": ["main"] })).await;
+    // Only signalling: nothing is ever sent to the documentation address 203.0.113.7.
+    let offer = offer_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n");
+    let answer = app
+        .client()
+        .post(app.url("/whip/main"))
+        .bearer_auth(&s.token)
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let sdp = answer.text().await.unwrap();
+    let announced = candidates(&sdp);
+    assert!(!announced.is_empty(), "{sdp}");
+    assert!(announced.iter().all(|a| a.ip().to_string() == "203.0.113.7"), "only the public address: {announced:?}");
+    let port = announced[0].port();
+    assert_eq!(app.rtc_addrs, vec![announced[0]], "the SFU reports what it announces");
+    let bound = bound_udp_v4();
+    assert!(bound.contains(&SocketAddr::from(([127, 0, 0, 1], port))), "bound to --rtc-bind on {port}: {bound:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_bound_to_every_address_serves_media_sent_to_the_announced_one() {
+    // Bound to 0.0.0.0, announced as 127.0.0.1: the datagrams arrive on the wildcard socket and
+    // must be matched to the announced candidate, as behind a NAT that forwards the public address.
+    let app = spawn_app_with(|c| {
+        c.rtc_public_ips = vec!["127.0.0.1".parse().unwrap()];
+        c.rtc_bind = "0.0.0.0".parse().unwrap();
+    })
+    .await;
+    let port = app.rtc_addrs[0].port();
+    assert!(bound_udp_v4().contains(&SocketAddr::from(([0, 0, 0, 0], port))), "bound to 0.0.0.0:{port}");
+    let s = streamer(&app, "wild@example.com", json!({ "label": "w", "streams": ["main"] })).await;
+    let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "main")).await.expect("publish");
+    wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.expect("view");
+    viewer.wait_for("video through the wildcard socket", |v| v.video(0).is_some_and(|t| t.frames().len() >= 5)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_address_of_another_family_than_the_socket_is_refused_at_start() {
+    let data = tempfile::TempDir::new().unwrap();
+    let mut config = Config::for_data_dir(data.path());
+    config.rtc_public_ips = vec!["2001:db8::7".parse().unwrap()];
+    let err = ferrocast::server::Application::build(config).await.err().expect("refused").to_string();
+    assert!(err.contains("--rtc-public-ip 2001:db8::7") && err.contains("--rtc-bind 0.0.0.0"), "{err}");
+}
