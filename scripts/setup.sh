@@ -2,7 +2,7 @@
 # Installs what building ferrocast needs, skipping whatever is already there.
 #   scripts/setup.sh          Rust wasm target + wasm-bindgen CLI (for the server)
 #   scripts/setup.sh --test   also Chromium, iproute2, the servers the tests run (pebble, an ACME
-#                             test CA; nginx and Caddy), NSS tools (Chromium trusting pebble's root) and the
+#                             test CA; nginx and Caddy; coturn), NSS tools (Chromium trusting pebble's root) and the
 #                             end2end npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,7 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || missing+=(pebble)
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   [ -x /usr/bin/caddy ] || missing+=(caddy)
+  [ -x /usr/bin/turnserver ] || missing+=(coturn)
   command -v certutil >/dev/null || missing+=(libnss3-tools)
   command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -67,6 +67,15 @@ pub struct Config {
     #[arg(long = "ice-server", env = "FERROCAST_ICE_SERVERS", value_delimiter = ',', value_parser = parse_ice_server)]
     pub ice_servers: Vec<IceServer>,
 
+    /// Secret shared with the TURN server (coturn `use-auth-secret`): every `--ice-server`
+    /// `turn:`/`turns:` entry without a username gets time-limited credentials per session.
+    #[arg(long, env = "FERROCAST_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long issued TURN credentials last: seconds, or with `s`, `m`, `h` (e.g. `1h`).
+    #[arg(long, env = "FERROCAST_TURN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub turn_ttl: std::time::Duration,
+
     /// Most feeds (sources) one stream may have at once.
     #[arg(long, env = "FERROCAST_MAX_SOURCES_PER_STREAM", default_value_t = 8)]
     pub max_sources_per_stream: usize,
@@ -113,6 +122,26 @@ pub struct Config {
     /// client address (`X-Forwarded-For`, `Forwarded`) and scheme (`X-Forwarded-Proto`).
     #[arg(long = "trusted-proxy", env = "FERROCAST_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// `90`, `90s`, `15m`, `1h`: a duration of at least one second.
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    let value = value.trim();
+    let (number, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{value:?}: use seconds, or a number with s, m or h (like 1h)")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{value:?} is not a duration like 3600, 15m or 1h"))?;
+    match n.checked_mul(seconds) {
+        Some(0) | None => Err(format!("{value:?}: at least 1 s, and not absurdly long")),
+        Some(total) => Ok(std::time::Duration::from_secs(total)),
+    }
 }
 
 /// Let's Encrypt's production ACME directory, the default CA.
@@ -180,6 +209,8 @@ impl Config {
             rtc_public_ips: Vec::new(),
             rtc_bind: IpAddr::from([0, 0, 0, 0]),
             ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_ttl: std::time::Duration::from_secs(3600),
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
@@ -259,6 +290,16 @@ mod tests {
         );
         config.rtc_public_ips.push("2001:db8::7".parse().unwrap());
         assert!(config.check_media().unwrap_err().contains("2001:db8::7"));
+    }
+
+    #[test]
+    fn durations_take_seconds_or_a_unit() {
+        assert_eq!(parse_duration("3600").unwrap().as_secs(), 3600);
+        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("1h").unwrap().as_secs(), 3600);
+        for bad in ["", "0", "1d", "h", "-5", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

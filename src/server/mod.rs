@@ -21,6 +21,7 @@ mod signaling;
 pub mod timestamps;
 pub mod tokens;
 pub mod transport;
+pub mod turn;
 mod watch;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -63,8 +64,17 @@ pub struct Settings {
     pub tls: bool,
     /// Whose forwarding headers are believed (`--trusted-proxy`).
     pub proxies: client::TrustedProxies,
-    /// STUN/TURN servers handed to WebRTC clients.
+    /// STUN/TURN servers handed to WebRTC clients (see [`Settings::ice_servers_now`]).
     pub ice_servers: Vec<IceServer>,
+    /// Makes time-limited credentials for TURN entries (`--turn-secret`).
+    pub turn: Option<turn::TurnSecret>,
+}
+
+impl Settings {
+    /// The ICE servers to hand one client now, with fresh TURN credentials where configured.
+    pub fn ice_servers_now(&self) -> Vec<IceServer> {
+        turn::ice_servers_now(&self.ice_servers, self.turn.as_ref())
+    }
 }
 
 /// Everything a handler, page or server function may need; cheap to clone.
@@ -259,6 +269,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         tls: https.is_some(),
         proxies: client::TrustedProxies::new(config.trusted_proxies.clone()),
         ice_servers: config.ice_servers.clone(),
+        turn: config.turn_secret.as_deref().map(|secret| turn::TurnSecret::new(secret, config.turn_ttl)),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
     }
 }

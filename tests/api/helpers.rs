@@ -116,6 +116,23 @@ impl TestApp {
     }
 }
 
+/// UDP sockets bound on this machine (in this network namespace), from /proc/net/udp.
+pub fn bound_udp_v4() -> Vec<std::net::SocketAddr> {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(1)?;
+            let (ip, port) = local.split_once(':')?;
+            let ip = u32::from_str_radix(ip, 16).ok()?;
+            // The kernel prints the address in host byte order of its network-order value.
+            let ip = std::net::Ipv4Addr::from(ip.swap_bytes());
+            Some(std::net::SocketAddr::new(ip.into(), u16::from_str_radix(port, 16).ok()?))
+        })
+        .collect()
+}
+
 /// `builder` finished like a browser: it keeps cookies and does not follow redirects, and every
 /// request is bounded in time.
 pub fn browser_like(builder: reqwest::ClientBuilder) -> Client {

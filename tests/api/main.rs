@@ -11,4 +11,5 @@ mod proxy;
 mod rtc;
 mod tls;
 mod tokens;
+mod turn;
 mod whip_whep;

@@ -7,7 +7,7 @@ use ferrocast::config::Config;
 use serde_json::json;
 
 use crate::{
-    helpers::spawn_app_with,
+    helpers::{bound_udp_v4, spawn_app_with},
     rtc::{self, PublishOptions},
     whip_whep::{offer_with, streamer, wait_stream},
 };
@@ -19,23 +19,6 @@ fn candidates(sdp: &str) -> Vec<SocketAddr> {
         .filter_map(|c| {
             let fields: Vec<&str> = c.split_whitespace().collect();
             Some(SocketAddr::new(fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
-        })
-        .collect()
-}
-
-/// UDP sockets bound on this machine (in this network namespace), from /proc/net/udp.
-fn bound_udp_v4() -> Vec<SocketAddr> {
-    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let local = line.split_whitespace().nth(1)?;
-            let (ip, port) = local.split_once(':')?;
-            let ip = u32::from_str_radix(ip, 16).ok()?;
-            // The kernel prints the address in host byte order of its network-order value.
-            let ip = std::net::Ipv4Addr::from(ip.swap_bytes());
-            Some(SocketAddr::new(ip.into(), u16::from_str_radix(port, 16).ok()?))
         })
         .collect()
 }

@@ -46,7 +46,8 @@ use webrtc::{
     },
     peer_connection::{
         PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-        RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+        RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription,
+        SettingEngineBuilder,
     },
     runtime::{channel, Sender},
 };
@@ -187,7 +188,15 @@ struct Pc {
     state: Arc<Mutex<RTCPeerConnectionState>>,
 }
 
-async fn peer_connection() -> Pc {
+/// A TURN server a test peer must send everything through (`iceTransportPolicy: relay`).
+#[derive(Clone, Debug)]
+pub struct RelayOnly {
+    pub url: String,
+    pub username: String,
+    pub credential: String,
+}
+
+async fn peer_connection(relay: Option<&RelayOnly>) -> Pc {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
     let registry = register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
@@ -200,7 +209,17 @@ async fn peer_connection() -> Pc {
     let state = Arc::new(Mutex::new(RTCPeerConnectionState::New));
     let handler = Handler { gathered: gathered_tx, tracks: tracks_tx, state: state.clone() };
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(match relay {
+            None => RTCConfigurationBuilder::new().build(),
+            Some(relay) => RTCConfigurationBuilder::new()
+                .with_ice_servers(vec![RTCIceServer {
+                    urls: vec![relay.url.clone()],
+                    username: relay.username.clone(),
+                    credential: relay.credential.clone(),
+                }])
+                .with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+                .build(),
+        })
         .with_media_engine(media)
         .with_setting_engine(settings)
         .with_interceptor_registry(registry)
@@ -319,11 +338,21 @@ pub struct PublishOptions<'a> {
     pub first_frame: u32,
     pub candidates: Candidates,
     pub media: Media,
+    /// Reach the SFU only through this TURN server.
+    pub relay: Option<RelayOnly>,
 }
 
 impl<'a> PublishOptions<'a> {
     pub fn new(token: &'a str, stream: &'a str) -> Self {
-        Self { token, stream, source: None, first_frame: 0, candidates: Candidates::InOffer, media: Media::Synthetic }
+        Self {
+            token,
+            stream,
+            source: None,
+            first_frame: 0,
+            candidates: Candidates::InOffer,
+            media: Media::Synthetic,
+            relay: None,
+        }
     }
 }
 
@@ -336,7 +365,7 @@ pub struct Publisher {
 }
 
 pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publisher, Refused> {
-    let mut pc = peer_connection().await;
+    let mut pc = peer_connection(options.relay.as_ref()).await;
     let vp8 = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90_000,
@@ -539,7 +568,7 @@ pub struct Viewer {
 
 /// Opens a WHEP session with `pairs` video+audio pairs.
 pub async fn view(app: &TestApp, path: &str, pairs: usize) -> Result<Viewer, Refused> {
-    let mut pc = peer_connection().await;
+    let mut pc = peer_connection(None).await;
     let recvonly =
         || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() });
     for _ in 0..pairs {

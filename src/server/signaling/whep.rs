@@ -37,7 +37,7 @@ pub async fn view(
     let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer };
     let session = state.sfu.view(request).await?;
     let base = format!("/whep/{account}/{stream}/{}", session.session_id);
-    let mut links = ice_server_links(&state.settings.ice_servers);
+    let mut links = ice_server_links(&state.settings.ice_servers_now());
     links.push(format!("<{base}/events>; rel=\"{REL_SSE}\"; events=\"{EVENTS}\""));
     links.push(format!("<{base}/layer>; rel=\"{REL_LAYER}\""));
     Ok(created(base, session, links))

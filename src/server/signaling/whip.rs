@@ -51,7 +51,7 @@ pub async fn publish(
     };
     let session = state.sfu.publish(request).await?;
     let location = format!("/whip/{stream}/{}", session.session_id);
-    Ok(created(location, session, ice_server_links(&state.settings.ice_servers)))
+    Ok(created(location, session, ice_server_links(&state.settings.ice_servers_now())))
 }
 
 /// Trickle ICE (RFC 8840 fragments). ICE restarts are not supported: 422 (RFC 9725 §4.3.1).
