@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::{
     helpers::{bound_udp_v4, spawn_app_with},
     rtc::{self, PublishOptions},
-    whip_whep::{offer_with, streamer, wait_stream},
+    whip_whep::{signal_only_publish, streamer, wait_stream},
 };
 
 /// The `a=candidate` lines of an SDP answer, as (address, port).
@@ -33,17 +33,7 @@ async fn behind_1_to_1_nat_candidates_name_the_public_address_and_the_socket_bin
     let app = spawn_app_with(behind_nat).await;
     let s = streamer(&app, "nat@example.com", json!({ "label": "n", "streams": ["main"] })).await;
     // Only signalling: nothing is ever sent to the documentation address 203.0.113.7.
-    let offer = offer_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n");
-    let answer = app
-        .client()
-        .post(app.url("/whip/main"))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 201);
+    let answer = signal_only_publish(&app, &s.token, "main").await;
     let sdp = answer.text().await.unwrap();
     let announced = candidates(&sdp);
     assert!(!announced.is_empty(), "{sdp}");

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::{
     helpers::{bound_udp_v4, free_port, spawn_app_with},
     rtc::{self, PublishOptions, RelayOnly},
-    whip_whep::{offer_with, streamer, wait_stream},
+    whip_whep::{signal_only_publish, streamer, wait_stream},
 };
 
 const TURNSERVER: &str = "/usr/bin/turnserver";
@@ -109,17 +109,7 @@ async fn a_relay_only_publisher_goes_live_through_coturn_with_credentials_from_t
     let s = streamer(&app, "turn@example.com", json!({ "label": "t", "streams": ["main", "probe"] })).await;
 
     // The credentials a page would get: from a WHIP answer's Link header.
-    let offer = offer_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n");
-    let probe = app
-        .client()
-        .post(app.url("/whip/probe"))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/sdp")
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(probe.status(), 201);
+    let probe = signal_only_publish(&app, &s.token, "probe").await;
     let links: Vec<String> = probe.headers().get_all("link").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     let (username, credential) =
         credentials_in(&links, &url).unwrap_or_else(|| panic!("TURN credentials in {links:?}"));

@@ -410,8 +410,25 @@ async fn a_publisher_that_reconnects_after_vanishing_takes_its_viewers_back() {
     app.stop().await;
 }
 
+/// POSTs a valid-looking audio-only WHIP offer for `stream` and expects 201: signalling only,
+/// no peer behind it, so nothing is ever sent to the candidates of the answer.
+pub async fn signal_only_publish(app: &TestApp, token: &str, stream: &str) -> reqwest::Response {
+    let offer = offer_with("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n");
+    let response = app
+        .client()
+        .post(app.url(&format!("/whip/{stream}")))
+        .bearer_auth(token)
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response
+}
+
 /// A valid-looking WHIP offer with only the given media section.
-pub fn offer_with(media: &str) -> String {
+fn offer_with(media: &str) -> String {
     format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 {fp}\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\n{media}",
         fp = ["AB"; 32].join(":")
