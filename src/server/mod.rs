@@ -232,12 +232,12 @@ impl Application {
             shutdown.await;
             let _ = stopping.send(true);
         };
-        let wait_stop = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
         if let Some((helper, router)) = self.http_helper {
             let service = router.into_make_service();
-            let stop = wait_stop(stopped.clone());
+            let mut helper_stopped = stopped.clone();
+            let stop = async move {
+                let _ = helper_stopped.wait_for(|stop| *stop).await;
+            };
             tokio::spawn(async move {
                 if let Err(err) = axum::serve(helper, service).with_graceful_shutdown(stop).await {
                     tracing::error!(%err, "the --http-listen helper stopped");

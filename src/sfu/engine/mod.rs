@@ -52,11 +52,12 @@ const SOCKET_BUFFER: usize = 4 << 20;
 pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     let mut sockets = Vec::new();
     let mut port = config.udp_port;
-    // (where to bind, what to announce): the port is the same for all, picked by the first bind.
-    let plan: Vec<(IpAddr, Vec<IpAddr>)> = match &config.addresses {
-        MediaAddresses::Direct(ips) if ips.is_empty() => vec![(IpAddr::from([127, 0, 0, 1]), vec![])],
-        MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, vec![*ip])).collect(),
-        MediaAddresses::Announced { bind, public } => vec![(*bind, public.clone())],
+    // (where to bind, what to announce; nothing = the bound address): one port for all, picked
+    // by the first bind.
+    let plan: Vec<(IpAddr, &[IpAddr])> = match &config.addresses {
+        MediaAddresses::Direct(ips) if ips.is_empty() => vec![(IpAddr::from([127, 0, 0, 1]), &[])],
+        MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, &[][..])).collect(),
+        MediaAddresses::Announced { bind, public } => vec![(*bind, public.as_slice())],
     };
     for (bind, public) in plan {
         let udp = bind_udp(SocketAddr::new(bind, port))?;
