@@ -21,7 +21,7 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ferrocast::sfu::{
-    demux::Demux,
+    demux::{Demux, Remote},
     forward::{starts_keyframe, OutTrack},
 };
 use str0m::{
@@ -65,15 +65,15 @@ fn demux(c: &mut Criterion) {
     let mut demux = Demux::default();
     for peer in 0..1000u64 {
         demux.add_peer(&format!("ufrag{peer:04}"), peer);
-        demux.bind_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + peer as u16)), peer);
+        demux.bind_addr(Remote::udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + peer as u16))), peer);
     }
     let rtp = [0x80u8; 1200];
-    let known = SocketAddr::from((Ipv4Addr::LOCALHOST, 10_500));
+    let known = Remote::udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 10_500)));
     let mut group = c.benchmark_group("demux");
     group.throughput(Throughput::Elements(1));
     group.bench_function("RTP by address, 1000 peers", |b| b.iter(|| black_box(demux.route(black_box(known), &rtp))));
     let stun = binding_request("ufrag0777:remote");
-    let fresh = SocketAddr::from((Ipv4Addr::LOCALHOST, 30_000));
+    let fresh = Remote::udp(SocketAddr::from((Ipv4Addr::LOCALHOST, 30_000)));
     group.bench_function("STUN by ufrag, 1000 peers", |b| b.iter(|| black_box(demux.route(black_box(fresh), &stun))));
     group.finish();
 }

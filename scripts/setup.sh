@@ -33,6 +33,7 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/sbin/nginx ] || missing+=(nginx)
   [ -x /usr/bin/caddy ] || missing+=(caddy)
   [ -x /usr/bin/turnserver ] || missing+=(coturn)
+  [ -x /usr/sbin/nft ] || missing+=(nftables)
   command -v certutil >/dev/null || missing+=(libnss3-tools)
   command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then

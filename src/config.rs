@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use ipnet::IpNet;
 use url::Url;
 
-use crate::sfu::{IceServer, MediaAddresses, SfuConfig};
+use crate::sfu::{IceServer, MediaAddresses, SfuConfig, TcpPort};
 
 /// Whether strangers may create accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -46,6 +46,11 @@ pub struct Config {
     /// The one UDP port every WebRTC peer shares (ICE UDP mux); 0 picks a free one.
     #[arg(long, env = "FERROCAST_RTC_UDP_PORT", default_value_t = 0)]
     pub rtc_udp_port: u16,
+
+    /// The TCP port for ICE-TCP (RFC 6544), for clients whose network drops UDP: a number (0
+    /// picks one), or `off`. Default: the UDP port's number.
+    #[arg(long, env = "FERROCAST_RTC_TCP_PORT", value_parser = parse_tcp_port)]
+    pub rtc_tcp_port: Option<TcpPort>,
 
     /// An address put in the SFU's ICE host candidates and bound (repeatable; one socket each,
     /// same port). Ignored when `--rtc-public-ip` is given.
@@ -177,6 +182,15 @@ fn parse_cidr(value: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{value:?} is not an address range like 10.0.0.0/8 or 127.0.0.1"))
 }
 
+fn parse_tcp_port(value: &str) -> Result<TcpPort, String> {
+    match value {
+        "off" => Ok(TcpPort::Off),
+        number => {
+            number.parse().map(TcpPort::Port).map_err(|_| format!("{number:?} is neither a port number nor `off`"))
+        }
+    }
+}
+
 fn parse_ice_server(value: &str) -> Result<IceServer, String> {
     let mut parts = value.split('|');
     let url = parts.next().unwrap_or_default().trim();
@@ -205,6 +219,7 @@ impl Config {
             signup: SignupMode::Open,
             site_root: PathBuf::from("target/site"),
             rtc_udp_port: 0,
+            rtc_tcp_port: None,
             rtc_ips: vec![IpAddr::from([127, 0, 0, 1])],
             rtc_public_ips: Vec::new(),
             rtc_bind: IpAddr::from([0, 0, 0, 0]),
@@ -246,6 +261,7 @@ impl Config {
     pub fn sfu(&self) -> SfuConfig {
         SfuConfig {
             udp_port: self.rtc_udp_port,
+            tcp_port: self.rtc_tcp_port.unwrap_or(TcpPort::SameAsUdp),
             addresses: if self.rtc_public_ips.is_empty() {
                 MediaAddresses::Direct(self.rtc_ips.clone())
             } else {
@@ -262,6 +278,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tcp_port_is_a_number_or_off() {
+        assert_eq!(parse_tcp_port("off"), Ok(TcpPort::Off));
+        assert_eq!(parse_tcp_port("0"), Ok(TcpPort::Port(0)));
+        assert_eq!(parse_tcp_port("8443"), Ok(TcpPort::Port(8443)));
+        for bad in ["", "on", "65536", "-1"] {
+            assert!(parse_tcp_port(bad).unwrap_err().contains("neither a port number nor `off`"), "{bad}");
+        }
+        assert_eq!(Config::for_data_dir("d").sfu().tcp_port, TcpPort::SameAsUdp);
+    }
 
     #[test]
     fn ice_servers_are_a_url_with_optional_credentials() {

@@ -187,3 +187,62 @@ export async function expectPlaying(viewer) {
   const later = await sample();
   assert.ok(later.frames > first.frames && later.time > first.time, `the video plays: ${JSON.stringify([first, later])}`);
 }
+
+/** A port free for both UDP and TCP on 127.0.0.1 (the SFU's media port, fixed so a test can firewall it). */
+export async function freeMediaPort() {
+  const { createSocket } = await import('node:dgram');
+  const { createServer } = await import('node:net');
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const udp = createSocket('udp4');
+    const port = await new Promise((resolve) => udp.bind(0, '127.0.0.1', () => resolve(udp.address().port)));
+    const tcp = createServer();
+    const tcpFree = await new Promise((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise((resolve) => udp.close(resolve));
+    if (tcpFree) {
+      await new Promise((resolve) => tcp.close(resolve));
+      return port;
+    }
+  }
+  throw new Error('no port free for both UDP and TCP');
+}
+
+/**
+ * Drops traffic to and from `port` in this network namespace with nftables (Debian's `nft`):
+ * `protocols` is a list of 'udp' and/or 'tcp'. Resolves to { restore() }. Each call makes its own
+ * table, so rules of parallel tests never meet.
+ */
+export async function blockPort(port, protocols) {
+  const table = `ferrocast_block_${port}_${protocols.join('_')}`;
+  const rules = protocols.flatMap((p) => [`add rule inet ${table} out ${p} dport ${port} drop`, `add rule inet ${table} out ${p} sport ${port} drop`]);
+  const script = [`add table inet ${table}`, `add chain inet ${table} out { type filter hook output priority 0; policy accept; }`, ...rules].join('\n');
+  await nft(script);
+  return { restore: () => nft(`delete table inet ${table}`) };
+}
+
+async function nft(script) {
+  const child = spawn('/usr/sbin/nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  child.stdin.end(script);
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`nft failed (${code}): ${stderr}\n${script}`);
+}
+
+/** The transport protocol ('udp' or 'tcp') and candidate types of an RTCPeerConnection's selected pair, evaluated in `page`. */
+export function selectedPair(page, pcExpression) {
+  return page.evaluate(async (expression) => {
+    // eslint-disable-next-line no-new-func
+    const pc = new Function(`return (${expression});`)();
+    const stats = await pc.getStats();
+    let pairId = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+    const pair = pairId && stats.get(pairId);
+    if (!pair) return null;
+    const local = stats.get(pair.localCandidateId);
+    const remote = stats.get(pair.remoteCandidateId);
+    return { protocol: local.protocol, localType: local.candidateType, remoteType: remote.candidateType, relayProtocol: local.relayProtocol ?? null, remotePort: remote.port };
+  }, pcExpression);
+}

@@ -3,15 +3,36 @@
 //! A peer's remote address is learnt from its first STUN binding request, found by our ICE ufrag
 //! (the part before `:` in USERNAME); after that the source address alone routes its DTLS, SRTP
 //! and STUN. The peer's `Rtc::accepts` still has the last word (it checks the message integrity).
+//! Addresses are told apart by transport: behind one NAT address, a UDP port and a TCP port of
+//! the same number belong to different clients.
 
 use std::{collections::HashMap, net::SocketAddr};
 
+use str0m::net::Protocol;
+
 use super::peer::PeerId;
+
+/// Where a datagram came from: a UDP source, or the remote end of an ICE-TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Remote {
+    pub proto: Protocol,
+    pub addr: SocketAddr,
+}
+
+impl Remote {
+    pub fn udp(addr: SocketAddr) -> Self {
+        Self { proto: Protocol::Udp, addr }
+    }
+
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Self { proto: Protocol::Tcp, addr }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Demux {
     by_ufrag: HashMap<String, PeerId>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: HashMap<Remote, PeerId>,
 }
 
 /// Where to try a datagram.
@@ -29,11 +50,11 @@ impl Demux {
         self.by_ufrag.insert(ufrag.to_owned(), peer);
     }
 
-    pub fn bind_addr(&mut self, addr: SocketAddr, peer: PeerId) -> Option<PeerId> {
+    pub fn bind_addr(&mut self, addr: Remote, peer: PeerId) -> Option<PeerId> {
         self.by_addr.insert(addr, peer).filter(|old| *old != peer)
     }
 
-    pub fn remove_peer(&mut self, ufrag: &str, addrs: &[SocketAddr], peer: PeerId) {
+    pub fn remove_peer(&mut self, ufrag: &str, addrs: &[Remote], peer: PeerId) {
         if self.by_ufrag.get(ufrag) == Some(&peer) {
             self.by_ufrag.remove(ufrag);
         }
@@ -44,7 +65,7 @@ impl Demux {
         }
     }
 
-    pub fn route(&self, source: SocketAddr, datagram: &[u8]) -> Route {
+    pub fn route(&self, source: Remote, datagram: &[u8]) -> Route {
         // A STUN request names its peer; check it first so that an address reused by a new
         // session (a reconnecting client on the same port) reaches the new peer.
         if is_stun(datagram) {
@@ -68,7 +89,7 @@ impl Demux {
 }
 
 /// RFC 7983 demultiplexing: STUN messages start with a byte in 0..=3.
-fn is_stun(datagram: &[u8]) -> bool {
+pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= 20 && datagram[0] < 2
 }
 
@@ -123,12 +144,12 @@ mod tests {
         let mut demux = Demux::default();
         demux.add_peer("abcd", 1);
         demux.add_peer("efgh", 2);
-        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = Remote::udp("127.0.0.1:5000".parse().unwrap());
         assert_eq!(demux.route(a, &binding_request("efgh:remote")), Route::Ufrag(2));
         demux.bind_addr(a, 2);
         assert_eq!(demux.route(a, &binding_request("efgh:remote")), Route::Known(2));
         assert_eq!(demux.route(a, &[0x80; 40]), Route::Known(2), "RTP from a bound address");
-        assert_eq!(demux.route("127.0.0.1:5001".parse().unwrap(), &[0x80; 40]), Route::Unknown);
+        assert_eq!(demux.route(Remote::udp("127.0.0.1:5001".parse().unwrap()), &[0x80; 40]), Route::Unknown);
         assert_eq!(
             demux.route(a, &binding_request("zzzz:remote")),
             Route::Known(2),
@@ -139,7 +160,7 @@ mod tests {
     #[test]
     fn removing_a_peer_forgets_its_ufrag_and_addresses_but_not_a_successors() {
         let mut demux = Demux::default();
-        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = Remote::udp("127.0.0.1:5000".parse().unwrap());
         demux.add_peer("abcd", 1);
         demux.bind_addr(a, 1);
         demux.add_peer("efgh", 2);
@@ -151,9 +172,22 @@ mod tests {
     }
 
     #[test]
+    fn a_tcp_connection_and_a_udp_source_with_the_same_address_are_different_remotes() {
+        let mut demux = Demux::default();
+        let addr: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+        demux.add_peer("abcd", 1);
+        demux.bind_addr(Remote::udp(addr), 1);
+        demux.add_peer("efgh", 2);
+        assert_eq!(demux.route(Remote::tcp(addr), &binding_request("efgh:remote")), Route::Ufrag(2));
+        demux.bind_addr(Remote::tcp(addr), 2);
+        assert_eq!(demux.route(Remote::udp(addr), &[0x80; 40]), Route::Known(1));
+        assert_eq!(demux.route(Remote::tcp(addr), &[0x80; 40]), Route::Known(2));
+    }
+
+    #[test]
     fn garbage_is_unknown_and_does_not_panic() {
         let demux = Demux::default();
-        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let a = Remote::udp("127.0.0.1:5000".parse().unwrap());
         for junk in [&[][..], &[0u8; 3], &[0u8; 20], &[1u8; 64], &[0xff; 1500]] {
             assert_eq!(demux.route(a, junk), Route::Unknown);
         }

@@ -18,6 +18,7 @@ pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
     changes: broadcast::Sender<StreamChange>,
     udp_addrs: Arc<[SocketAddr]>,
+    tcp_addrs: Arc<[SocketAddr]>,
 }
 
 impl SfuHandle {
@@ -25,13 +26,19 @@ impl SfuHandle {
         commands: mpsc::Sender<Command>,
         changes: broadcast::Sender<StreamChange>,
         udp_addrs: Vec<SocketAddr>,
+        tcp_addrs: Vec<SocketAddr>,
     ) -> Self {
-        Self { commands, changes, udp_addrs: udp_addrs.into() }
+        Self { commands, changes, udp_addrs: udp_addrs.into(), tcp_addrs: tcp_addrs.into() }
     }
 
-    /// The UDP addresses peers reach the SFU at.
+    /// The UDP addresses peers reach the SFU at (as announced in candidates).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// The ICE-TCP addresses (passive candidates); empty when TCP is off.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
     }
 
     /// Whether the engine task is still running.

@@ -55,12 +55,24 @@ pub enum MediaAddresses {
     Announced { bind: IpAddr, public: Vec<IpAddr> },
 }
 
+/// Which TCP port carries ICE-TCP (RFC 6544 passive candidates) beside the UDP one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpPort {
+    /// The UDP port's number (the usual firewall rule opens both).
+    SameAsUdp,
+    /// This port; 0 picks one.
+    Port(u16),
+    /// UDP only.
+    Off,
+}
+
 /// How the SFU is set up (from the command line).
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
     /// The UDP port every peer shares; 0 picks one.
     pub udp_port: u16,
-    /// Where the UDP sockets bind and which addresses their candidates announce.
+    pub tcp_port: TcpPort,
+    /// Where the UDP sockets (and TCP listeners) bind and which addresses their candidates announce.
     pub addresses: MediaAddresses,
     pub max_sources_per_stream: usize,
     pub max_viewers_per_stream: usize,
@@ -75,6 +87,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         Self {
             udp_port: 0,
+            tcp_port: TcpPort::SameAsUdp,
             addresses: MediaAddresses::Direct(vec![IpAddr::from([127, 0, 0, 1])]),
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,

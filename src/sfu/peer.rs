@@ -1,7 +1,6 @@
 //! One WHIP or WHEP session: its `Rtc` and what it means to the SFU.
 
 use std::{
-    net::SocketAddr,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::Arc,
     time::Instant,
@@ -16,6 +15,7 @@ use str0m::{
 
 use super::{
     api::{SessionKind, StreamKey},
+    demux::Remote,
     forward::OutTrack,
     keyframe::KeyframeThrottle,
 };
@@ -37,7 +37,7 @@ pub struct Peer {
     pub local_ufrag: String,
     pub remote_ufrag: Option<String>,
     /// Remote addresses bound to this peer in the demultiplexer.
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Vec<Remote>,
     pub created: Instant,
     pub connected: bool,
     /// str0m's next timeout, as last drained.

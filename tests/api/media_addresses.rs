@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
-use ferrocast::config::Config;
+use ferrocast::{config::Config, sfu::TcpPort};
 use serde_json::json;
 
 use crate::{
-    helpers::{bound_udp_v4, spawn_app_with},
+    helpers::{bound_udp_v4, free_port, spawn_app, spawn_app_with},
     rtc::{self, PublishOptions},
     whip_whep::{signal_only_publish, streamer, wait_stream},
 };
@@ -71,4 +71,48 @@ async fn a_public_address_of_another_family_than_the_socket_is_refused_at_start(
     config.rtc_public_ips = vec!["2001:db8::7".parse().unwrap()];
     let err = ferrocast::server::Application::build(config).await.err().expect("refused").to_string();
     assert!(err.contains("--rtc-public-ip 2001:db8::7") && err.contains("--rtc-bind 0.0.0.0"), "{err}");
+}
+
+/// The `a=candidate` lines of an SDP answer that are TCP.
+fn tcp_candidates(sdp: &str) -> Vec<&str> {
+    sdp.lines().filter(|l| l.starts_with("a=candidate:") && l.split_whitespace().nth(2) == Some("tcp")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_candidates_are_passive_on_the_udp_ports_number_and_off_turns_them_off() {
+    let app = spawn_app().await;
+    let udp_port = app.rtc_addrs[0].port();
+    let s = streamer(&app, "tcp@example.com", json!({ "label": "t", "streams": ["main"] })).await;
+    let sdp = signal_only_publish(&app, &s.token, "main").await.text().await.unwrap();
+    let tcp = tcp_candidates(&sdp);
+    assert_eq!(tcp.len(), 1, "one TCP candidate beside the UDP one: {sdp}");
+    assert!(tcp[0].contains(" typ host tcptype passive"), "RFC 6544 passive host candidate: {}", tcp[0]);
+    assert_eq!(candidates(tcp[0])[0], SocketAddr::from(([127, 0, 0, 1], udp_port)), "the UDP port's number");
+    // Something listens there.
+    tokio::net::TcpStream::connect(("127.0.0.1", udp_port)).await.expect("the ICE-TCP port accepts");
+    app.stop().await;
+
+    let app = spawn_app_with(|c| c.rtc_tcp_port = Some(TcpPort::Off)).await;
+    let s = streamer(&app, "udp-only@example.com", json!({ "label": "u", "streams": ["main"] })).await;
+    let sdp = signal_only_publish(&app, &s.token, "main").await.text().await.unwrap();
+    assert!(tcp_candidates(&sdp).is_empty(), "off: UDP only: {sdp}");
+    assert!(!candidates(&sdp).is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nat_the_tcp_candidate_names_the_public_address_on_its_own_port() {
+    let tcp_port = free_port();
+    let app = spawn_app_with(|c| {
+        behind_nat(c);
+        c.rtc_tcp_port = Some(TcpPort::Port(tcp_port));
+    })
+    .await;
+    let s = streamer(&app, "tcp-nat@example.com", json!({ "label": "n", "streams": ["main"] })).await;
+    let sdp = signal_only_publish(&app, &s.token, "main").await.text().await.unwrap();
+    let tcp = tcp_candidates(&sdp);
+    assert_eq!(tcp.len(), 1, "{sdp}");
+    assert_eq!(candidates(tcp[0])[0], SocketAddr::from(([203, 0, 113, 7], tcp_port)));
+    tokio::net::TcpStream::connect(("127.0.0.1", tcp_port)).await.expect("bound to --rtc-bind");
+    app.stop().await;
 }

@@ -5,6 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 use str0m::{
     change::SdpOffer,
     media::{MediaKind, Mid},
+    net::TcpType,
     rtp::{Extension, ExtensionMap},
     Candidate, Rtc,
 };
@@ -142,6 +143,14 @@ impl Engine {
                 tracing::error!(%err, %addr, "cannot make a host candidate");
                 SfuError::Unavailable
             })?;
+            rtc.add_local_candidate(candidate);
+        }
+        for addr in &self.io.tcp_announced {
+            let candidate =
+                Candidate::builder().tcp().host(*addr).tcptype(TcpType::Passive).build().map_err(|err| {
+                    tracing::error!(%err, %addr, "cannot make a TCP host candidate");
+                    SfuError::Unavailable
+                })?;
             rtc.add_local_candidate(candidate);
         }
         Ok(rtc)

@@ -5,6 +5,7 @@
 mod commands;
 mod lifecycle;
 mod outbox;
+mod tcp;
 
 use std::{
     cmp::Reverse,
@@ -12,6 +13,7 @@ use std::{
     future::poll_fn,
     io,
     net::{IpAddr, SocketAddr},
+    sync::Arc,
     task::Poll,
     time::{Duration, Instant},
 };
@@ -19,25 +21,26 @@ use std::{
 use str0m::{
     config::DtlsCert,
     media::MediaKind,
-    net::{Protocol, Receive},
+    net::Receive,
     rtp::{ExtensionValues, RtpPacket, RtpWrite},
     Event, IceConnectionState, Input,
 };
 use tokio::{
     net::UdpSocket,
-    sync::{broadcast, mpsc},
+    sync::{broadcast, mpsc, Semaphore},
 };
 
 use outbox::{Io, Socket};
+use tcp::{TcpEvent, TcpLink};
 
 use super::{
     api::{Command, StreamChange},
-    demux::{Demux, Route},
+    demux::{Demux, Remote, Route},
     forward::{map_payload_type, starts_keyframe, OutTrack},
     handle::SfuHandle,
     peer::{Peer, PeerId, Role},
     registry::{Source, Streams},
-    MediaAddresses, SfuConfig,
+    MediaAddresses, SfuConfig, TcpPort,
 };
 
 /// Datagrams handled per wake-up before commands and timers get a turn.
@@ -59,23 +62,60 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, &[][..])).collect(),
         MediaAddresses::Announced { bind, public } => vec![(*bind, public.as_slice())],
     };
-    for (bind, public) in plan {
+    let announce = |bound: SocketAddr, public: &[IpAddr]| -> Vec<SocketAddr> {
+        if public.is_empty() {
+            vec![bound]
+        } else {
+            public.iter().map(|ip| SocketAddr::new(*ip, bound.port())).collect()
+        }
+    };
+    for &(bind, public) in &plan {
         let udp = bind_udp(SocketAddr::new(bind, port))?;
         let bound = udp.local_addr()?;
         port = bound.port();
-        let announced =
-            if public.is_empty() { vec![bound] } else { public.iter().map(|ip| SocketAddr::new(*ip, port)).collect() };
+        let announced = announce(bound, public);
         tracing::info!(bound = %bound, announced = ?announced, "SFU UDP socket");
         sockets.push(Socket { udp, announced });
     }
-    let addrs: Vec<SocketAddr> = sockets.iter().flat_map(|s| s.announced.iter().copied()).collect();
+    let udp_addrs: Vec<SocketAddr> = sockets.iter().flat_map(|s| s.announced.iter().copied()).collect();
+
+    let (tcp_sender, tcp_events) = mpsc::channel(1024);
+    let mut tcp_addrs = Vec::new();
+    let mut tcp_port = match config.tcp_port {
+        TcpPort::Off => None,
+        TcpPort::SameAsUdp => Some(port),
+        TcpPort::Port(port) => Some(port),
+    };
+    // Every connection is a viewer or a publisher at most; the rest are refused at accept.
+    let tcp_limit = Arc::new(Semaphore::new(config.max_viewers + 64));
+    for &(bind, public) in &plan {
+        let Some(want) = tcp_port else { break };
+        let listener = match tcp::bind(SocketAddr::new(bind, want)) {
+            Ok(listener) => listener,
+            // The UDP port was picked at random and its TCP twin is taken: pick another.
+            Err(err) if config.tcp_port == TcpPort::SameAsUdp && config.udp_port == 0 && tcp_addrs.is_empty() => {
+                tracing::debug!(%err, "TCP port {want} taken; picking another");
+                tcp::bind(SocketAddr::new(bind, 0))?
+            }
+            Err(err) => return Err(io::Error::new(err.kind(), format!("ICE-TCP port {bind}:{want}: {err}"))),
+        };
+        let bound = listener.local_addr()?;
+        tcp_port = Some(bound.port());
+        let announced = announce(bound, public);
+        tracing::info!(bound = %bound, announced = ?announced, "SFU ICE-TCP listener");
+        tcp::spawn_acceptor(listener, announced[0], tcp_sender.clone(), tcp_limit.clone());
+        tcp_addrs.extend(announced);
+    }
+    drop(tcp_sender);
+
     let (commands_tx, commands) = mpsc::channel(1024);
     let (changes, _) = broadcast::channel(1024);
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
     let engine = Engine {
         config,
-        io: Io::new(sockets),
+        io: Io::new(sockets, tcp_addrs.clone()),
         commands,
+        tcp_events: (!tcp_addrs.is_empty()).then_some(tcp_events),
         changes: changes.clone(),
         cert,
         peers: HashMap::new(),
@@ -90,9 +130,9 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         last_stats: Instant::now(),
         buffer: vec![0; 2048],
     };
-    tracing::info!(udp = ?addrs, "SFU listening");
+    tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
     tokio::spawn(engine.run());
-    Ok(SfuHandle::new(commands_tx, changes, addrs))
+    Ok(SfuHandle::new(commands_tx, changes, udp_addrs, tcp_addrs))
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -127,6 +167,8 @@ struct Engine {
     config: SfuConfig,
     io: Io,
     commands: mpsc::Receiver<Command>,
+    /// What ICE-TCP connections deliver (`None` without a TCP listener).
+    tcp_events: Option<mpsc::Receiver<TcpEvent>>,
     changes: broadcast::Sender<StreamChange>,
     cert: Option<DtlsCert>,
     peers: HashMap<PeerId, Peer>,
@@ -149,6 +191,7 @@ struct Engine {
 enum Wake {
     Command(Option<Command>),
     Readable(usize),
+    Tcp(Option<TcpEvent>),
     Timer,
     Tick,
 }
@@ -196,6 +239,12 @@ impl Engine {
             let wake = {
                 let io = &self.io;
                 let commands = &mut self.commands;
+                let tcp = async {
+                    match self.tcp_events.as_mut() {
+                        Some(events) => events.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let timer = async {
                     match next_timer {
                         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -205,6 +254,7 @@ impl Engine {
                 tokio::select! {
                     command = commands.recv() => Wake::Command(command),
                     index = io.readable() => Wake::Readable(index),
+                    event = tcp => Wake::Tcp(event),
                     () = timer => Wake::Timer,
                     _ = tick.tick() => Wake::Tick,
                 }
@@ -213,6 +263,8 @@ impl Engine {
                 Wake::Command(None) => break,
                 Wake::Command(Some(command)) => self.on_command(command),
                 Wake::Readable(index) => self.read_datagrams(index),
+                Wake::Tcp(Some(event)) => self.on_tcp_events(event),
+                Wake::Tcp(None) => self.tcp_events = None,
                 Wake::Timer => self.on_timers(),
                 Wake::Tick => self.housekeeping(),
             }
@@ -257,7 +309,9 @@ impl Engine {
                     continue;
                 }
             };
-            self.on_datagram(index, source, &buffer[..len]);
+            // str0m knows a datagram by the candidate it was sent to: behind 1:1 NAT the public one.
+            let local = self.io.sockets[index].announced[0];
+            self.on_datagram(Remote::udp(source), local, &buffer[..len]);
             self.settle_all();
             // This datagram's consequences (a packet's fan-out) leave now, not after the batch.
             self.io.flush();
@@ -265,15 +319,43 @@ impl Engine {
         self.buffer = buffer;
     }
 
-    fn on_datagram(&mut self, index: usize, source: SocketAddr, data: &[u8]) {
+    /// ICE-TCP: a connection opened or closed, or framed datagrams (a batch, like UDP reads).
+    fn on_tcp_events(&mut self, first: TcpEvent) {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(event) = next.take() {
+            match event {
+                TcpEvent::Opened { id, remote, local, out } => {
+                    self.io.tcp.insert(remote, TcpLink { id, local, out });
+                }
+                TcpEvent::Frame { remote, data } => {
+                    if let Some(local) = self.io.tcp.get(&remote).map(|link| link.local) {
+                        self.on_datagram(Remote::tcp(remote), local, &data);
+                        self.settle_all();
+                        self.io.flush();
+                    }
+                }
+                TcpEvent::Closed { id, remote } => {
+                    if self.io.tcp.get(&remote).is_some_and(|link| link.id == id) {
+                        self.io.tcp.remove(&remote);
+                    }
+                }
+            }
+            handled += 1;
+            if handled < READ_BATCH {
+                next = self.tcp_events.as_mut().and_then(|events| events.try_recv().ok());
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, source: Remote, local: SocketAddr, data: &[u8]) {
         let route = self.demux.route(source, data);
         let id = match route {
             Route::Known(id) | Route::Ufrag(id) => id,
             Route::Unknown => return,
         };
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        // str0m knows a datagram by the candidate it was sent to: behind 1:1 NAT the public one.
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.io.sockets[index].announced[0], data) else {
+        let Ok(receive) = Receive::new(source.proto, source.addr, local, data) else {
             return;
         };
         let now = Instant::now();
@@ -284,7 +366,7 @@ impl Engine {
                 return;
             }
             if let Some(previous) = self.demux.bind_addr(source, id) {
-                tracing::debug!(%source, previous, now = id, "address moved to another session");
+                tracing::debug!(source = %source.addr, previous, now = id, "address moved to another session");
             }
             if !peer.addrs.contains(&source) {
                 peer.addrs.push(source);

@@ -5,12 +5,14 @@
 //! SFU's CPU in the fan-out profile (syscall entry, descriptor lookup, per-call socket work). The
 //! queue is flushed after each datagram read and each loop turn, so nothing waits for a batch to
 //! fill. Sends never block: what a full socket buffer refuses is dropped and counted, as a network
-//! would drop it.
+//! would drop it. ICE-TCP datagrams go to their connection's bounded queue instead (`tcp.rs`).
 
-use std::{io, net::SocketAddr};
+use std::{collections::HashMap, io, net::SocketAddr};
 
-use str0m::net::Transmit;
+use str0m::net::{Protocol, Transmit};
 use tokio::net::UdpSocket;
+
+use super::tcp::TcpLink;
 
 /// Datagrams per `sendmmsg` call (the kernel's UIO_MAXIOV is far above; this bounds stack use).
 pub(super) const BATCH: usize = 64;
@@ -26,18 +28,29 @@ pub(super) struct Socket {
 /// The sending side, borrowed separately from the peers.
 pub(super) struct Io {
     pub sockets: Vec<Socket>,
+    /// The ICE-TCP candidate addresses (passive, RFC 6544); empty when TCP is off.
+    pub tcp_announced: Vec<SocketAddr>,
+    /// Open ICE-TCP connections by the client's address.
+    pub tcp: HashMap<SocketAddr, TcpLink>,
     queued: Vec<Transmit>,
-    /// Datagrams dropped because a socket buffer was full (a slow path never waits).
+    /// Datagrams dropped because a socket buffer or a connection's queue was full (a slow path
+    /// never waits).
     pub dropped: u64,
 }
 
 impl Io {
-    pub fn new(sockets: Vec<Socket>) -> Self {
-        Self { sockets, queued: Vec::with_capacity(BATCH), dropped: 0 }
+    pub fn new(sockets: Vec<Socket>, tcp_announced: Vec<SocketAddr>) -> Self {
+        Self { sockets, tcp_announced, tcp: HashMap::new(), queued: Vec::with_capacity(BATCH), dropped: 0 }
     }
 
     /// Queues a datagram; a full batch goes out at once.
     pub fn send(&mut self, transmit: Transmit) {
+        if transmit.proto != Protocol::Udp {
+            let queued =
+                self.tcp.get(&transmit.destination).is_some_and(|link| link.out.try_send(transmit.contents).is_ok());
+            self.dropped += u64::from(!queued);
+            return;
+        }
         self.queued.push(transmit);
         if self.queued.len() >= BATCH {
             self.flush();
