@@ -389,11 +389,18 @@ async function main() {
     if (mixer.screenGain) mixer.screenGain.gain.value = Number($('mx-screen-gain').value);
   }
 
-  function setLive(live) {
-    state.live = live;
+  /** The badge: live, not live, or reconnecting by itself (attempt n) after a network drop. */
+  function setBadge(text, kind) {
     const badge = $('bc-status');
-    badge.textContent = live ? 'Live' : 'Not live';
-    badge.className = `status-badge ${live ? 'live' : 'off'}`;
+    badge.textContent = text;
+    badge.className = `status-badge ${kind}`;
+  }
+
+  function setLive(live) {
+    const resumed = live && state.live;
+    state.live = live;
+    setBadge(live ? 'Live' : 'Not live', live ? 'live' : 'off');
+    if (resumed) return; // back after a reconnection: the timer keeps counting
     $('bc-start').textContent = live ? 'Stop' : 'Start';
     $('bc-start').classList.toggle('danger', live);
     for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-codec', 'bc-stereo', 'bc-stream', 'bc-multi', 'bc-source-id']) {
@@ -422,21 +429,37 @@ async function main() {
     $('bc-start').disabled = true;
     try {
       if (!state.stream) await capture();
-      const response = await fetch(`/api/v1/tokens/${tokenId}/grants`, {
-        method: 'POST', headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ streamName: name, sourceId: sourceId() || null }),
-      });
-      const body = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(body?.error?.message ?? `HTTP ${response.status}`);
+      // Grants live ten minutes: every (re)connection gets a fresh one, the first this one.
+      const mint = async () => {
+        const response = await fetch(`/api/v1/tokens/${tokenId}/grants`, {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ streamName: name, sourceId: sourceId() || null }),
+        });
+        const body = await response.json().catch(() => ({}));
+        if (!response.ok) throw new SignalingError(response.status, body?.error?.message ?? `HTTP ${response.status}`);
+        return body;
+      };
+      const first = await mint();
+      let unused = first.grant;
+      const grant = async () => {
+        const fresh = unused ?? (await mint()).grant;
+        unused = null;
+        return fresh;
+      };
       const s = settings();
       const publisher = new Publisher({
-        url: body.whipUrl, token: body.grant, sourceId: sourceId() || undefined,
+        url: first.whipUrl, token: grant, sourceId: sourceId() || undefined,
         codec: s.codec, maxBitrateKbps: s.bitrate, stereo: s.stereo,
       });
       publisher.addEventListener('state', (event) => {
         if (publisher !== state.publisher) return;
-        if (event.detail.state === 'live') setLive(true);
-        if (event.detail.state === 'failed') { setLive(false); showError(explain(event.detail.error)); }
+        const { state: now, attempt, error } = event.detail;
+        if (now === 'live') { showError(''); setLive(true); }
+        if (now === 'reconnecting') {
+          setBadge(`Reconnecting (${attempt})`, 'reconnecting');
+          showError(`The connection to the server dropped; reconnecting by itself (attempt ${attempt}). Viewers keep their page.`);
+        }
+        if (now === 'failed') { state.publisher = null; setLive(false); showError(explain(error)); }
       });
       state.publisher = publisher;
       await publisher.start(state.stream);

@@ -13,7 +13,13 @@
 //
 // ICE: the offer is sent at once, before gathering, and candidates follow in PATCH requests
 // (`application/trickle-ice-sdpfrag`) as the browser finds them; the server answers with its own
-// candidates in the answer.
+// candidates in the answer. The STUN/TURN servers the server names in its `Link: <…>;
+// rel="ice-server"` headers (RFC 9725 §4.6, with short-lived TURN credentials) are given to the
+// browser before it starts gathering; an `iceServers` option replaces them.
+//
+// A Publisher keeps its broadcast going by itself: when the connection fails (or stays
+// disconnected), it publishes again to the same stream and source with backoff (1, 2, 4, 8 s),
+// emitting `reconnecting`; the server's seamless replacement keeps viewers connected.
 
 /** An HTTP refusal from a WHIP/WHEP endpoint, with its status and the server's reason. */
 export class SignalingError extends Error {
@@ -32,6 +38,9 @@ export class SignalingError extends Error {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long an offer's POST may take (the server answers in well under a second). */
+const POST_TIMEOUT_MS = 8_000;
+
 /** Parses `Link` headers into [{ url, rel, params }] (RFC 8288, enough for WHIP/WHEP). */
 export function parseLinks(header, base) {
   if (!header) return [];
@@ -41,12 +50,32 @@ export function parseLinks(header, base) {
     if (!match) continue;
     const params = {};
     for (const p of match[2].split(';')) {
-      const [k, v] = p.split('=').map((s) => s && s.trim());
-      if (k) params[k.toLowerCase()] = v ? v.replace(/^"|"$/g, '') : '';
+      // Split at the first '=' only: base64 credentials end in '='.
+      const at = p.indexOf('=');
+      const k = (at < 0 ? p : p.slice(0, at)).trim();
+      const v = at < 0 ? '' : p.slice(at + 1).trim();
+      if (k) params[k.toLowerCase()] = v.replace(/^"|"$/g, '');
     }
     links.push({ url: new URL(match[1], base).href, rel: params.rel, params });
   }
   return links;
+}
+
+/** The `RTCIceServer`s of `rel="ice-server"` links (RFC 9725 §4.6). */
+export function iceServersFromLinks(links) {
+  return links.filter((l) => l.rel === 'ice-server').map((l) => ({
+    urls: l.url,
+    ...(l.params.username !== undefined && { username: l.params.username }),
+    ...(l.params.credential !== undefined && { credential: l.params.credential }),
+  }));
+}
+
+/** An `RTCConfiguration` from the module's options (`iceServers`, and `iceTransportPolicy` for tests). */
+function rtcConfiguration(options) {
+  return {
+    iceServers: options.iceServers ?? [],
+    ...(options.iceTransportPolicy && { iceTransportPolicy: options.iceTransportPolicy }),
+  };
 }
 
 /**
@@ -54,10 +83,12 @@ export function parseLinks(header, base) {
  * candidates, DELETE at the end.
  */
 class Session {
-  constructor(pc, endpoint, token) {
+  /** `useLinkedIceServers`: take the ICE servers from the answer's Link headers (no `iceServers` option). */
+  constructor(pc, endpoint, token, useLinkedIceServers) {
     this.pc = pc;
     this.endpoint = endpoint;
     this.token = token;
+    this.useLinkedIceServers = useLinkedIceServers;
     this.location = null;
     this.etag = null;
     this.links = [];
@@ -74,12 +105,19 @@ class Session {
     return headers;
   }
 
-  /** Sends the offer (possibly without candidates) and applies the answer. */
+  /**
+   * Sends the offer (without candidates) and applies the answer. The offer is set as the local
+   * description only after the answer arrived: gathering starts there, and by then the browser
+   * knows the ICE servers the answer's Link headers name.
+   */
   async negotiate(mungeOffer = (sdp) => sdp) {
     const offer = await this.pc.createOffer();
     offer.sdp = mungeOffer(offer.sdp);
-    await this.pc.setLocalDescription(offer);
-    const response = await fetch(this.endpoint, { method: 'POST', headers: this.headers('application/sdp'), body: offer.sdp });
+    // Bounded: a request lost to a dead network is abandoned (and a reconnecting Publisher tries
+    // again with a fresh connection) rather than left to TCP's ever longer retransmissions.
+    const response = await fetch(this.endpoint, {
+      method: 'POST', headers: this.headers('application/sdp'), body: offer.sdp, signal: AbortSignal.timeout(POST_TIMEOUT_MS),
+    });
     if (response.status !== 201) {
       const retry = Number(response.headers.get('retry-after'));
       throw new SignalingError(response.status, (await response.text()).trim(), Number.isFinite(retry) && retry > 0 ? retry : null);
@@ -87,7 +125,13 @@ class Session {
     this.location = new URL(response.headers.get('location'), this.endpoint).href;
     this.etag = response.headers.get('etag');
     this.links = parseLinks(response.headers.get('link'), this.endpoint);
-    await this.pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    const answer = await response.text();
+    if (this.useLinkedIceServers) {
+      const iceServers = iceServersFromLinks(this.links);
+      if (iceServers.length) this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    }
+    await this.pc.setLocalDescription(offer);
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: answer });
     await this.flush();
   }
 
@@ -114,18 +158,72 @@ class Session {
     return this.links.find((l) => l.rel === rel)?.url ?? null;
   }
 
+  /** Closes the connection and ends the session on the server (best effort). */
   async close() {
+    this.pc.close();
+    await this.end();
+  }
+
+  /** DELETE on the session; the server also ends it by itself when ICE stops. */
+  async end() {
     const location = this.location;
     this.location = null;
-    this.pc.close();
-    if (location) {
-      try {
-        await fetch(location, { method: 'DELETE', headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
-      } catch {
-        // The server ends the session by itself when ICE stops.
-      }
+    if (!location) return;
+    try {
+      await fetch(location, { method: 'DELETE', headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
+    } catch {
+      // Unreachable server: its ICE timeout ends the session.
     }
   }
+}
+
+/** Delays before publishing again after a drop, in seconds, by attempt (the last repeats). */
+const RECONNECT_DELAYS = [1, 2, 4, 8];
+/** How long `disconnected` may last before the connection counts as dropped. */
+const DISCONNECTED_GRACE_MS = 3_000;
+/** How long a new connection may take to connect. */
+const CONNECT_TIMEOUT_MS = 15_000;
+
+/** Whether an attempt that failed may be tried again: a network error, a timeout or a server error. */
+function retryable(error) {
+  if (!(error instanceof SignalingError)) return true;
+  return error.status >= 500 || error.status === 408 || error.status === 429;
+}
+
+/**
+ * Resolves when `pc` has dropped: `failed` or `closed`, `disconnected` for longer than
+ * DISCONNECTED_GRACE_MS, or never connected within CONNECT_TIMEOUT_MS; or when `cancel` fires.
+ */
+function dropped(pc, cancel) {
+  return new Promise((resolve) => {
+    let graceTimer = null;
+    const done = () => {
+      clearTimeout(graceTimer);
+      clearTimeout(connectTimer);
+      pc.removeEventListener('connectionstatechange', check);
+      cancel.removeEventListener('abort', done);
+      resolve();
+    };
+    const check = () => {
+      const state = pc.connectionState;
+      if (state === 'failed' || state === 'closed') return done();
+      if (state === 'disconnected') graceTimer ??= setTimeout(done, DISCONNECTED_GRACE_MS);
+      else { clearTimeout(graceTimer); graceTimer = null; }
+      if (state === 'connected') clearTimeout(connectTimer);
+    };
+    const connectTimer = setTimeout(() => pc.connectionState !== 'connected' && done(), CONNECT_TIMEOUT_MS);
+    pc.addEventListener('connectionstatechange', check);
+    cancel.addEventListener('abort', done);
+    check();
+  });
+}
+
+/** Sleeps `ms`, or less when `cancel` fires. */
+function pause(ms, cancel) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    cancel.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+  });
 }
 
 /** Summarises `getStats()` for the kind given (inbound or outbound). */
@@ -168,21 +266,29 @@ function stereoOpus(sdp) {
 }
 
 /**
- * Publishes a `MediaStream` to a WHIP endpoint.
+ * Publishes a `MediaStream` to a WHIP endpoint, and keeps publishing through network trouble.
  *
- * Events: `state` (`detail.state`: `connecting`, `live`, `reconnecting`, `stopped`, `failed`),
- * `error` (`detail.error`: a {@link SignalingError} or another Error).
+ * Events: `state` (`detail.state`: `connecting`, `live`, `reconnecting` (`detail.attempt`),
+ * `stopped`, `failed`), `error` (`detail.error`: a {@link SignalingError} or another Error).
+ *
+ * Reconnection has one owner, {@link Publisher#supervise}: after a drop (ICE `failed`,
+ * `disconnected` for 3 s, no connection within 15 s) it publishes again with backoff 1, 2, 4, 8 s
+ * (a longer `Retry-After` wins), retrying network errors and 5xx; any other refusal (401, 403, …)
+ * stops it with `failed` and the server's reason. The old session is ended once the new one
+ * answered, so the server's replacement takes over at the new one's first keyframe.
  */
 export class Publisher extends EventTarget {
   /**
    * @param {object} options
    * @param {string} options.url WHIP endpoint, e.g. `https://host/whip/main`
-   * @param {string} options.token publish token (`fcp_…`) or a short-lived grant
+   * @param {string|(() => Promise<string>)} options.token publish token (`fcp_…`) or a short-lived
+   *   grant; or a function giving a fresh one, called before every (re)connection
    * @param {string} [options.sourceId] multisource: this feed's source id
    * @param {string} [options.codec] preferred video codec: `H264`, `VP8`, `VP9` or `AV1`
    * @param {number} [options.maxBitrateKbps] video bitrate cap
    * @param {boolean} [options.stereo] stereo Opus
-   * @param {RTCIceServer[]} [options.iceServers]
+   * @param {RTCIceServer[]} [options.iceServers] instead of the server's `Link` headers
+   * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] for tests: `relay` forces TURN
    */
   constructor(options) {
     super();
@@ -190,6 +296,7 @@ export class Publisher extends EventTarget {
     this.state = 'idle';
     this.session = null;
     this.stats = null;
+    this.cancel = null;
   }
 
   /** The endpoint with `?sourceId=` when set. */
@@ -199,17 +306,34 @@ export class Publisher extends EventTarget {
     return url.href;
   }
 
-  /** Starts publishing; resolves once the server answered (the state turns `live` when media flows). */
+  /**
+   * Starts publishing; resolves once the server answered (the state turns `live` when media
+   * flows). A first attempt that fails rejects; drops after that are reconnected.
+   */
   async start(stream) {
-    if (this.session) throw new Error('already publishing');
+    if (this.cancel) throw new Error('already publishing');
     this.stream = stream;
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [] });
-    this.session = new Session(pc, this.endpoint, this.options.token);
-    this.transceivers = {};
+    const cancel = new AbortController();
+    this.cancel = cancel;
+    setState(this, 'connecting');
+    try {
+      this.session = await this.connect();
+    } catch (error) {
+      this.cancel = null;
+      this.fail(error);
+      throw error;
+    }
+    this.supervise(cancel.signal);
+  }
+
+  /** One WHIP session for the current stream: a new connection, negotiated. */
+  async connect() {
+    const pc = new RTCPeerConnection(rtcConfiguration(this.options));
+    const transceivers = {};
     for (const kind of ['audio', 'video']) {
-      const track = stream.getTracks().find((t) => t.kind === kind) ?? null;
-      const transceiver = pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
-      this.transceivers[kind] = transceiver;
+      const track = this.stream.getTracks().find((t) => t.kind === kind) ?? null;
+      const transceiver = pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [this.stream] });
+      transceivers[kind] = transceiver;
       if (kind === 'video' && this.options.codec && RTCRtpSender.getCapabilities) {
         const wanted = `video/${this.options.codec}`.toLowerCase();
         const codecs = RTCRtpSender.getCapabilities('video').codecs;
@@ -218,25 +342,60 @@ export class Publisher extends EventTarget {
       }
     }
     pc.addEventListener('connectionstatechange', () => {
-      if (pc !== this.session?.pc) return;
-      if (pc.connectionState === 'connected') setState(this, 'live');
-      if (pc.connectionState === 'failed') this.fail(new Error('the connection to the server failed'));
+      if (pc === this.session?.pc && pc.connectionState === 'connected') setState(this, 'live');
     });
-    setState(this, 'connecting');
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    const session = new Session(pc, this.endpoint, token, !this.options.iceServers);
     try {
-      await this.session.negotiate((sdp) => (this.options.stereo ? stereoOpus(sdp) : sdp));
+      await session.negotiate((sdp) => (this.options.stereo ? stereoOpus(sdp) : sdp));
     } catch (error) {
-      this.session.pc.close();
-      this.session = null;
-      this.fail(error);
+      pc.close();
       throw error;
     }
-    if (this.options.maxBitrateKbps) await this.setMaxBitrate(this.options.maxBitrateKbps);
+    this.transceivers = transceivers;
+    this.stats = null;
+    if (this.options.maxBitrateKbps) await this.setMaxBitrate(this.options.maxBitrateKbps, transceivers);
+    return session;
+  }
+
+  /** Watches the session and replaces it whenever it drops, until `stop()` or a refusal. */
+  async supervise(cancel) {
+    while (!cancel.aborted) {
+      const old = this.session;
+      await dropped(old.pc, cancel);
+      if (cancel.aborted) return;
+      old.pc.close();
+      for (let attempt = 1; ; attempt++) {
+        setState(this, 'reconnecting', { attempt });
+        const backoff = RECONNECT_DELAYS[Math.min(attempt, RECONNECT_DELAYS.length) - 1];
+        await pause(Math.max(backoff, this.retryAfter ?? 0) * 1000, cancel);
+        this.retryAfter = null;
+        if (cancel.aborted) return;
+        try {
+          const session = await this.connect();
+          if (cancel.aborted) { session.close(); return; }
+          this.session = session;
+          break;
+        } catch (error) {
+          if (cancel.aborted) return;
+          if (!retryable(error)) {
+            this.cancel = null;
+            this.session = null;
+            this.fail(error);
+            return;
+          }
+          this.retryAfter = error.retryAfter;
+          this.dispatchEvent(new CustomEvent('error', { detail: { error, attempt } }));
+        }
+      }
+      old.end();
+    }
   }
 
   /** Caps the video bitrate (works while live). */
-  async setMaxBitrate(kbps) {
-    const sender = this.transceivers?.video?.sender;
+  async setMaxBitrate(kbps, transceivers = this.transceivers) {
+    this.options.maxBitrateKbps = kbps;
+    const sender = transceivers?.video?.sender;
     if (!sender) return;
     const params = sender.getParameters();
     params.encodings = params.encodings?.length ? params.encodings : [{}];
@@ -255,15 +414,17 @@ export class Publisher extends EventTarget {
     }
   }
 
-  /** `{ bitrateKbps, fps, width, height, rttMs, packetsLost }` of what is being sent. */
+  /** `{ bitrateKbps, fps, width, height, rttMs, packetsLost }` of what is being sent (null while reconnecting). */
   async getStats() {
-    if (!this.session) return null;
+    if (!this.session || this.session.pc.connectionState === 'closed') return null;
     this.stats = await summarize(this.session.pc, this.stats, 'outbound');
     return this.stats;
   }
 
-  /** Ends the feed (DELETE on the session). */
+  /** Ends the feed (DELETE on the session) and any reconnection. */
   async stop() {
+    this.cancel?.abort();
+    this.cancel = null;
     const session = this.session;
     this.session = null;
     if (session) await session.close();
@@ -291,7 +452,8 @@ export class Player extends EventTarget {
    * @param {number} [options.pairs] audio/video pairs to ask for (multi-view), default 1
    * @param {string} [options.sourceId] the source for pair 0 (default: main)
    * @param {boolean} [options.reconnect] default true
-   * @param {RTCIceServer[]} [options.iceServers]
+   * @param {RTCIceServer[]} [options.iceServers] instead of the server's `Link` headers
+   * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] for tests: `relay` forces TURN
    */
   constructor(options) {
     super();
@@ -336,7 +498,7 @@ export class Player extends EventTarget {
 
   async connect() {
     setState(this, 'connecting');
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers ?? [] });
+    const pc = new RTCPeerConnection(rtcConfiguration(this.options));
     this.streams = [];
     for (let i = 0; i < this.options.pairs; i++) {
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -353,7 +515,7 @@ export class Player extends EventTarget {
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'connected' && pc === this.session?.pc) setState(this, 'playing');
     });
-    this.session = new Session(pc, this.endpoint, null);
+    this.session = new Session(pc, this.endpoint, null, !this.options.iceServers);
     try {
       await this.session.negotiate();
     } catch (error) {

@@ -41,6 +41,7 @@ if (options.poster) {
 }
 
 let player = null;
+let live = false; // the feed says the watched source is live
 let chosen = options.source; // the source the viewer watches (null = main)
 let sources = []; // [{ sourceId, active, tracks }]
 let videos = [];
@@ -146,7 +147,7 @@ async function connect() {
   });
   player.addEventListener('state', (event) => {
     const state = event.detail.state;
-    if (state === 'playing') setView('playing');
+    if (state === 'playing' && live) setView('playing');
     else if (state === 'waiting' || state === 'reconnecting') setView('offline');
     renderSourceBar();
   });
@@ -158,22 +159,17 @@ async function connect() {
   renderPicker();
 }
 
-async function disconnect() {
-  const p = player;
-  player = null;
-  await p?.stop();
-  stage.replaceChildren();
-  videos = [];
-  setView('offline');
-}
-
-// The public feed of the stream: live or not, which sources.
+// The public feed of the stream: live or not, which sources. It starts the player and shows NOT
+// LIVE; it never stops the player: reconnecting is the Player's alone. While the broadcaster is
+// away (a network blip, a replaced source) the server keeps this viewer's session, and the
+// picture comes back on it, without a new connection.
 const feed = new EventSource(`/api/v1/streams/${account}/${streamName}/events`);
 feed.addEventListener('stream', (event) => {
   const state = JSON.parse(event.data);
   sources = state.sources ?? [];
-  if (state.live && wanted()) connect();
-  else if (!state.live && player) disconnect();
+  live = state.live && wanted();
+  if (live && !player) connect();
+  else if (player) setView(live && player.state === 'playing' ? 'playing' : 'offline');
   renderPicker();
   renderSourceBar();
 });

@@ -1,10 +1,12 @@
-// Reaching every network: a browser whose network drops UDP publishes and watches over ICE-TCP.
-// Each test firewalls its own server's media port with nftables inside the test namespace.
+// Reaching every network: a browser whose network drops UDP publishes and watches over ICE-TCP,
+// and a broadcast whose network drops for 5 s carries on by itself. Each test firewalls only what
+// it made (its server's media port, its own veth) with nftables inside the test namespace.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  blockPort, expectPlaying, freeMediaPort, launchBrowser, selectedPair, signUpWithToken, startServer,
+  blockInterface, blockPort, expectPlaying, freeMediaPort, launchBrowser, launchBrowserBehindVeth, selectedPair,
+  signUpWithToken, startCoturn, startServer, waitFor,
 } from './support.mjs';
 
 let browser;
@@ -63,5 +65,104 @@ test('with UDP to the media port dropped, Chromium publishes and watches over IC
     await publisherPage.close();
     await viewerPage.close();
     await server.stop();
+  }
+});
+
+test('a broadcast whose network drops for 5 s resumes by itself and the viewer’s picture comes back on the same session', async () => {
+  const httpPort = await freeMediaPort();
+  const mediaPort = await freeMediaPort();
+  // The broadcaster runs in a namespace of its own (veth), so its network can be cut alone.
+  const studio = await launchBrowserBehindVeth({
+    args: (host) => [`--unsafely-treat-insecure-origin-as-secure=http://${host}:${httpPort}`],
+  });
+  const server = await startServer(['--rtc-ip', studio.hostAddress, '--rtc-udp-port', String(mediaPort)], {
+    listen: `${studio.hostAddress}:${httpPort}`,
+  });
+  const page = await studio.context.newPage();
+  const viewer = await browser.context.newPage();
+  let cut = null;
+  try {
+    await page.goto(server.url + '/login');
+    const { account, tokenId } = await signUpWithToken(page, 'blip@example.com', { label: 'Blip', streams: ['main'] });
+    await page.goto(`${server.url}/tokens/${tokenId}/broadcast`);
+    await page.waitForSelector('#broadcaster[data-ready="true"]', { timeout: 15_000 });
+    await page.locator('#bc-start').click();
+    await page.locator('#bc-status.live').waitFor({ timeout: 15_000 });
+    await viewer.goto(`${server.url}/watch/${account}/main?muted=1`);
+    await expectPlaying(viewer);
+
+    const inbound = () => viewer.evaluate(async () => {
+      const player = window.ferrocastViewer.player;
+      const stats = await player.session.pc.getStats();
+      let video = null;
+      stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') video = s; });
+      return { session: player.session.location, frames: video?.framesDecoded ?? 0, lost: video?.packetsLost ?? 0, received: video?.packetsReceived ?? 0 };
+    });
+    const before = await inbound();
+
+    cut = await blockInterface(studio.iface);
+    await page.locator('#bc-status.reconnecting').waitFor({ timeout: 15_000 });
+    assert.match(await page.locator('#bc-status').textContent(), /^Reconnecting \(\d+\)$/);
+    await new Promise((r) => setTimeout(r, 5_000));
+    const duringOutage = await inbound();
+    await cut.restore();
+    cut = null;
+    const restoredAt = performance.now();
+
+    // Moving video again: frames decoded advance on the viewer's original session.
+    const resumed = await waitFor('frames decoding after the network returned', async () => {
+      const now = await inbound();
+      return now.frames > duringOutage.frames + 5 && now;
+    }, 20_000);
+    const toMovingVideo = performance.now() - restoredAt;
+    console.log(`# viewer: moving video ${Math.round(toMovingVideo)} ms after the broadcaster's network returned`);
+    await page.locator('#bc-status.live').waitFor({ timeout: 15_000 });
+    assert.ok(toMovingVideo < 5_000, `moving video within 5 s of the network returning (${Math.round(toMovingVideo)} ms)`);
+    assert.equal(resumed.session, before.session, 'the viewer kept its WHEP session (no reload, no new connection)');
+    // Continuous sequence numbers: a jump would count as thousands of lost packets.
+    assert.ok(resumed.lost - before.lost < 100, `RTP sequence numbers continue: ${JSON.stringify({ before, resumed })}`);
+    assert.equal(await viewer.locator('#player').getAttribute('data-state'), 'playing');
+  } finally {
+    await cut?.restore();
+    await page.close();
+    await viewer.close();
+    await studio.close();
+    await server.stop();
+  }
+});
+
+test('forced to relay, a publisher and a viewer go through coturn with credentials from --turn-secret', async () => {
+  const secret = 'e2e-turn-secret';
+  const coturn = await startCoturn(secret);
+  const server = await startServer(['--ice-server', `turn:127.0.0.1:${coturn.port}?transport=udp`, '--turn-secret', secret]);
+  const publisherPage = await browser.context.newPage();
+  const viewerPage = await browser.context.newPage();
+  try {
+    await publisherPage.goto(server.url + '/login');
+    const { account, secret: token } = await signUpWithToken(publisherPage, 'turn@example.com', { label: 'turn', streams: ['relay'] });
+    await publishCanvas(publisherPage, { token, url: '/whip/relay', options: { iceTransportPolicy: 'relay' } });
+    await publisherPage.waitForFunction(() => window.publisher.state === 'live', null, { timeout: 20_000 });
+    await viewerPage.goto(server.url + '/login');
+    await viewerPage.evaluate(async (url) => {
+      const { Player } = await import('/ferrocast.js');
+      const video = document.createElement('video');
+      video.muted = true;
+      document.body.append(video);
+      window.player = new Player({ url, video, iceTransportPolicy: 'relay' });
+      window.player.play();
+    }, `/whep/${account}/relay`);
+    await waitFor('relayed frames', () => viewerPage.evaluate(async () => (await window.player.getStats())?.framesDecoded > 10), 20_000);
+    for (const [who, page, pc] of [['publisher', publisherPage, 'window.publisher.session.pc'], ['viewer', viewerPage, 'window.player.session.pc']]) {
+      const pair = await selectedPair(page, pc);
+      assert.equal(pair?.localType, 'relay', `${who} goes through TURN: ${JSON.stringify(pair)}`);
+      const configured = await page.evaluate((expression) => new Function(`return (${expression});`)().getConfiguration().iceServers, pc);
+      assert.equal(configured.length, 1, `${who} took the ICE server from the Link header: ${JSON.stringify(configured)}`);
+      assert.match(configured[0].username, /^\d+:/, 'a time-limited TURN REST username (expiry:tag)');
+    }
+  } finally {
+    await publisherPage.close();
+    await viewerPage.close();
+    await server.stop();
+    await coturn.stop();
   }
 });

@@ -246,3 +246,99 @@ export function selectedPair(page, pcExpression) {
     return { protocol: local.protocol, localType: local.candidateType, remoteType: remote.candidateType, relayProtocol: local.relayProtocol ?? null, remotePort: remote.port };
   }, pcExpression);
 }
+
+/**
+ * Launches Chromium in a network namespace of its own, joined to this one by a veth pair: this
+ * side is `hostAddress` (10.77.N.1, where a server can listen), Chromium's side 10.77.N.2. A test
+ * can then cut that one browser off (see blockInterface) while pages in this namespace carry on.
+ * Resolves to { context, hostAddress, iface, close() }. Extra Chromium flags in `args(hostAddress)`.
+ */
+export async function launchBrowserBehindVeth({ args = () => [] } = {}) {
+  const n = 1 + Math.floor(Math.random() * 250);
+  const hostAddress = `10.77.${n}.1`;
+  const iface = `fcv${n}a`;
+  const peerIface = `fcv${n}b`;
+  const dir = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-netns-'));
+  const pidFile = join(dir, 'pid');
+  const wrapper = join(dir, 'chromium');
+  // The wrapper makes the namespace, says its pid, waits for its end of the veth, then becomes Chromium.
+  writeFileSync(wrapper, `#!/bin/sh
+exec unshare -n -- sh -c '
+  echo $$ > "${pidFile}"
+  i=0
+  until ip link show ${peerIface} >/dev/null 2>&1; do i=$((i + 1)); [ $i -gt 400 ] && exit 1; sleep 0.05; done
+  ip link set lo up
+  ip addr add 10.77.${n}.2/24 dev ${peerIface}
+  ip link set ${peerIface} up
+  exec /usr/bin/chromium "$@"' chromium "$@"
+`, { mode: 0o755 });
+  const profile = join(dir, 'profile');
+  const joinNamespace = (async () => {
+    const pid = await waitFor('the browser namespace', async () => {
+      try { return (await import('node:fs')).readFileSync(pidFile, 'utf8').trim(); } catch { return null; }
+    });
+    await run('ip', ['link', 'add', iface, 'type', 'veth', 'peer', 'name', peerIface, 'netns', pid]);
+    await run('ip', ['addr', 'add', `${hostAddress}/24`, 'dev', iface]);
+    await run('ip', ['link', 'set', iface, 'up']);
+  })();
+  const [context] = await Promise.all([
+    chromium.launchPersistentContext(profile, {
+      executablePath: wrapper, headless: true, args: [...CHROMIUM_ARGS, ...args(hostAddress)],
+    }),
+    joinNamespace,
+  ]);
+  return {
+    context, hostAddress, iface,
+    async close() {
+      await context.close();
+      await run('ip', ['link', 'del', iface]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Drops everything that crosses network interface `iface` (both ways) until restore(). */
+export async function blockInterface(iface) {
+  const table = `ferrocast_cut_${iface}`;
+  await nft([
+    `add table inet ${table}`,
+    `add chain inet ${table} in { type filter hook input priority 0; policy accept; }`,
+    `add chain inet ${table} out { type filter hook output priority 0; policy accept; }`,
+    `add rule inet ${table} in iifname "${iface}" drop`,
+    `add rule inet ${table} out oifname "${iface}" drop`,
+  ].join('\n'));
+  return { restore: () => nft(`delete table inet ${table}`) };
+}
+
+/**
+ * Debian's coturn on 127.0.0.1 with `use-auth-secret` (the TURN REST scheme: credentials made
+ * from `secret`, as `--turn-secret` makes them), relaying on loopback. Resolves to { port, stop() }.
+ */
+export async function startCoturn(secret) {
+  const port = await freeMediaPort();
+  const dir = mkdtempSync(join(tmpdir(), 'ferrocast-e2e-coturn-'));
+  const child = spawn('/usr/bin/turnserver', [
+    '-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', '--allow-loopback-peers',
+    `--listening-port=${port}`, `--min-port=${port + 1}`, `--max-port=${port + 60}`,
+    '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=ferrocast.test',
+    '--no-tls', '--no-dtls', '--no-cli', '--no-software-attribute', '--simple-log',
+    `--pidfile=${join(dir, 'turnserver.pid')}`, `--userdb=${join(dir, 'turndb')}`, `--log-file=${join(dir, 'turn.log')}`,
+  ], { stdio: 'ignore' });
+  const { createConnection } = await import('node:net');
+  // Listening once its TCP port accepts (it opens UDP and TCP together).
+  await waitFor('coturn to listen', () => new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => { socket.destroy(); resolve(true); });
+    socket.on('error', () => resolve(false));
+  }), 10_000);
+  return {
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
