@@ -3,6 +3,7 @@
 // short-lived grant from POST /api/v1/tokens/{id}/grants (the token's secret stays on the server).
 
 import { Publisher, SignalingError } from './ferrocast.js';
+import { mountConnectionTest } from './self-check.js';
 
 const root = document.getElementById('broadcaster');
 
@@ -226,6 +227,7 @@ async function main() {
         <button type="button" id="bc-start" class="button primary">Start</button>
       </div>
       <div id="bc-error" class="alert error" role="alert" hidden></div>
+      <div id="bc-connection"></div>
     </section>
       <section class="card" id="bc-share">
         <h2>Share</h2>
@@ -546,6 +548,8 @@ async function main() {
   }
   addEventListener('pagehide', () => { state.publisher?.stop(); });
 
+  // Before going live: does media get through from here?
+  mountConnectionTest($('bc-connection'));
   setLive(false);
   await recapture();
   root.dataset.ready = 'true';

@@ -166,3 +166,44 @@ test('forced to relay, a publisher and a viewer go through coturn with credentia
     await coturn.stop();
   }
 });
+
+test('the self-check panel shows what the server announces, and the connection test tells UDP from TCP', async () => {
+  const port = await freeMediaPort();
+  const server = await startServer(['--rtc-udp-port', String(port)]);
+  const page = await browser.context.newPage();
+  let block = null;
+  try {
+    await page.goto(server.url + '/login');
+    await signUpWithToken(page, 'check@example.com', { label: 'check', streams: ['main'] });
+    await page.goto(server.url + '/live');
+    await page.waitForSelector('#self-check[data-ready="true"]', { timeout: 15_000 });
+    const fact = (name) => page.locator(`#self-check [data-fact="${name}"]`).textContent();
+    assert.equal(await fact('udp'), `127.0.0.1:${port}`);
+    assert.equal(await fact('tcp'), `127.0.0.1:${port}`);
+    assert.equal(await fact('https'), 'no');
+    assert.match(await page.locator('#self-check [data-role="warning"]').first().textContent(), /announced on 127\.0\.0\.1:\d+ only/);
+
+    const runTest = async () => {
+      const before = await page.locator('#self-check [data-role="verdict"]').textContent();
+      await page.locator('#self-check [data-role="test-connection"]').click();
+      return waitFor('the connection test', async () => {
+        const text = await page.locator('#self-check [data-role="verdict"]').textContent();
+        return text !== before && text !== 'Testing…' && text;
+      }, 20_000);
+    };
+    const ok = (transport) => page.locator(`#self-check [data-transport="${transport}"]`).getAttribute('data-ok');
+
+    assert.match(await runTest(), /^UDP and TCP both work/);
+    assert.equal(await ok('udp'), 'true');
+    assert.equal(await ok('tcp'), 'true');
+
+    block = await blockPort(port, ['udp']);
+    assert.match(await runTest(), /^UDP blocked, TCP works/);
+    assert.equal(await ok('udp'), 'false');
+    assert.equal(await ok('tcp'), 'true');
+  } finally {
+    await block?.restore();
+    await page.close();
+    await server.stop();
+  }
+});

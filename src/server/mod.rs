@@ -68,6 +68,15 @@ pub struct Settings {
     pub ice_servers: Vec<IceServer>,
     /// Makes time-limited credentials for TURN entries (`--turn-secret`).
     pub turn: Option<turn::TurnSecret>,
+    /// The certificate `--listen` serves and where it comes from, with HTTPS in the binary.
+    pub certificates: Option<(Arc<transport::certs::CertStore>, CertificateSource)>,
+}
+
+/// Where the served certificate comes from (for the self-check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateSource {
+    Files,
+    Acme,
 }
 
 impl Settings {
@@ -270,6 +279,13 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         proxies: client::TrustedProxies::new(config.trusted_proxies.clone()),
         ice_servers: config.ice_servers.clone(),
         turn: config.turn_secret.as_deref().map(|secret| turn::TurnSecret::new(secret, config.turn_ttl)),
+        certificates: https.map(|h| {
+            let source = match h.source {
+                transport::CertSource::Files { .. } => CertificateSource::Files,
+                transport::CertSource::Acme(_) => CertificateSource::Acme,
+            };
+            (h.store.clone(), source)
+        }),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
     }
 }

@@ -46,6 +46,26 @@ pub struct ViewRequest {
     pub offer: String,
 }
 
+/// A connectivity probe (`/api/v1/self-check/probe`): a session that only proves ICE and DTLS
+/// get through, over the transport asked for.
+#[derive(Debug)]
+pub struct ProbeRequest {
+    pub transport: ProbeTransport,
+    pub offer: String,
+}
+
+/// The stream name a probe's session URL carries (no stream has an empty account).
+pub const PROBE_STREAM: &str = "probe";
+
+/// Which of the SFU's candidates a probe's answer offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeTransport {
+    Udp,
+    Tcp,
+    /// Every candidate (a TURN relay picks what reaches it).
+    Any,
+}
+
 /// What a successful POST answers.
 #[derive(Debug)]
 pub struct SessionCreated {
@@ -59,6 +79,7 @@ pub struct SessionCreated {
 pub enum SessionKind {
     Publisher,
     Viewer,
+    Probe,
 }
 
 /// A STUN or TURN server handed to clients.
@@ -100,6 +121,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 pub(crate) enum Command {
     Publish(PublishRequest, Reply<SessionCreated>),
     View(ViewRequest, Reply<SessionCreated>),
+    Probe(ProbeRequest, Reply<SessionCreated>),
     Trickle { session: SessionRef, if_match: Option<String>, fragment: String, reply: Reply<()> },
     End { session: SessionRef, reply: Reply<()> },
     Select { session: SessionRef, pair: usize, source: Option<String>, reply: Reply<()> },

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::{
-    Command, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo, StreamKey,
+    Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo, StreamKey,
     ViewRequest,
 };
 
@@ -57,6 +57,11 @@ impl SfuHandle {
 
     pub async fn view(&self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
         self.ask(|reply| Command::View(request, reply)).await?
+    }
+
+    /// A connectivity probe session (see [`ProbeRequest`]).
+    pub async fn probe(&self, request: ProbeRequest) -> Result<SessionCreated, SfuError> {
+        self.ask(|reply| Command::Probe(request, reply)).await?
     }
 
     /// Adds trickled candidates (`application/trickle-ice-sdpfrag`) to a session.

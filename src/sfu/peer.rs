@@ -50,6 +50,8 @@ pub struct Peer {
 pub enum Role {
     Publisher(Publisher),
     Viewer(Viewer),
+    /// A connectivity check: ICE and DTLS, no media, no stream; ends after a short while.
+    Probe,
 }
 
 pub struct Publisher {
@@ -111,27 +113,28 @@ impl Peer {
         match self.role {
             Role::Publisher(_) => SessionKind::Publisher,
             Role::Viewer(_) => SessionKind::Viewer,
+            Role::Probe => SessionKind::Probe,
         }
     }
 
     pub fn publisher(&self) -> Option<&Publisher> {
         match &self.role {
             Role::Publisher(p) => Some(p),
-            Role::Viewer(_) => None,
+            Role::Viewer(_) | Role::Probe => None,
         }
     }
 
     pub fn publisher_mut(&mut self) -> Option<&mut Publisher> {
         match &mut self.role {
             Role::Publisher(p) => Some(p),
-            Role::Viewer(_) => None,
+            Role::Viewer(_) | Role::Probe => None,
         }
     }
 
     pub fn viewer_mut(&mut self) -> Option<&mut Viewer> {
         match &mut self.role {
             Role::Viewer(v) => Some(v),
-            Role::Publisher(_) => None,
+            Role::Publisher(_) | Role::Probe => None,
         }
     }
 

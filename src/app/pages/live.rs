@@ -1,4 +1,5 @@
-//! `/live`: the account's streams that are on air, refreshed every two seconds.
+//! `/live`: the account's streams that are on air, refreshed every two seconds, and the
+//! connectivity self-check panel (`public/self-check.js` fills it once the page is hydrated).
 
 use std::time::Duration;
 
@@ -67,6 +68,10 @@ pub fn LivePage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <section id="self-check" class="card self-check" aria-label="Connectivity self-check">
+            <p class="page-loading">"Loading the connectivity self-check…"</p>
+        </section>
+        <script type="module" src="/self-check.js"></script>
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod json;
+mod self_check;
 mod streams;
 mod tokens;
 
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{id}/grants", post(tokens::grant))
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
+        .route("/self-check", get(self_check::self_check))
         .route("/streams", get(streams::list))
         .route("/streams/{account}/{stream}", get(streams::public))
         .route("/streams/{account}/{stream}/events", get(streams::public_events))

@@ -4,6 +4,7 @@
 
 mod error;
 mod events;
+mod probe;
 mod whep;
 mod whip;
 
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/whip/{stream}", endpoint(whip::publish))
         .route("/whip/{stream}/{session}", session_routes(whip::patch, whip::delete))
         .route("/whep/{account}/{stream}", endpoint(whep::view))
+        .route("/self-check/probe", axum::routing::post(probe::create).fallback(not_allowed("POST")))
+        .route("/self-check/probe/{session}", axum::routing::delete(probe::delete).fallback(not_allowed("DELETE")))
         .route("/whep/{account}/{stream}/{session}", session_routes(whep::patch, whep::delete))
         .route(
             "/whep/{account}/{stream}/{session}/events",

@@ -10,7 +10,7 @@ use str0m::{
     Candidate, Rtc,
 };
 
-use super::{settle, Engine};
+use super::{settle, Engine, MAX_PROBES};
 
 /// Video packets each viewer keeps for NACK retransmission: ~1.1 s at 2.5 Mbit/s, longer than any
 /// retransmission a live player can still use. str0m's default (1,000 packets, up to 3 s) keeps
@@ -29,7 +29,7 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 ];
 use crate::sfu::{
     api::{
-        Command, PairInfo, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, SourceInfo, StreamInfo,
+        Command, PairInfo, ProbeRequest, ProbeTransport, PublishRequest, PROBE_STREAM, SessionCreated, SessionInfo, SessionRef, SfuError, SourceInfo, StreamInfo,
         StreamKey, TrackInfo, ViewRequest,
     },
     forward::{codec_name, OutTrack},
@@ -46,6 +46,9 @@ impl Engine {
             }
             Command::View(request, reply) => {
                 let _ = reply.send(self.view(request));
+            }
+            Command::Probe(request, reply) => {
+                let _ = reply.send(self.probe(request));
             }
             Command::Trickle { session, if_match, fragment, reply } => {
                 let _ = reply.send(self.trickle(&session, if_match.as_deref(), &fragment));
@@ -98,7 +101,7 @@ impl Engine {
                                 audio: p.audio.is_some(),
                             })
                             .collect(),
-                        Role::Publisher(_) => Vec::new(),
+                        Role::Publisher(_) | Role::Probe => Vec::new(),
                     };
                     SessionInfo { stream: peer.stream.clone(), pairs }
                 });
@@ -112,10 +115,10 @@ impl Engine {
     /// viewers do not: the SFU does no send-side estimation yet, and for each viewer str0m would
     /// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
     /// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
-    pub(super) fn new_rtc(&self, role: &Role) -> Result<Rtc, SfuError> {
+    pub(super) fn new_rtc(&self, role: &Role, transport: ProbeTransport) -> Result<Rtc, SfuError> {
         let extensions = match role {
             Role::Publisher(_) => ExtensionMap::standard(),
-            Role::Viewer(_) => {
+            Role::Viewer(_) | Role::Probe => {
                 let mut viewer = ExtensionMap::empty();
                 for (id, extension) in VIEWER_EXTENSIONS {
                     viewer.set(id, extension);
@@ -138,14 +141,16 @@ impl Engine {
             config = config.set_dtls_cert(cert.clone());
         }
         let mut rtc = config.build(Instant::now());
-        for addr in self.io.sockets.iter().flat_map(|s| &s.announced) {
+        let udp = transport != ProbeTransport::Tcp;
+        let tcp = transport != ProbeTransport::Udp;
+        for addr in self.io.sockets.iter().flat_map(|s| &s.announced).filter(|_| udp) {
             let candidate = Candidate::host(*addr, "udp").map_err(|err| {
                 tracing::error!(%err, %addr, "cannot make a host candidate");
                 SfuError::Unavailable
             })?;
             rtc.add_local_candidate(candidate);
         }
-        for addr in &self.io.tcp_announced {
+        for addr in self.io.tcp_announced.iter().filter(|_| tcp) {
             let candidate =
                 Candidate::builder().tcp().host(*addr).tcptype(TcpType::Passive).build().map_err(|err| {
                     tracing::error!(%err, %addr, "cannot make a TCP host candidate");
@@ -163,9 +168,20 @@ impl Engine {
         stream: StreamKey,
         role: Role,
     ) -> Result<(PeerId, SessionCreated), SfuError> {
+        self.accept_over(sdp, stream, role, ProbeTransport::Any)
+    }
+
+    /// [`Self::accept`], offering only the candidates of `transport`.
+    fn accept_over(
+        &mut self,
+        sdp: &str,
+        stream: StreamKey,
+        role: Role,
+        transport: ProbeTransport,
+    ) -> Result<(PeerId, SessionCreated), SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp)
             .map_err(|err| SfuError::BadOffer(format!("the SDP offer does not parse: {err}")))?;
-        let mut rtc = self.new_rtc(&role)?;
+        let mut rtc = self.new_rtc(&role, transport)?;
         let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
         {
             Ok(Ok(answer)) => offer::follow_offer_order(&answer.to_sdp_string(), sdp),
@@ -234,6 +250,21 @@ impl Engine {
         }
         tracing::info!(stream = %request.stream, source = ?name, replacing, "publisher joined");
         self.notify(&request.stream);
+        Ok(created)
+    }
+
+    /// A connectivity probe: answered with the candidates of one transport, dropped after
+    /// PROBE_LIFETIME. It joins no stream.
+    pub(super) fn probe(&mut self, request: ProbeRequest) -> Result<SessionCreated, SfuError> {
+        offer::inspect(&request.offer, Intent::View)?;
+        if request.transport == ProbeTransport::Tcp && self.io.tcp_announced.is_empty() {
+            return Err(SfuError::NotFound("ICE-TCP is off on this server (--rtc-tcp-port off)".into()));
+        }
+        let probes = self.peers.values().filter(|p| matches!(p.role, Role::Probe)).count();
+        if probes >= MAX_PROBES {
+            return Err(SfuError::LimitReached("too many connection tests at once; try again in a minute".into()));
+        }
+        let (_, created) = self.accept_over(&request.offer, StreamKey::new("", PROBE_STREAM), Role::Probe, request.transport)?;
         Ok(created)
     }
 

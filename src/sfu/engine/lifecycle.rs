@@ -7,7 +7,7 @@ use str0m::{
     Rtc,
 };
 
-use super::{settle, Engine, PROMOTE_AFTER};
+use super::{settle, Engine, PROBE_LIFETIME, PROMOTE_AFTER};
 use crate::sfu::{
     api::{StreamChange, StreamKey},
     forward::OutTrack,
@@ -20,7 +20,7 @@ impl Engine {
         peer.connected = true;
         let key = peer.stream.clone();
         let shown: Vec<SourceName> = match &peer.role {
-            Role::Publisher(_) => Vec::new(),
+            Role::Publisher(_) | Role::Probe => Vec::new(),
             Role::Viewer(viewer) => viewer.pairs.iter().filter_map(|p| p.bound.clone()).collect(),
         };
         match peer.publisher().map(|p| p.source.clone()) {
@@ -150,9 +150,11 @@ impl Engine {
             self.request_keyframe_from(id);
         }
 
-        // Peers that never connected, and viewers of a stream gone for good.
+        // Peers that never connected, probes past their time, and viewers of a stream gone for good.
         for peer in self.peers.values() {
-            if !peer.connected && now.duration_since(peer.created) > self.config.connect_timeout {
+            let age = now.duration_since(peer.created);
+            let expired = matches!(peer.role, Role::Probe) && age > PROBE_LIFETIME;
+            if expired || !peer.connected && age > self.config.connect_timeout {
                 self.doomed.push(peer.id);
             }
         }
@@ -211,7 +213,12 @@ impl Engine {
                     tracing::info!(stream = %key, source = ?publisher.source, "publisher left");
                 }
                 Role::Viewer(_) => stream.forget_viewer(id),
+                Role::Probe => {}
             }
+        }
+        if matches!(peer.role, Role::Probe) {
+            peer.rtc.disconnect();
+            return;
         }
         if let Some(name) = reattach {
             self.attach_waiting_viewers(&key, &name);

@@ -49,6 +49,10 @@ const READ_BATCH: usize = 64;
 const TICK: Duration = Duration::from_millis(100);
 /// A replacement that has not sent a keyframe by then takes over anyway.
 const PROMOTE_AFTER: Duration = Duration::from_secs(3);
+/// How long a connectivity probe may stay (the browser needs a few seconds at most).
+const PROBE_LIFETIME: Duration = Duration::from_secs(30);
+/// Probes at once, server-wide: each is a full peer connection.
+const MAX_PROBES: usize = 32;
 /// Socket buffers: a burst of keyframe packets to many viewers must not overflow them.
 const SOCKET_BUFFER: usize = 4 << 20;
 
