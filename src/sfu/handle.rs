@@ -5,8 +5,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::api::{
-    Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo, StreamKey,
-    ViewRequest,
+    Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo,
+    StreamKey, ViewRequest,
 };
 
 /// How long a caller waits for the engine before answering 503: it only stalls if it is

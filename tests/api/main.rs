@@ -9,6 +9,7 @@ mod media_addresses;
 mod pages;
 mod proxy;
 mod rtc;
+mod self_check;
 mod tls;
 mod tokens;
 mod turn;

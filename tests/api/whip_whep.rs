@@ -428,7 +428,7 @@ pub async fn signal_only_publish(app: &TestApp, token: &str, stream: &str) -> re
 }
 
 /// A valid-looking WHIP offer with only the given media section.
-fn offer_with(media: &str) -> String {
+pub fn offer_with(media: &str) -> String {
     format!(
         "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 {fp}\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\n{media}",
         fp = ["AB"; 32].join(":")

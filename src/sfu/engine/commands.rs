@@ -29,8 +29,8 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 ];
 use crate::sfu::{
     api::{
-        Command, PairInfo, ProbeRequest, ProbeTransport, PublishRequest, PROBE_STREAM, SessionCreated, SessionInfo, SessionRef, SfuError, SourceInfo, StreamInfo,
-        StreamKey, TrackInfo, ViewRequest,
+        Command, PairInfo, ProbeRequest, ProbeTransport, PublishRequest, SessionCreated, SessionInfo, SessionRef,
+        SfuError, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest, PROBE_STREAM,
     },
     forward::{codec_name, OutTrack},
     offer::{self, Intent},
@@ -264,7 +264,8 @@ impl Engine {
         if probes >= MAX_PROBES {
             return Err(SfuError::LimitReached("too many connection tests at once; try again in a minute".into()));
         }
-        let (_, created) = self.accept_over(&request.offer, StreamKey::new("", PROBE_STREAM), Role::Probe, request.transport)?;
+        let (_, created) =
+            self.accept_over(&request.offer, StreamKey::new("", PROBE_STREAM), Role::Probe, request.transport)?;
         Ok(created)
     }
 
