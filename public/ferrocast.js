@@ -526,18 +526,13 @@ export class Player extends EventTarget {
     this.listen();
   }
 
-  /** Resolves when the connection fails or the source stays gone. */
+  /** Resolves when the connection drops (as for a Publisher: failed, disconnected 3 s, never connected) or on stop(). */
   untilDropped() {
     const pc = this.session?.pc;
-    if (!pc) return Promise.resolve();
-    return new Promise((resolve) => {
-      const check = () => {
-        if (this.stopped || ['failed', 'closed'].includes(pc.connectionState)) resolve();
-      };
-      pc.addEventListener('connectionstatechange', check);
-      this.addEventListener('stopping', resolve, { once: true });
-      check();
-    });
+    if (!pc || this.stopped) return Promise.resolve();
+    const cancel = new AbortController();
+    this.addEventListener('stopping', () => cancel.abort(), { once: true });
+    return dropped(pc, cancel.signal);
   }
 
   /** Waits for the public stream feed to say live (or `seconds`, whichever first). */

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  blockInterface, blockPort, expectPlaying, freeMediaPort, launchBrowser, launchBrowserBehindVeth, selectedPair,
+  blockInterface, blockPort, expectPlaying, freeMediaPort, launchBrowser, launchBrowserBehindVeth, natOneToOne, selectedPair,
   signUpWithToken, startCoturn, startServer, waitFor,
 } from './support.mjs';
 
@@ -204,6 +204,81 @@ test('the self-check panel shows what the server announces, and the connection t
   } finally {
     await block?.restore();
     await page.close();
+    await server.stop();
+  }
+});
+
+test('behind real 1:1 NAT, a browser that knows only the public address publishes and watches', async () => {
+  // Chromium in its own namespace reaches this one over a veth; here, as at a cloud provider,
+  // the public address (a documentation address, routed only between these two namespaces) is
+  // rewritten to the private one the server binds. The server knows only --rtc-public-ip.
+  const publicAddress = '198.51.100.7';
+  const httpPort = await freeMediaPort();
+  const mediaPort = await freeMediaPort();
+  const client = await launchBrowserBehindVeth();
+  const nat = await natOneToOne(client.iface, publicAddress, client.hostAddress);
+  const server = await startServer(
+    ['--rtc-public-ip', publicAddress, '--rtc-bind', '0.0.0.0', '--rtc-udp-port', String(mediaPort), '--rtc-tcp-port', 'off'],
+    { listen: `0.0.0.0:${httpPort}` },
+  );
+  const site = `http://${publicAddress}:${httpPort}`;
+  const publisherPage = await client.context.newPage();
+  const viewerPage = await client.context.newPage();
+  try {
+    await publisherPage.goto(site + '/login');
+    const { account, secret } = await signUpWithToken(publisherPage, 'nat@example.com', { label: 'nat', streams: ['nat'] });
+    await publishCanvas(publisherPage, { token: secret, url: '/whip/nat' });
+    await publisherPage.waitForFunction(() => window.publisher.state === 'live', null, { timeout: 20_000 });
+    await viewerPage.goto(`${site}/watch/${account}/nat?muted=1`);
+    await expectPlaying(viewerPage);
+    const published = await selectedPair(publisherPage, 'window.publisher.session.pc');
+    const watched = await selectedPair(viewerPage, 'window.ferrocastViewer.player.session.pc');
+    for (const [who, pair] of [['publisher', published], ['viewer', watched]]) {
+      assert.equal(pair?.remoteAddress, publicAddress, `${who} talks to the public address: ${JSON.stringify(pair)}`);
+      assert.equal(pair.remotePort, mediaPort);
+    }
+  } finally {
+    await publisherPage.close();
+    await viewerPage.close();
+    await client.close();
+    await nat.remove();
+    await server.stop();
+  }
+});
+
+test('a viewer whose network drops for 5 s reconnects by itself and plays again', async () => {
+  const httpPort = await freeMediaPort();
+  const mediaPort = await freeMediaPort();
+  const audience = await launchBrowserBehindVeth();
+  const server = await startServer(['--rtc-ip', audience.hostAddress, '--rtc-udp-port', String(mediaPort)], {
+    listen: `${audience.hostAddress}:${httpPort}`,
+  });
+  const publisherPage = await browser.context.newPage();
+  const viewer = await audience.context.newPage();
+  let cut = null;
+  try {
+    await publisherPage.goto(server.url + '/login');
+    const { account, secret } = await signUpWithToken(publisherPage, 'viewer-blip@example.com', { label: 'v', streams: ['main'] });
+    await publishCanvas(publisherPage, { token: secret, url: '/whip/main' });
+    await viewer.goto(`${server.url}/watch/${account}/main?muted=1`);
+    await expectPlaying(viewer);
+    const frames = () => viewer.evaluate(async () => (await window.ferrocastViewer.player.getStats())?.framesDecoded ?? 0);
+
+    cut = await blockInterface(audience.iface);
+    await viewer.waitForSelector('#player[data-state="offline"]', { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 5_000));
+    await cut.restore();
+    cut = null;
+    const restoredAt = performance.now();
+    await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 20_000 });
+    const first = await waitFor('frames on the new session', async () => { const f = await frames(); return f > 0 && f; }, 20_000);
+    await waitFor('frames advancing', async () => (await frames()) > first + 5, 10_000);
+    console.log(`# viewer's own outage: moving video ${Math.round(performance.now() - restoredAt)} ms after its network returned`);
+  } finally {
+    await cut?.restore();
+    await publisherPage.close();
+    await viewer.close();
+    await audience.close();
     await server.stop();
   }
 });

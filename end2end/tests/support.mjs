@@ -243,7 +243,10 @@ export function selectedPair(page, pcExpression) {
     if (!pair) return null;
     const local = stats.get(pair.localCandidateId);
     const remote = stats.get(pair.remoteCandidateId);
-    return { protocol: local.protocol, localType: local.candidateType, remoteType: remote.candidateType, relayProtocol: local.relayProtocol ?? null, remotePort: remote.port };
+    return {
+      protocol: local.protocol, localType: local.candidateType, remoteType: remote.candidateType,
+      relayProtocol: local.relayProtocol ?? null, remoteAddress: remote.address, remotePort: remote.port,
+    };
   }, pcExpression);
 }
 
@@ -270,6 +273,7 @@ exec unshare -n -- sh -c '
   ip link set lo up
   ip addr add 10.77.${n}.2/24 dev ${peerIface}
   ip link set ${peerIface} up
+  ip route add default via 10.77.${n}.1
   exec /usr/bin/chromium "$@"' chromium "$@"
 `, { mode: 0o755 });
   const profile = join(dir, 'profile');
@@ -295,6 +299,21 @@ exec unshare -n -- sh -c '
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * 1:1 NAT in this namespace, as a cloud provider does it: packets arriving on `iface` for
+ * `publicAddress` are rewritten to `privateAddress` (and the answers back, by conntrack).
+ * Resolves to { remove() }.
+ */
+export async function natOneToOne(iface, publicAddress, privateAddress) {
+  const table = `ferrocast_nat_${iface}`;
+  await nft([
+    `add table ip ${table}`,
+    `add chain ip ${table} pre { type nat hook prerouting priority -100; policy accept; }`,
+    `add rule ip ${table} pre iifname "${iface}" ip daddr ${publicAddress} dnat to ${privateAddress}`,
+  ].join('\n'));
+  return { remove: () => nft(`delete table ip ${table}`) };
 }
 
 /** Drops everything that crosses network interface `iface` (both ways) until restore(). */
