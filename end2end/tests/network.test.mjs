@@ -19,16 +19,27 @@ after(async () => {
   await browser?.close();
 });
 
-/** Publishes a moving canvas with the module from `page`; resolves once the server answered. */
-function publishCanvas(page, { token, url, options = {} }) {
-  return page.evaluate(async ({ token, url, options }) => {
+/**
+ * Publishes a moving canvas with the module from `page`; resolves once the server answered.
+ * `noise` paints random pixels instead, which no encoder can squeeze: the full bitrate, always.
+ */
+function publishCanvas(page, { token, url, options = {}, noise = false }) {
+  return page.evaluate(async ({ token, url, options, noise }) => {
     const { Publisher } = await import('/ferrocast.js');
     const canvas = document.createElement('canvas');
     canvas.width = 320;
     canvas.height = 240;
     const ctx = canvas.getContext('2d');
     let tick = 0;
+    const pixels = ctx.createImageData(320, 240);
     setInterval(() => {
+      if (noise) {
+        // getRandomValues fills at most 64 KiB a call.
+        for (let at = 0; at < pixels.data.length; at += 65536) crypto.getRandomValues(pixels.data.subarray(at, at + 65536));
+        for (let i = 3; i < pixels.data.length; i += 4) pixels.data[i] = 255;
+        ctx.putImageData(pixels, 0, 0);
+        return;
+      }
       ctx.fillStyle = '#208020';
       ctx.fillRect(0, 0, 320, 240);
       ctx.fillStyle = '#fff';
@@ -38,7 +49,7 @@ function publishCanvas(page, { token, url, options = {} }) {
     window.publisherStates = [];
     window.publisher.addEventListener('state', (e) => window.publisherStates.push(e.detail));
     await window.publisher.start(canvas.captureStream(30));
-  }, { token, url, options });
+  }, { token, url, options, noise });
 }
 
 test('with UDP to the media port dropped, Chromium publishes and watches over ICE-TCP', async () => {
@@ -279,6 +290,62 @@ test('a viewer whose network drops for 5 s reconnects by itself and plays again'
     await publisherPage.close();
     await viewer.close();
     await audience.close();
+    await server.stop();
+  }
+});
+
+test('a TCP viewer whose network stalls holds up no other viewer', async () => {
+  const httpPort = await freeMediaPort();
+  const mediaPort = await freeMediaPort();
+  const stalled = await launchBrowserBehindVeth();
+  const server = await startServer(['--rtc-ip', stalled.hostAddress, '--rtc-udp-port', String(mediaPort)], {
+    listen: `${stalled.hostAddress}:${httpPort}`,
+    // The engine says at debug level when it drops datagrams: proof the stall filled the queue.
+    env: { RUST_LOG: 'warn,ferrocast::sfu::engine=debug' },
+  });
+  // That browser's network drops UDP: it watches over ICE-TCP.
+  const noUdp = await blockPort(mediaPort, ['udp'], { iface: stalled.iface });
+  const publisherPage = await browser.context.newPage();
+  const healthy = await browser.context.newPage();
+  const tcpViewer = await stalled.context.newPage();
+  let cut = null;
+  try {
+    await publisherPage.goto(server.url + '/login');
+    const { account, secret } = await signUpWithToken(publisherPage, 'stall@example.com', { label: 's', streams: ['main'] });
+    // Noise at 2.5 Mbit/s: the stalled connection's buffers fill within seconds.
+    await publishCanvas(publisherPage, { token: secret, url: '/whip/main', noise: true, options: { maxBitrateKbps: 2500 } });
+    await tcpViewer.goto(`${server.url}/watch/${account}/main?muted=1`);
+    await expectPlaying(tcpViewer);
+    assert.equal((await selectedPair(tcpViewer, 'window.ferrocastViewer.player.session.pc'))?.protocol, 'tcp');
+    await healthy.goto(`${server.url}/watch/${account}/main?muted=1`);
+    await expectPlaying(healthy);
+    const sample = () => healthy.evaluate(async () => {
+      const stats = await window.ferrocastViewer.player.session.pc.getStats();
+      let video = null;
+      stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') video = s; });
+      return { frames: video?.framesDecoded ?? 0, lost: video?.packetsLost ?? 0 };
+    });
+
+    // The TCP viewer stops acknowledging anything: the server's writes to it back up.
+    cut = await blockInterface(stalled.iface);
+    const start = await sample();
+    let previous = start;
+    for (let second = 1; second <= 6; second++) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const now = await sample();
+      assert.ok(now.frames > previous.frames + 5, `second ${second}: the other viewer keeps decoding: ${JSON.stringify([previous, now])}`);
+      previous = now;
+    }
+    assert.ok(previous.lost - start.lost < 20, `and loses nothing: ${JSON.stringify([start, previous])}`);
+    assert.match(server.stderr(), /datagrams dropped in the last second/, 'the stalled connection’s queue filled and dropped');
+    assert.ok(server.running(), 'the server carries on');
+  } finally {
+    await cut?.restore();
+    await noUdp.restore();
+    await publisherPage.close();
+    await healthy.close();
+    await tcpViewer.close();
+    await stalled.close();
     await server.stop();
   }
 });

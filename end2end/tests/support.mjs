@@ -211,13 +211,25 @@ export async function freeMediaPort() {
 
 /**
  * Drops traffic to and from `port` in this network namespace with nftables (Debian's `nft`):
- * `protocols` is a list of 'udp' and/or 'tcp'. Resolves to { restore() }. Each call makes its own
- * table, so rules of parallel tests never meet.
+ * `protocols` is a list of 'udp' and/or 'tcp'; `iface`, when given, limits it to what leaves or
+ * enters through that interface. Resolves to { restore() }. Each call makes its own table, so
+ * rules of parallel tests never meet.
  */
-export async function blockPort(port, protocols) {
-  const table = `ferrocast_block_${port}_${protocols.join('_')}`;
-  const rules = protocols.flatMap((p) => [`add rule inet ${table} out ${p} dport ${port} drop`, `add rule inet ${table} out ${p} sport ${port} drop`]);
-  const script = [`add table inet ${table}`, `add chain inet ${table} out { type filter hook output priority 0; policy accept; }`, ...rules].join('\n');
+export async function blockPort(port, protocols, { iface } = {}) {
+  const table = `ferrocast_block_${port}_${protocols.join('_')}${iface ? `_${iface}` : ''}`;
+  const out = iface ? `oifname "${iface}" ` : '';
+  const into = iface ? `iifname "${iface}" ` : '';
+  const rules = protocols.flatMap((p) => [
+    `add rule inet ${table} out ${out}${p} dport ${port} drop`,
+    `add rule inet ${table} out ${out}${p} sport ${port} drop`,
+    `add rule inet ${table} in ${into}${p} dport ${port} drop`,
+  ]);
+  const script = [
+    `add table inet ${table}`,
+    `add chain inet ${table} out { type filter hook output priority 0; policy accept; }`,
+    `add chain inet ${table} in { type filter hook input priority 0; policy accept; }`,
+    ...rules,
+  ].join('\n');
   await nft(script);
   return { restore: () => nft(`delete table inet ${table}`) };
 }

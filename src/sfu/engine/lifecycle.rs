@@ -168,6 +168,13 @@ impl Engine {
         let elapsed = now.duration_since(self.last_stats);
         if elapsed >= Duration::from_secs(1) {
             self.last_stats = now;
+            if self.io.dropped > self.reported_dropped {
+                tracing::debug!(
+                    dropped = self.io.dropped - self.reported_dropped,
+                    "datagrams dropped in the last second: socket buffers or ICE-TCP queues full"
+                );
+                self.reported_dropped = self.io.dropped;
+            }
             for peer in self.peers.values_mut() {
                 if let Some(publisher) = peer.publisher_mut() {
                     for track in &mut publisher.tracks {

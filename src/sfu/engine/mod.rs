@@ -132,6 +132,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         doomed: Vec::new(),
         next_peer: 1,
         last_stats: Instant::now(),
+        reported_dropped: 0,
         buffer: vec![0; 2048],
     };
     tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
@@ -189,6 +190,8 @@ struct Engine {
     doomed: Vec<PeerId>,
     next_peer: PeerId,
     last_stats: Instant,
+    /// `io.dropped` as last logged.
+    reported_dropped: u64,
     buffer: Vec<u8>,
 }
 

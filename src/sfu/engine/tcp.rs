@@ -48,6 +48,10 @@ pub(super) const WRITE_QUEUE: usize = 256;
 const WRITE_BATCH: usize = 32;
 /// How much the read buffer grows by when it runs out (many frames per read system call).
 const READ_CHUNK: usize = 64 * 1024;
+/// The kernel's send buffer per connection. Kept small on purpose: what waits there is live media
+/// getting older; past this, datagrams are dropped (NACK and keyframe requests repair the
+/// picture) instead of queued for seconds.
+const SEND_BUFFER: usize = 128 * 1024;
 
 /// What the connection tasks tell the engine.
 pub(super) enum TcpEvent {
@@ -131,6 +135,7 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let (mut read, write) = stream.into_split();
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let first = match timeout(FIRST_FRAME, next_frame(&mut read, &mut buffer)).await {
