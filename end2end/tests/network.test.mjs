@@ -349,3 +349,30 @@ test('a TCP viewer whose network stalls holds up no other viewer', async () => {
     await server.stop();
   }
 });
+
+test('a publisher whose token is deleted while live stops reconnecting and says why', async () => {
+  const server = await startServer();
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(server.url + '/login');
+    const { secret, tokenId } = await signUpWithToken(page, 'revoked@example.com', { label: 'r', streams: ['main'] });
+    await publishCanvas(page, { token: secret, url: '/whip/main' });
+    await page.waitForFunction(() => window.publisher.state === 'live', null, { timeout: 20_000 });
+    // Deleting the token ends its feeds on the server; the publisher's attempt to come back is refused.
+    const deleted = await page.evaluate((id) => fetch(`/api/v1/tokens/${id}`, { method: 'DELETE' }).then((r) => r.status), tokenId);
+    assert.equal(deleted, 204);
+    const failed = await waitFor('the publisher to give up', () => page.evaluate(() => {
+      const last = window.publisherStates.at(-1);
+      return last?.state === 'failed' && { status: last.error?.status, message: last.error?.message, states: window.publisherStates.map((s) => s.state) };
+    }), 30_000);
+    assert.equal(failed.status, 401, JSON.stringify(failed));
+    assert.ok(failed.message.length > 0, 'the server’s reason comes along');
+    assert.deepEqual(failed.states.slice(-2), ['reconnecting', 'failed'], 'one attempt, then it stops');
+    const settled = failed.states.length;
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(await page.evaluate(() => window.publisherStates.length), settled, 'no attempt after the refusal');
+  } finally {
+    await page.close();
+    await server.stop();
+  }
+});
