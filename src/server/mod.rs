@@ -114,8 +114,9 @@ pub enum StartError {
     Database { dir: String, source: sqlx::Error },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot open the SFU's UDP port {port}: {source}")]
-    Rtc { port: u16, source: std::io::Error },
+    /// `source` names the transport and address (`UDP 0.0.0.0:8189: Address in use`).
+    #[error("cannot open the SFU's media port: {source}")]
+    Rtc { source: std::io::Error },
     #[error("HTTPS: {0}")]
     Tls(#[from] transport::certs::CertError),
     #[error("{0}")]
@@ -172,8 +173,7 @@ impl Application {
             .env(leptos::config::Env::PROD)
             .build();
         let accounts = Arc::new(Accounts::new(pool.clone(), config.signup));
-        let sfu =
-            sfu::start(config.sfu()).await.map_err(|source| StartError::Rtc { port: config.rtc_udp_port, source })?;
+        let sfu = sfu::start(config.sfu()).await.map_err(|source| StartError::Rtc { source })?;
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state =
             AppState { pool, accounts, settings, sfu, grants: Arc::default(), shutdown: shutdown_rx, leptos_options };

@@ -116,3 +116,14 @@ async fn behind_nat_the_tcp_candidate_names_the_public_address_on_its_own_port()
     tokio::net::TcpStream::connect(("127.0.0.1", tcp_port)).await.expect("bound to --rtc-bind");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_tcp_port_stops_the_start_with_a_reason_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let data = tempfile::TempDir::new().unwrap();
+    let mut config = Config::for_data_dir(data.path());
+    config.rtc_tcp_port = Some(TcpPort::Port(port));
+    let err = ferrocast::server::Application::build(config).await.err().expect("refused").to_string();
+    assert!(err.contains(&format!("TCP 127.0.0.1:{port} (ICE-TCP, --rtc-tcp-port)")), "{err}");
+}

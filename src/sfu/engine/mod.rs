@@ -74,7 +74,8 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         }
     };
     for &(bind, public) in &plan {
-        let udp = bind_udp(SocketAddr::new(bind, port))?;
+        let addr = SocketAddr::new(bind, port);
+        let udp = bind_udp(addr).map_err(|err| io::Error::new(err.kind(), format!("UDP {addr}: {err}")))?;
         let bound = udp.local_addr()?;
         port = bound.port();
         let announced = announce(bound, public);
@@ -101,7 +102,10 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
                 tracing::debug!(%err, "TCP port {want} taken; picking another");
                 tcp::bind(SocketAddr::new(bind, 0))?
             }
-            Err(err) => return Err(io::Error::new(err.kind(), format!("ICE-TCP port {bind}:{want}: {err}"))),
+            Err(err) => {
+                let addr = SocketAddr::new(bind, want);
+                return Err(io::Error::new(err.kind(), format!("TCP {addr} (ICE-TCP, --rtc-tcp-port): {err}")));
+            }
         };
         let bound = listener.local_addr()?;
         tcp_port = Some(bound.port());
