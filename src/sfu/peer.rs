@@ -8,7 +8,7 @@ use std::{
 
 use str0m::{
     format::PayloadParams,
-    media::{MediaKind, Mid},
+    media::{MediaKind, Mid, Pt},
     rtp::Ssrc,
     Event, Output, Rtc,
 };
@@ -76,6 +76,33 @@ pub struct TrackIn {
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind) -> Self {
         Self { mid, kind, ssrc: None, params: None, keyframes: KeyframeThrottle::default(), bytes: 0, bitrate_bps: 0 }
+    }
+}
+
+impl Publisher {
+    /// The track an incoming packet belongs to, with its codec: the SSRC is learnt on first
+    /// sight (through the m-line str0m matched it to), the codec looked up again only when the
+    /// payload type changes. `None` for a packet of no negotiated track or codec.
+    pub fn track_for(&mut self, rtc: &mut Rtc, ssrc: Ssrc, pt: Pt) -> Option<(&mut TrackIn, PayloadParams)> {
+        let index = match self.tracks.iter().position(|t| t.ssrc == Some(ssrc)) {
+            Some(index) => index,
+            None => {
+                let mid = rtc.direct_api().stream_rx(&ssrc)?.mid();
+                let index = self.tracks.iter().position(|t| t.mid == mid)?;
+                self.tracks[index].ssrc = Some(ssrc);
+                index
+            }
+        };
+        let track = &mut self.tracks[index];
+        if track.params.map(|p| p.pt()) != Some(pt) {
+            track.params = rtc.codec_config().find(|p| p.pt() == pt).copied();
+        }
+        let params = track.params?;
+        Some((track, params))
+    }
+
+    pub fn has_video(&self) -> bool {
+        self.tracks.iter().any(|t| t.kind == MediaKind::Video)
     }
 }
 

@@ -20,6 +20,7 @@ use std::{
 
 use str0m::{
     config::DtlsCert,
+    format::PayloadParams,
     media::MediaKind,
     net::Receive,
     rtp::{ExtensionValues, RtpPacket, RtpWrite},
@@ -36,7 +37,7 @@ use tcp::{TcpEvent, TcpLink};
 use super::{
     api::{Command, StreamChange},
     demux::{Demux, Remote, Route},
-    forward::{map_payload_type, starts_keyframe, OutTrack},
+    forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
     handle::SfuHandle,
     peer::{Peer, PeerId, Role},
     registry::{Source, Streams},
@@ -428,35 +429,22 @@ impl Engine {
 
     // ---- packets out ---------------------------------------------------------------------
 
-    /// A publisher's packet goes to every viewer pair showing its source.
+    /// A publisher's packet: find its track, let a waiting replacement take over at its first
+    /// keyframe, then send it to every viewer pair showing the source ([`send_to_viewer`]).
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
         let Engine { peers, streams, io, timers, events, doomed, .. } = self;
         let Some(publisher_peer) = peers.get_mut(&from) else { return };
         let Peer { rtc, role: Role::Publisher(publisher), stream: key, .. } = publisher_peer else { return };
-        let ssrc = packet.header.ssrc;
-        let index = match publisher.tracks.iter().position(|t| t.ssrc == Some(ssrc)) {
-            Some(index) => index,
-            None => {
-                let Some(mid) = rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else { return };
-                let Some(index) = publisher.tracks.iter().position(|t| t.mid == mid) else { return };
-                publisher.tracks[index].ssrc = Some(ssrc);
-                index
-            }
-        };
-        let has_video = publisher.tracks.iter().any(|t| t.kind == MediaKind::Video);
-        let track = &mut publisher.tracks[index];
-        track.bytes += packet.payload.len() as u64;
+        let has_video = publisher.has_video();
         let pt = packet.header.payload_type;
-        if track.params.map(|p| p.pt()) != Some(pt) {
-            track.params = rtc.codec_config().find(|p| p.pt() == pt).copied();
-        }
-        let Some(params) = track.params else { return };
+        let Some((track, params)) = publisher.track_for(rtc, packet.header.ssrc, pt) else { return };
+        track.bytes += packet.payload.len() as u64;
         let kind = track.kind;
         let is_keyframe = kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
-        let Some(stream) = streams.get_mut(key) else { return };
-        let Some(source) = stream.source_mut(&publisher.source) else { return };
+        let Some(source) = streams.get_mut(key).and_then(|stream| stream.source_mut(&publisher.source)) else { return };
 
         if source.publisher != from {
+            // A replacement takes over at its first keyframe (its first audio without video).
             let takes_over = source.pending == Some(from) && (is_keyframe || !has_video && kind == MediaKind::Audio);
             if !takes_over {
                 return;
@@ -464,53 +452,80 @@ impl Engine {
             doomed.push(take_over(source, peers));
         }
 
-        let origin = (from, *ssrc);
-        let clock_rate = params.spec().clock_rate.get();
-        // Only what describes the media travels on; str0m fills in the transport extensions.
-        let ext = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            ..Default::default()
+        let outgoing = Outgoing {
+            is_keyframe,
+            kind,
+            params,
+            origin: (from, *packet.header.ssrc),
+            // Only what describes the media travels on; str0m fills in the transport extensions.
+            ext: ExtensionValues {
+                audio_level: packet.header.ext_vals.audio_level,
+                voice_activity: packet.header.ext_vals.voice_activity,
+                video_orientation: packet.header.ext_vals.video_orientation,
+                ..Default::default()
+            },
+            packet: &packet,
         };
-
-        for &(viewer_id, pair_index) in &source.subscribers {
+        for &(viewer_id, pair) in &source.subscribers {
             let Some(viewer) = peers.get_mut(&viewer_id) else { continue };
-            if !viewer.connected {
-                continue;
+            if send_to_viewer(viewer, pair, &outgoing) {
+                settle(viewer, io, timers, events, doomed);
             }
-            let Peer { rtc, role: Role::Viewer(v), .. } = viewer else { continue };
-            let Some(out) = v.pairs.get_mut(pair_index).and_then(|p| p.track_mut(kind)) else { continue };
-            if out.waiting_keyframe {
-                if !is_keyframe {
-                    continue;
-                }
-                out.waiting_keyframe = false;
-            }
-            let out_pt = match out.cached_pt(pt) {
-                Some(known) => known,
-                None => {
-                    let viewer_pts = rtc.media(out.mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
-                    let mapped = map_payload_type(&params, rtc.codec_config().params(), &viewer_pts);
-                    out.cache_pt(pt, mapped);
-                    mapped
-                }
-            };
-            let Some(out_pt) = out_pt else { continue };
-            let Some((seq, ts)) =
-                out.rewrite(origin, packet.seq_no, packet.header.timestamp, packet.timestamp, clock_rate)
-            else {
-                continue;
-            };
-            let mut api = rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(out.mid, None) else { continue };
-            tx.write_rtp(
-                RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
-                    .marker(packet.header.marker)
-                    .ext_vals(ext.clone())
-                    .nackable(kind == MediaKind::Video),
-            );
-            settle(viewer, io, timers, events, doomed);
         }
     }
+}
+
+/// One publisher packet on its way out, the same for every viewer.
+struct Outgoing<'a> {
+    packet: &'a RtpPacket,
+    kind: MediaKind,
+    params: PayloadParams,
+    is_keyframe: bool,
+    /// (publisher, SSRC): a viewer track re-anchors its numbering when this changes.
+    origin: Origin,
+    ext: ExtensionValues,
+}
+
+/// Writes the packet into one viewer pair's track, rewritten for it (payload type, sequence
+/// number, timestamp); false when this viewer takes nothing (not connected, waiting for a
+/// keyframe, no such track or codec).
+fn send_to_viewer(viewer: &mut Peer, pair: usize, out: &Outgoing) -> bool {
+    if !viewer.connected {
+        return false;
+    }
+    let Peer { rtc, role: Role::Viewer(v), .. } = viewer else { return false };
+    let Some(track) = v.pairs.get_mut(pair).and_then(|p| p.track_mut(out.kind)) else { return false };
+    if track.waiting_keyframe {
+        if !out.is_keyframe {
+            return false;
+        }
+        track.waiting_keyframe = false;
+    }
+    let packet = out.packet;
+    let pt = packet.header.payload_type;
+    let out_pt = match track.cached_pt(pt) {
+        Some(known) => known,
+        None => {
+            let viewer_pts = rtc.media(track.mid).map(|m| m.remote_pts().to_vec()).unwrap_or_default();
+            let mapped = map_payload_type(&out.params, rtc.codec_config().params(), &viewer_pts);
+            track.cache_pt(pt, mapped);
+            mapped
+        }
+    };
+    let Some(out_pt) = out_pt else { return false };
+    let clock_rate = out.params.spec().clock_rate.get();
+    let Some((seq, ts)) =
+        track.rewrite(out.origin, packet.seq_no, packet.header.timestamp, packet.timestamp, clock_rate)
+    else {
+        return false;
+    };
+    let mut api = rtc.direct_api();
+    let Some(tx) = api.stream_tx_by_mid(track.mid, None) else { return false };
+    tx.write_rtp(
+        RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
+            .marker(packet.header.marker)
+            .ext_vals(out.ext.clone())
+            .nackable(out.kind == MediaKind::Video),
+    );
+    true
 }
