@@ -34,6 +34,7 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/caddy ] || missing+=(caddy)
   [ -x /usr/bin/turnserver ] || missing+=(coturn)
   [ -x /usr/sbin/nft ] || missing+=(nftables)
+  command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v certutil >/dev/null || missing+=(libnss3-tools)
   command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,304 @@
+//! A WebM file written live and kept playable (Matroska, EBML elements encoded by
+//! `webm-iterable`): clusters are written whole as they close, at a video keyframe or after at
+//! most [`CLUSTER_MS`], so after a crash the file plays up to the last closed cluster. A clean
+//! [`WebmFile::finish`] adds what seeking needs: the duration, the segment's size, cues (one per
+//! keyframe cluster) and a seek head pointing at them, in space reserved at the start.
+
+use std::{
+    fs::File,
+    io::{self, Seek, SeekFrom, Write},
+    path::Path,
+};
+
+use webm_iterable::{
+    errors::TagWriterError,
+    matroska_spec::{Master, MatroskaSpec, SimpleBlock},
+    WebmWriter, WriteOptions,
+};
+
+/// Longest cluster: the most a crash can lose.
+pub const CLUSTER_MS: u64 = 1_000;
+/// The EBML "unknown size" for an 8-byte size field.
+const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+const SEGMENT_ID: [u8; 4] = [0x18, 0x53, 0x80, 0x67];
+const CLUSTER_ID: [u8; 4] = [0x1f, 0x43, 0xb6, 0x75];
+const CUES_ID: [u8; 4] = [0x1c, 0x53, 0xbb, 0x6b];
+const DURATION_ID: u64 = 0x4489;
+const VOID_ID: u64 = 0xec;
+/// Bytes kept free after the segment start for the seek head written at the end.
+const SEEK_SPACE: usize = 64;
+
+pub const VIDEO_TRACK: u64 = 1;
+pub const AUDIO_TRACK: u64 = 2;
+
+/// The video track as the container describes it.
+#[derive(Clone, Debug)]
+pub struct VideoTrack {
+    /// `V_VP8`, `V_VP9`, `V_AV1`.
+    pub codec_id: &'static str,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// The Opus track.
+#[derive(Clone, Debug)]
+pub struct AudioTrack {
+    pub channels: u8,
+}
+
+pub struct WebmFile {
+    file: File,
+    /// Offsets in the file: where the segment's 8-byte size is, where its content starts (the
+    /// origin of every position in cues and the seek head), the reserved seek-head space, and
+    /// the 8 bytes of the duration.
+    segment_size_at: u64,
+    segment_start: u64,
+    seek_space_at: u64,
+    duration_at: u64,
+    end: u64,
+    cluster: Option<Cluster>,
+    /// (time in ms, position of a cluster that starts with a video keyframe).
+    cues: Vec<(u64, u64)>,
+    last_ms: u64,
+}
+
+struct Cluster {
+    start_ms: u64,
+    starts_with_keyframe: bool,
+    blocks: Vec<u8>,
+}
+
+/// Encodes elements written by `write` as children of `inside` (the writer checks where each
+/// element may stand): the bytes of the children only.
+fn encode(
+    inside: &[MatroskaSpec],
+    write: impl FnOnce(&mut WebmWriter<&mut Vec<u8>>) -> Result<(), TagWriterError>,
+) -> io::Result<Vec<u8>> {
+    let fail = |err: TagWriterError| io::Error::other(err.to_string());
+    let open = |writer: &mut WebmWriter<&mut Vec<u8>>| -> io::Result<()> {
+        for parent in inside {
+            writer.write_advanced(parent, WriteOptions::is_unknown_sized_element()).map_err(fail)?;
+        }
+        Ok(())
+    };
+    // The parents' headers alone (the writer holds them back until something follows).
+    let mut headers = Vec::new();
+    let mut probe = WebmWriter::new(&mut headers);
+    open(&mut probe)?;
+    probe.flush().map_err(fail)?;
+    drop(probe);
+    let prefix = headers.len();
+    let mut out = Vec::new();
+    let mut writer = WebmWriter::new(&mut out);
+    open(&mut writer)?;
+    write(&mut writer).map_err(fail)?;
+    drop(writer);
+    Ok(out.split_off(prefix))
+}
+
+/// A Segment (children of it are encoded inside one).
+fn segment() -> [MatroskaSpec; 1] {
+    [MatroskaSpec::Segment(Master::Start)]
+}
+
+/// An EBML size field of exactly 8 bytes.
+fn size8(size: u64) -> [u8; 8] {
+    let mut bytes = size.to_be_bytes();
+    bytes[0] = 0x01;
+    bytes
+}
+
+/// OpusHead (RFC 7845 §5.1), the Opus track's codec private data.
+fn opus_head(channels: u8) -> Vec<u8> {
+    let mut head = b"OpusHead".to_vec();
+    head.push(1); // version
+    head.push(channels);
+    head.extend_from_slice(&312u16.to_le_bytes()); // pre-skip: what libopus encoders use
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&0i16.to_le_bytes()); // output gain
+    head.push(0); // channel mapping family 0 (mono or stereo)
+    head
+}
+
+impl WebmFile {
+    /// Creates the file and writes the header and the track descriptions.
+    pub fn create(path: &Path, video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> io::Result<Self> {
+        let mut file = File::create_new(path)?;
+        let header = encode(&[], |w| {
+            w.write(&MatroskaSpec::Ebml(Master::Full(vec![
+                MatroskaSpec::EbmlVersion(1),
+                MatroskaSpec::EbmlReadVersion(1),
+                MatroskaSpec::EbmlMaxIdLength(4),
+                MatroskaSpec::EbmlMaxSizeLength(8),
+                MatroskaSpec::DocType("webm".into()),
+                MatroskaSpec::DocTypeVersion(4),
+                MatroskaSpec::DocTypeReadVersion(2),
+            ])))
+        })?;
+        let info = encode(&segment(), |w| {
+            w.write(&MatroskaSpec::Info(Master::Start))?;
+            w.write(&MatroskaSpec::TimestampScale(1_000_000))?; // block times in ms
+            w.write(&MatroskaSpec::MuxingApp("ferrocast".into()))?;
+            w.write(&MatroskaSpec::WritingApp("ferrocast".into()))?;
+            w.write_raw(DURATION_ID, &0f64.to_be_bytes())?;
+            w.write(&MatroskaSpec::Info(Master::End))
+        })?;
+        let mut entries = Vec::new();
+        if let Some(video) = video {
+            entries.push(MatroskaSpec::TrackEntry(Master::Full(vec![
+                MatroskaSpec::TrackNumber(VIDEO_TRACK),
+                MatroskaSpec::TrackUID(VIDEO_TRACK),
+                MatroskaSpec::TrackType(1),
+                MatroskaSpec::CodecID(video.codec_id.into()),
+                MatroskaSpec::Video(Master::Full(vec![
+                    MatroskaSpec::PixelWidth(video.width.into()),
+                    MatroskaSpec::PixelHeight(video.height.into()),
+                ])),
+            ])));
+        }
+        if let Some(audio) = audio {
+            entries.push(MatroskaSpec::TrackEntry(Master::Full(vec![
+                MatroskaSpec::TrackNumber(AUDIO_TRACK),
+                MatroskaSpec::TrackUID(AUDIO_TRACK),
+                MatroskaSpec::TrackType(2),
+                MatroskaSpec::CodecID("A_OPUS".into()),
+                MatroskaSpec::CodecPrivate(opus_head(audio.channels)),
+                // Pre-skip (6.5 ms) and the 80 ms a decoder needs after a seek (RFC 7845).
+                MatroskaSpec::CodecDelay(6_500_000),
+                MatroskaSpec::SeekPreRoll(80_000_000),
+                MatroskaSpec::Audio(Master::Full(vec![
+                    MatroskaSpec::SamplingFrequency(48_000.0),
+                    MatroskaSpec::Channels(audio.channels.into()),
+                ])),
+            ])));
+        }
+        let tracks = encode(&segment(), |w| w.write(&MatroskaSpec::Tracks(Master::Full(entries))))?;
+        let void = encode(&segment(), |w| w.write_raw(VOID_ID, &[0; SEEK_SPACE - 2]))?;
+
+        let mut start = header;
+        start.extend_from_slice(&SEGMENT_ID);
+        let segment_size_at = start.len() as u64;
+        start.extend_from_slice(&UNKNOWN_SIZE);
+        let segment_start = start.len() as u64;
+        let seek_space_at = segment_start;
+        start.extend_from_slice(&void);
+        let info_at = start.len();
+        start.extend_from_slice(&info);
+        start.extend_from_slice(&tracks);
+        // The duration's 8 bytes follow its id and its one-byte size (0x88).
+        let id_and_size = [0x44, 0x89, 0x88];
+        let found = start[info_at..].windows(3).position(|w| w == id_and_size).expect("the duration was just written");
+        let duration_at = (info_at + found + 3) as u64;
+        file.write_all(&start)?;
+        Ok(Self {
+            file,
+            segment_size_at,
+            segment_start,
+            seek_space_at,
+            duration_at,
+            end: start.len() as u64,
+            cluster: None,
+            cues: Vec::new(),
+            last_ms: 0,
+        })
+    }
+
+    /// Adds a frame; `time_ms` counts from the start of the recording. A cluster that is due
+    /// (a video keyframe, or [`CLUSTER_MS`] old) is written first.
+    pub fn write_frame(&mut self, track: u64, time_ms: u64, keyframe: bool, data: &[u8]) -> io::Result<()> {
+        let video_key = track == VIDEO_TRACK && keyframe;
+        let due = match &self.cluster {
+            None => true,
+            Some(c) => (video_key && !c.blocks.is_empty()) || time_ms >= c.start_ms + CLUSTER_MS,
+        };
+        if due {
+            self.close_cluster()?;
+            self.cluster = Some(Cluster { start_ms: time_ms, starts_with_keyframe: video_key, blocks: Vec::new() });
+        }
+        let cluster = self.cluster.as_mut().expect("opened above");
+        // Frames of the other track may be a little behind: never before the cluster's start.
+        let relative = time_ms.saturating_sub(cluster.start_ms).min(i16::MAX as u64) as i16;
+        let block = SimpleBlock::new_uncheked(data, track, relative, false, None, false, keyframe);
+        let in_cluster = [MatroskaSpec::Segment(Master::Start), MatroskaSpec::Cluster(Master::Start)];
+        let encoded = encode(&in_cluster, |w| w.write(&MatroskaSpec::from(block)))?;
+        cluster.blocks.extend_from_slice(&encoded);
+        self.last_ms = self.last_ms.max(time_ms);
+        Ok(())
+    }
+
+    /// Writes the open cluster, whole (one write), and makes it durable against a crash of
+    /// the process.
+    pub fn close_cluster(&mut self) -> io::Result<()> {
+        let Some(cluster) = self.cluster.take() else { return Ok(()) };
+        if cluster.blocks.is_empty() {
+            return Ok(());
+        }
+        let in_cluster = [MatroskaSpec::Segment(Master::Start), MatroskaSpec::Cluster(Master::Start)];
+        let timestamp = encode(&in_cluster, |w| w.write(&MatroskaSpec::Timestamp(cluster.start_ms)))?;
+        let mut bytes = Vec::with_capacity(12 + timestamp.len() + cluster.blocks.len());
+        bytes.extend_from_slice(&CLUSTER_ID);
+        bytes.extend_from_slice(&size8((timestamp.len() + cluster.blocks.len()) as u64));
+        bytes.extend_from_slice(&timestamp);
+        bytes.extend_from_slice(&cluster.blocks);
+        let position = self.end - self.segment_start;
+        self.file.write_all(&bytes)?;
+        self.end += bytes.len() as u64;
+        if cluster.starts_with_keyframe {
+            self.cues.push((cluster.start_ms, position));
+        }
+        Ok(())
+    }
+
+    /// Bytes in the file so far.
+    pub fn bytes(&self) -> u64 {
+        self.end
+    }
+
+    /// The latest frame time written, in ms.
+    pub fn duration_ms(&self) -> u64 {
+        self.last_ms
+    }
+
+    /// Ends the file: the last cluster, cues, the seek head, the duration and the segment size.
+    pub fn finish(mut self) -> io::Result<u64> {
+        self.close_cluster()?;
+        let duration = self.last_ms;
+        let cues_position = self.end - self.segment_start;
+        if !self.cues.is_empty() {
+            let points = self
+                .cues
+                .iter()
+                .map(|&(time, position)| {
+                    MatroskaSpec::CuePoint(Master::Full(vec![
+                        MatroskaSpec::CueTime(time),
+                        MatroskaSpec::CueTrackPositions(Master::Full(vec![
+                            MatroskaSpec::CueTrack(VIDEO_TRACK),
+                            MatroskaSpec::CueClusterPosition(position),
+                        ])),
+                    ]))
+                })
+                .collect();
+            let cues = encode(&segment(), |w| w.write(&MatroskaSpec::Cues(Master::Full(points))))?;
+            self.file.write_all(&cues)?;
+            self.end += cues.len() as u64;
+            let seek_head = encode(&segment(), |w| {
+                w.write(&MatroskaSpec::SeekHead(Master::Full(vec![MatroskaSpec::Seek(Master::Full(vec![
+                    MatroskaSpec::SeekID(CUES_ID.to_vec()),
+                    MatroskaSpec::SeekPosition(cues_position),
+                ]))])))
+            })?;
+            // The rest of the reserved space stays a Void element (id, one-byte size, zeros).
+            let rest = SEEK_SPACE - seek_head.len();
+            let void = encode(&segment(), |w| w.write_raw(VOID_ID, &vec![0; rest - 2]))?;
+            self.file.seek(SeekFrom::Start(self.seek_space_at))?;
+            self.file.write_all(&seek_head)?;
+            self.file.write_all(&void)?;
+        }
+        self.file.seek(SeekFrom::Start(self.duration_at))?;
+        self.file.write_all(&(duration as f64).to_be_bytes())?;
+        self.file.seek(SeekFrom::Start(self.segment_size_at))?;
+        self.file.write_all(&size8(self.end - self.segment_start))?;
+        self.file.sync_all()?;
+        Ok(self.end)
+    }
+}
