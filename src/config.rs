@@ -39,6 +39,10 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_SIGNUP", value_enum, default_value = "open")]
     pub signup: SignupMode,
 
+    /// Where recordings are written (default: `recordings/` in the data folder).
+    #[arg(long, env = "FERROCAST_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
     /// Folder holding the built browser bundle (`pkg/`) and the files of `public/`.
     #[arg(long, env = "FERROCAST_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -218,6 +222,7 @@ impl Config {
             public_url: None,
             signup: SignupMode::Open,
             site_root: PathBuf::from("target/site"),
+            recordings_dir: None,
             rtc_udp_port: 0,
             rtc_tcp_port: None,
             rtc_ips: vec![IpAddr::from([127, 0, 0, 1])],
@@ -238,6 +243,11 @@ impl Config {
             http_listen: None,
             trusted_proxies: Vec::new(),
         }
+    }
+
+    /// The recordings folder: `--recordings-dir`, else `recordings/` in the data folder.
+    pub fn recordings_folder(&self) -> PathBuf {
+        self.recordings_dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
     }
 
     /// True when `--listen` serves HTTPS (a certificate file or ACME).

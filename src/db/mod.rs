@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod recordings;
 pub mod sessions;
 pub mod tokens;
 

@@ -15,6 +15,8 @@ const REORDER_WAIT: Duration = Duration::from_millis(150);
 /// One RTP packet as the recorder gets it (the payload shared with the viewers' copies).
 #[derive(Clone, Debug)]
 pub struct Packet {
+    /// Who sent it (the publisher): a replacement publisher numbers and times its packets anew.
+    pub origin: u64,
     /// Extended sequence number (no wrap).
     pub seq: u64,
     pub rtp_ts: u32,
@@ -149,7 +151,7 @@ mod tests {
     use super::*;
 
     fn packet(seq: u64, ts: u32, marker: bool, payload: &[u8], at: Instant) -> Packet {
-        Packet { seq, rtp_ts: ts, marker, payload: Arc::from(payload), arrival: at }
+        Packet { origin: 1, seq, rtp_ts: ts, marker, payload: Arc::from(payload), arrival: at }
     }
 
     #[test]

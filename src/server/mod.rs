@@ -15,6 +15,7 @@ mod pages;
 pub mod password;
 pub mod publish_rule;
 pub mod rate_limit;
+pub mod recordings;
 pub mod secrets;
 pub mod session;
 mod signaling;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub ice_servers: Vec<IceServer>,
     /// Makes time-limited credentials for TURN entries (`--turn-secret`).
     pub turn: Option<turn::TurnSecret>,
+    /// Where recordings are written (`--recordings-dir`).
+    pub recordings_folder: std::path::PathBuf,
     /// The certificate `--listen` serves and where it comes from, with HTTPS in the binary.
     pub certificates: Option<(Arc<transport::certs::CertStore>, CertificateSource)>,
 }
@@ -173,7 +176,21 @@ impl Application {
             .env(leptos::config::Env::PROD)
             .build();
         let accounts = Arc::new(Accounts::new(pool.clone(), config.signup));
-        let sfu = sfu::start(config.sfu()).await.map_err(|source| StartError::Rtc { source })?;
+        let recordings_folder = config.recordings_folder();
+        let interrupted = recordings::interrupt_leftovers(&pool, &recordings_folder)
+            .await
+            .map_err(|source| StartError::Database { dir: config.data_dir.display().to_string(), source })?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "recordings left unfinished by the last run are marked interrupted");
+        }
+        let (recorder_events, recorder_reports) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = crate::recorder::Recorder::start(recordings_folder.clone(), recorder_events).map_err(|err| {
+            StartError::Config(format!("cannot use the recordings folder {}: {err}", recordings_folder.display()))
+        })?;
+        let mut sfu_config = config.sfu();
+        sfu_config.recorder = Some(recorder);
+        let sfu = sfu::start(sfu_config).await.map_err(|source| StartError::Rtc { source })?;
+        tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone()));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state =
             AppState { pool, accounts, settings, sfu, grants: Arc::default(), shutdown: shutdown_rx, leptos_options };
@@ -279,6 +296,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         proxies: client::TrustedProxies::new(config.trusted_proxies.clone()),
         ice_servers: config.ice_servers.clone(),
         turn: config.turn_secret.as_deref().map(|secret| turn::TurnSecret::new(secret, config.turn_ttl)),
+        recordings_folder: config.recordings_folder(),
         certificates: https.map(|h| {
             let source = match h.source {
                 transport::CertSource::Files { .. } => CertificateSource::Files,

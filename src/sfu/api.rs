@@ -122,13 +122,42 @@ pub(crate) enum Command {
     Publish(PublishRequest, Reply<SessionCreated>),
     View(ViewRequest, Reply<SessionCreated>),
     Probe(ProbeRequest, Reply<SessionCreated>),
-    Trickle { session: SessionRef, if_match: Option<String>, fragment: String, reply: Reply<()> },
-    End { session: SessionRef, reply: Reply<()> },
-    Select { session: SessionRef, pair: usize, source: Option<String>, reply: Reply<()> },
-    EndToken { token_id: String, reply: Reply<usize> },
-    Streams { account: Option<Arc<str>>, reply: oneshot::Sender<Vec<StreamInfo>> },
-    Stream { key: StreamKey, reply: oneshot::Sender<Option<StreamInfo>> },
-    Session { session: SessionRef, reply: Reply<SessionInfo> },
+    Trickle {
+        session: SessionRef,
+        if_match: Option<String>,
+        fragment: String,
+        reply: Reply<()>,
+    },
+    End {
+        session: SessionRef,
+        reply: Reply<()>,
+    },
+    Select {
+        session: SessionRef,
+        pair: usize,
+        source: Option<String>,
+        reply: Reply<()>,
+    },
+    EndToken {
+        token_id: String,
+        reply: Reply<usize>,
+    },
+    Streams {
+        account: Option<Arc<str>>,
+        reply: oneshot::Sender<Vec<StreamInfo>>,
+    },
+    Stream {
+        key: StreamKey,
+        reply: oneshot::Sender<Option<StreamInfo>>,
+    },
+    Session {
+        session: SessionRef,
+        reply: Reply<SessionInfo>,
+    },
+    /// The recorder stopped writing this recording (failed, or the disk is full).
+    RecordingEnded {
+        id: crate::recorder::RecordingId,
+    },
 }
 
 /// A session URL as the HTTP side saw it: the id must belong to this stream and door.

@@ -103,6 +103,11 @@ impl SfuHandle {
         self.ask(|reply| Command::Stream { key, reply }).await
     }
 
+    /// Tells the engine a recording is no longer written (its source stops showing REC).
+    pub async fn recording_ended(&self, id: crate::recorder::RecordingId) {
+        let _ = self.commands.send(Command::RecordingEnded { id }).await;
+    }
+
     async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SfuError> {
         let (reply, answer) = oneshot::channel();
         let send = self.commands.send(command(reply));

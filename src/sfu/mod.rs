@@ -45,6 +45,8 @@ pub use handle::SfuHandle;
 
 use std::{net::IpAddr, time::Duration};
 
+use crate::recorder::Recorder;
+
 /// Where media arrives and what candidates say about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MediaAddresses {
@@ -81,6 +83,8 @@ pub struct SfuConfig {
     pub connect_timeout: Duration,
     /// How long viewers stay connected to a stream whose every source has gone.
     pub orphan_grace: Duration,
+    /// Where recorded feeds go (`None`: nothing is recorded, whatever tokens allow).
+    pub recorder: Option<Recorder>,
 }
 
 impl Default for SfuConfig {
@@ -94,6 +98,7 @@ impl Default for SfuConfig {
             max_viewers: 4000,
             connect_timeout: Duration::from_secs(30),
             orphan_grace: Duration::from_secs(60),
+            recorder: None,
         }
     }
 }

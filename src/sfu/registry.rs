@@ -5,6 +5,8 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
+use crate::recorder::RecordingId;
+
 use super::{
     api::StreamKey,
     peer::{PeerId, SourceName},
@@ -33,11 +35,21 @@ pub struct Source {
     pub started_at: i64,
     /// Viewer pairs showing this source: (viewer, pair index).
     pub subscribers: Vec<(PeerId, usize)>,
+    /// The recording of this feed, while the recorder writes one (a replacement continues it).
+    pub recording: Option<RecordingId>,
 }
 
 impl Source {
     pub fn new(name: SourceName, publisher: PeerId) -> Self {
-        Self { name, publisher, pending: None, active: false, started_at: unix_now(), subscribers: Vec::new() }
+        Self {
+            name,
+            publisher,
+            pending: None,
+            active: false,
+            started_at: unix_now(),
+            subscribers: Vec::new(),
+            recording: None,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod helpers;
 mod media_addresses;
 mod pages;
 mod proxy;
+mod recording;
 mod rtc;
 mod self_check;
 mod tls;

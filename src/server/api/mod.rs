@@ -2,6 +2,7 @@
 
 mod accounts;
 mod json;
+mod recordings;
 mod self_check;
 mod streams;
 mod tokens;
@@ -33,6 +34,9 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
         .route("/self-check", get(self_check::self_check))
+        .route("/recordings", get(recordings::list))
+        .route("/recordings/{id}", get(recordings::get).delete(recordings::delete))
+        .route("/recordings/{id}/file", get(recordings::file))
         .route("/streams", get(streams::list))
         .route("/streams/{account}/{stream}", get(streams::public))
         .route("/streams/{account}/{stream}/events", get(streams::public_events))

@@ -40,18 +40,39 @@ pub async fn publish(
             SignalingError::internal()
         })?
         .map_err(SignalingError::from)?;
+    let record = match record_choice(query.as_deref())? {
+        None => grant.record,
+        Some(false) => false,
+        Some(true) if grant.record => true,
+        Some(true) => {
+            return Err(SignalingError::forbidden(
+                "this token does not allow recording (its Record setting is off); publish without ?record=1",
+            ))
+        }
+    };
     let offer = read_body(&headers, body, SDP).await?;
 
     let request = PublishRequest {
         stream: StreamKey::new(&grant.account_public_id, &stream),
         source,
         token_id: grant.token_id,
-        record: grant.record,
+        record,
         offer,
     };
     let session = state.sfu.publish(request).await?;
     let location = format!("/whip/{stream}/{}", session.session_id);
     Ok(created(location, session, ice_server_links(&state.settings.ice_servers_now())))
+}
+
+/// `?record=0|1`: whether this publish is recorded (default: what the token allows).
+fn record_choice(query: Option<&str>) -> Result<Option<bool>, SignalingError> {
+    let Some(query) = query else { return Ok(None) };
+    match url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "record").map(|(_, v)| v) {
+        None => Ok(None),
+        Some(v) if v == "1" => Ok(Some(true)),
+        Some(v) if v == "0" => Ok(Some(false)),
+        Some(v) => Err(SignalingError::bad_request(format!("record must be 0 or 1, not {v:?}"))),
+    }
 }
 
 /// Trickle ICE (RFC 8840 fragments). ICE restarts are not supported: 422 (RFC 9725 §4.3.1).

@@ -82,6 +82,13 @@ impl Engine {
                 list.sort_by(|a, b| (&a.account_id, &a.stream_name).cmp(&(&b.account_id, &b.stream_name)));
                 let _ = reply.send(list);
             }
+            Command::RecordingEnded { id } => {
+                for (_, stream) in self.streams.iter_mut() {
+                    for source in stream.sources.iter_mut().filter(|s| s.recording == Some(id)) {
+                        source.recording = None;
+                    }
+                }
+            }
             Command::Stream { key, reply } => {
                 let _ = reply.send(self.streams.get(&key).map(|stream| self.snapshot(&key, stream)));
             }
@@ -415,7 +422,7 @@ impl Engine {
                     active: source.active,
                     started_at: source.started_at,
                     bitrate_bps: tracks.iter().map(|t| t.bitrate_bps).sum(),
-                    recording: publisher.is_some_and(|p| p.record),
+                    recording: source.recording.is_some(),
                     token_id: publisher.map(|p| p.token_id.clone()).unwrap_or_default(),
                     tracks,
                 }

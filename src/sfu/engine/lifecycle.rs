@@ -8,10 +8,13 @@ use str0m::{
 };
 
 use super::{settle, Engine, PROBE_LIFETIME, PROMOTE_AFTER};
-use crate::sfu::{
-    api::{StreamChange, StreamKey},
-    forward::OutTrack,
-    peer::{Pair, Peer, PeerId, Role, SourceName, TrackIn},
+use crate::{
+    recorder::RecordingStart,
+    sfu::{
+        api::{StreamChange, StreamKey},
+        forward::OutTrack,
+        peer::{Pair, Peer, PeerId, Role, SourceName, TrackIn},
+    },
 };
 
 impl Engine {
@@ -25,11 +28,35 @@ impl Engine {
         };
         match peer.publisher().map(|p| p.source.clone()) {
             Some(name) => {
+                // What a recording of this feed would be, should one begin now.
+                let recording = peer.publisher().filter(|p| p.record && self.config.recorder.is_some()).map(|p| {
+                    let recording = super::recording_id();
+                    RecordingStart {
+                        id: recording,
+                        account: key.account.to_string(),
+                        stream_name: key.name.to_string(),
+                        source_id: name.as_deref().map(str::to_owned),
+                        token_id: p.token_id.clone(),
+                        has_video: p.has_video(),
+                        has_audio: p.tracks.iter().any(|t| t.kind == MediaKind::Audio),
+                        file_name: format!("{recording:016x}.webm"),
+                    }
+                });
                 let Some(stream) = self.streams.get_mut(&key) else { return };
                 let Some(source) = stream.source_mut(&name) else { return };
                 if source.publisher == id {
                     source.active = true;
+                    // A replacement continues the recording that runs.
+                    let begins = recording.filter(|_| source.recording.is_none());
+                    if let Some(start) = &begins {
+                        source.recording = Some(start.id);
+                    }
                     stream.empty_since = None;
+                    if let (Some(start), Some(recorder)) = (begins, &self.config.recorder) {
+                        recorder.start_recording(start);
+                        // The file starts at a keyframe: ask for one now rather than wait.
+                        self.request_keyframe_from(id);
+                    }
                     self.attach_waiting_viewers(&key, &name);
                     self.notify(&key);
                 } else if source.pending == Some(id) {
@@ -209,7 +236,10 @@ impl Engine {
                                     }
                                 }
                                 None => {
-                                    stream.sources.remove(index);
+                                    let gone = stream.sources.remove(index);
+                                    if let (Some(recording), Some(recorder)) = (gone.recording, &self.config.recorder) {
+                                        recorder.stop_recording(recording, None);
+                                    }
                                 }
                             }
                         }

@@ -32,6 +32,8 @@ use tokio::{
 };
 
 use outbox::{Io, Socket};
+
+use crate::recorder::{MediaCodec, Packet as RecordedPacket, RecordingId};
 use tcp::{TcpEvent, TcpLink};
 
 use super::{
@@ -430,9 +432,10 @@ impl Engine {
     // ---- packets out ---------------------------------------------------------------------
 
     /// A publisher's packet: find its track, let a waiting replacement take over at its first
-    /// keyframe, then send it to every viewer pair showing the source ([`send_to_viewer`]).
+    /// keyframe, hand it to the recorder when the source is recorded, then send it to every
+    /// viewer pair showing the source ([`send_to_viewer`]).
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
-        let Engine { peers, streams, io, timers, events, doomed, .. } = self;
+        let Engine { config, peers, streams, io, timers, events, doomed, .. } = self;
         let Some(publisher_peer) = peers.get_mut(&from) else { return };
         let Peer { rtc, role: Role::Publisher(publisher), stream: key, .. } = publisher_peer else { return };
         let has_video = publisher.has_video();
@@ -450,6 +453,17 @@ impl Engine {
                 return;
             }
             doomed.push(take_over(source, peers));
+        }
+        if let (Some(recording), Some(recorder)) = (source.recording, &config.recorder) {
+            let recorded = RecordedPacket {
+                origin: from,
+                seq: *packet.seq_no,
+                rtp_ts: packet.header.timestamp,
+                marker: packet.header.marker,
+                payload: packet.payload.clone(),
+                arrival: packet.timestamp,
+            };
+            recorder.offer(recording, kind == MediaKind::Video, media_codec(params.spec().codec), recorded);
         }
 
         let outgoing = Outgoing {
@@ -472,6 +486,25 @@ impl Engine {
                 settle(viewer, io, timers, events, doomed);
             }
         }
+    }
+}
+
+/// A new recording's id: random, so ids (and file names) never repeat across restarts.
+fn recording_id() -> RecordingId {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).expect("the system's random source works");
+    u64::from_le_bytes(bytes) >> 1
+}
+
+fn media_codec(codec: str0m::format::Codec) -> MediaCodec {
+    use str0m::format::Codec;
+    match codec {
+        Codec::Vp8 => MediaCodec::Vp8,
+        Codec::Vp9 => MediaCodec::Vp9,
+        Codec::Av1 => MediaCodec::Av1,
+        Codec::H264 => MediaCodec::H264,
+        Codec::Opus => MediaCodec::Opus,
+        _ => MediaCodec::Other,
     }
 }
 

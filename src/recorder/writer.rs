@@ -1,0 +1,269 @@
+//! The recording thread: every recording's reorder windows, frame assembly and file, fed by the
+//! SFU through a bounded queue ([`super::Recorder::offer`]), so that no disk write ever happens
+//! on the media path. What it does is reported as [`Event`]s; the server keeps the database.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::mpsc::{Receiver, RecvTimeoutError},
+    time::{Duration, Instant},
+};
+
+use super::{
+    assemble::{Frame, Ordered, Packet, Reorder, Vp8Frames},
+    webm::{AudioTrack, VideoTrack, WebmFile, AUDIO_TRACK, VIDEO_TRACK},
+    Control, Event, Input, MediaCodec, RecordingId, RecordingStart,
+};
+
+/// After a stop, packets still queued for the recording get this long to be written.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// How often progress is reported and stale reorder gaps are given up on.
+const TICK: Duration = Duration::from_millis(500);
+/// Without a video keyframe by then, a recording that expects video fails (with the reason).
+const FIRST_KEYFRAME_WAIT: Duration = Duration::from_secs(10);
+
+struct Recording {
+    start: RecordingStart,
+    path: PathBuf,
+    began: Instant,
+    file: Option<WebmFile>,
+    /// When the file's time 0 is (the first video keyframe, or the first audio without video).
+    origin: Option<Instant>,
+    video: Track,
+    audio: Track,
+    vp8: Vp8Frames,
+    /// The video size the file was opened with.
+    size: Option<(u16, u16)>,
+    last_progress: Instant,
+}
+
+/// One track's clock: its first packet's RTP time and arrival, mapping RTP time to wall time.
+#[derive(Default)]
+struct Track {
+    reorder: Reorder,
+    anchor: Option<(u32, Instant)>,
+    /// The publisher the anchor and the sequence numbers belong to.
+    origin: u64,
+}
+
+impl Track {
+    /// Takes `packet`'s publisher as the clock: a replacement starts its own numbering, so the
+    /// reorder window and the anchor begin again with it (wall time stays continuous).
+    /// Returns whether the publisher changed.
+    fn follow(&mut self, packet: &Packet) -> bool {
+        let changed = self.anchor.is_some() && self.origin != packet.origin;
+        if changed {
+            self.reorder = Reorder::default();
+            self.anchor = None;
+        }
+        self.origin = packet.origin;
+        self.anchor.get_or_insert((packet.rtp_ts, packet.arrival));
+        changed
+    }
+
+    /// When a frame with RTP time `rtp_ts` was captured, as this track's first packet arrived.
+    fn wall_time(&self, rtp_ts: u32, clock_rate: u32) -> Option<Instant> {
+        let (first_ts, first_arrival) = self.anchor?;
+        let ticks = rtp_ts.wrapping_sub(first_ts) as i32 as i64;
+        let micros = ticks * 1_000_000 / i64::from(clock_rate);
+        if micros >= 0 {
+            first_arrival.checked_add(Duration::from_micros(micros as u64))
+        } else {
+            first_arrival.checked_sub(Duration::from_micros((-micros) as u64))
+        }
+    }
+}
+
+pub(super) fn run(
+    controls: Receiver<Control>,
+    inputs: Receiver<Input>,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    folder: PathBuf,
+) {
+    let mut recordings: HashMap<RecordingId, Recording> = HashMap::new();
+    // Stopped recordings finish once the packets queued before the stop are written.
+    let mut stopping: Vec<(RecordingId, Instant, Option<String>)> = Vec::new();
+    let mut ordered = Vec::new();
+    let mut last_tick = Instant::now();
+    loop {
+        while let Ok(control) = controls.try_recv() {
+            match control {
+                Control::Start(start) => {
+                    let path = folder.join(&start.file_name);
+                    let id = start.id;
+                    let _ = events.send(Event::Started(start.clone()));
+                    let now = Instant::now();
+                    recordings.insert(
+                        id,
+                        Recording {
+                            start,
+                            path,
+                            began: now,
+                            file: None,
+                            origin: None,
+                            video: Track::default(),
+                            audio: Track::default(),
+                            vp8: Vp8Frames::default(),
+                            size: None,
+                            last_progress: now,
+                        },
+                    );
+                }
+                Control::Stop { id, reason } => stopping.push((id, Instant::now(), reason)),
+            }
+        }
+        match inputs.recv_timeout(TICK) {
+            Ok(Input { id, video, codec, packet }) => {
+                let Some(recording) = recordings.get_mut(&id) else { continue };
+                let had_file = recording.file.is_some();
+                if let Err(reason) = recording.take(video, codec, packet, &mut ordered) {
+                    if let Some(recording) = recordings.remove(&id) {
+                        let _ = events.send(recording.end(Some(reason)));
+                    }
+                } else if !had_file && recording.file.is_some() {
+                    let _ = events.send(Event::Described {
+                        id,
+                        video: recording.size.map(|(w, h)| ("vp8", w, h)),
+                        audio: recording.start.has_audio.then_some("opus"),
+                    });
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        stopping.retain_mut(|(id, since, reason)| {
+            if now.duration_since(*since) < STOP_GRACE {
+                return true;
+            }
+            if let Some(recording) = recordings.remove(id) {
+                let _ = events.send(recording.end(reason.take()));
+            }
+            false
+        });
+        if now.duration_since(last_tick) >= TICK {
+            last_tick = now;
+            let mut failed = Vec::new();
+            for (id, recording) in &mut recordings {
+                if recording.file.is_none()
+                    && recording.start.has_video
+                    && now.duration_since(recording.began) > FIRST_KEYFRAME_WAIT
+                {
+                    failed.push(*id);
+                    continue;
+                }
+                if now.duration_since(recording.last_progress) >= Duration::from_secs(1) {
+                    recording.last_progress = now;
+                    if let Some(file) = &recording.file {
+                        let _ = events.send(Event::Progress {
+                            id: *id,
+                            bytes: file.bytes(),
+                            duration_ms: file.duration_ms(),
+                        });
+                    }
+                }
+            }
+            for id in failed {
+                if let Some(recording) = recordings.remove(&id) {
+                    let reason = "no video keyframe arrived in 10 s: nothing could be recorded".to_owned();
+                    let _ = events.send(recording.end(Some(reason)));
+                }
+            }
+        }
+    }
+    // The server is stopping: finish what is open.
+    for (_, recording) in recordings.drain() {
+        let _ = events.send(recording.end(None));
+    }
+}
+
+impl Recording {
+    /// One packet in; frames out into the file. An error ends the recording with its reason.
+    fn take(
+        &mut self,
+        video: bool,
+        codec: MediaCodec,
+        packet: Packet,
+        ordered: &mut Vec<Ordered>,
+    ) -> Result<(), String> {
+        if video {
+            if codec != MediaCodec::Vp8 {
+                return Err(format!("recording {} video is not supported yet (VP8 is)", codec.name()));
+            }
+            if self.video.follow(&packet) {
+                self.vp8 = Vp8Frames::default();
+            }
+            self.video.reorder.push(packet, ordered);
+            for item in ordered.drain(..) {
+                if let Some(frame) = self.vp8.push(item) {
+                    self.write_video(frame)?;
+                }
+            }
+        } else {
+            if codec != MediaCodec::Opus {
+                return Err(format!("recording {} audio is not supported (Opus is)", codec.name()));
+            }
+            self.audio.follow(&packet);
+            self.audio.reorder.push(packet, ordered);
+            for item in ordered.drain(..) {
+                if let Ordered::Packet(packet) = item {
+                    self.write_audio(&packet)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, video: Option<VideoTrack>, origin: Instant) -> Result<(), String> {
+        let audio = self.start.has_audio.then_some(AudioTrack { channels: 2 });
+        let file = WebmFile::create(&self.path, video.as_ref(), audio.as_ref())
+            .map_err(|err| format!("cannot create {}: {err}", self.path.display()))?;
+        self.file = Some(file);
+        self.origin = Some(origin);
+        Ok(())
+    }
+
+    fn write_video(&mut self, frame: Frame) -> Result<(), String> {
+        let Some(at) = self.video.wall_time(frame.rtp_ts, 90_000) else { return Ok(()) };
+        if self.file.is_none() {
+            // The file begins at the first keyframe (its size is the track's size).
+            let Some((width, height)) = frame.size else { return Ok(()) };
+            self.open(Some(VideoTrack { codec_id: "V_VP8", width, height }), at)?;
+            self.size = Some((width, height));
+        }
+        self.write(VIDEO_TRACK, at, frame.keyframe, &frame.data)
+    }
+
+    fn write_audio(&mut self, packet: &Packet) -> Result<(), String> {
+        let Some(at) = self.audio.wall_time(packet.rtp_ts, 48_000) else { return Ok(()) };
+        if self.file.is_none() {
+            if self.start.has_video {
+                return Ok(()); // waiting for the first keyframe
+            }
+            self.open(None, at)?;
+        }
+        self.write(AUDIO_TRACK, at, false, &packet.payload)
+    }
+
+    fn write(&mut self, track: u64, at: Instant, keyframe: bool, data: &[u8]) -> Result<(), String> {
+        let (Some(file), Some(origin)) = (self.file.as_mut(), self.origin) else { return Ok(()) };
+        let Some(since) = at.checked_duration_since(origin) else { return Ok(()) }; // before the start
+        file.write_frame(track, since.as_millis() as u64, keyframe, data).map_err(|err| format!("cannot write: {err}"))
+    }
+
+    /// Closes the file; `reason` says why it ends early (failed when nothing was written).
+    fn end(self, reason: Option<String>) -> Event {
+        let id = self.start.id;
+        match self.file {
+            Some(file) => {
+                let duration_ms = file.duration_ms();
+                match file.finish() {
+                    Ok(bytes) => Event::Ended { id, bytes, duration_ms, reason },
+                    Err(err) => Event::Failed { id, reason: format!("cannot finish the file: {err}") },
+                }
+            }
+            None => Event::Failed { id, reason: reason.unwrap_or_else(|| "nothing was recorded".to_owned()) },
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Recording: a broadcast published with a recording token becomes a WebM file that Debian's
+//! ffprobe reads (both codecs, the size, every frame, a duration close to what was sent, audio
+//! and video starting together); `?record=` chooses per publish.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::{
+    helpers::{spawn_app, TestApp},
+    rtc::{self, Media, PublishOptions},
+    whip_whep::{streamer, wait_stream},
+};
+
+/// (status, file path, reason) of every recording row, oldest first.
+async fn recordings(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    let pool = ferrocast::db::open(&app.data_dir).await.expect("open db");
+    let rows = sqlx::query_as::<_, (String, String, Option<String>)>(
+        "SELECT status, path, reason FROM recordings ORDER BY started_at, id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+async fn wait_recordings(
+    app: &TestApp,
+    what: &str,
+    check: impl Fn(&[(String, String, Option<String>)]) -> bool,
+) -> Vec<(String, String, Option<String>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = recordings(app).await;
+        if check(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ffprobe(path: &Path, args: &[&str]) -> String {
+    let output = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(path).output().expect("ffprobe runs");
+    assert!(output.status.success(), "ffprobe: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn recording_file(app: &TestApp, path: &str) -> PathBuf {
+    app.data_dir.join("recordings").join(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_vp8_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_whole() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "rec@example.com", json!({ "label": "rec", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_stream(&app, &s.account, "show", "live", |v| v["live"] == true).await;
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    let streams: serde_json::Value =
+        s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams[0]["sources"][0]["recording"], true, "REC from the recorder: {streams}");
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ended = s.client.delete(app.url(&publisher.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "the recording is complete", |rows| rows[0].0 == "complete").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].2, None, "no reason: it ended with the broadcast");
+    let file = recording_file(&app, &rows[0].1);
+
+    let probe: serde_json::Value = serde_json::from_str(&ffprobe(
+        &file,
+        &["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames,start_time", "-of", "json"],
+    ))
+    .unwrap();
+    let streams = probe["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 2, "{probe}");
+    let (video, audio) = (&streams[0], &streams[1]);
+    let shape = (video["codec_name"].as_str(), video["width"].as_u64(), video["height"].as_u64());
+    assert_eq!(shape, (Some("vp8"), Some(160), Some(120)), "{probe}");
+    assert_eq!(audio["codec_name"], "opus", "{probe}");
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    // Published ~4 s; the file begins at the first keyframe (the clip has one a second).
+    assert!((2.5..=5.0).contains(&duration), "duration {duration} s");
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a number");
+    let frames = number(&video["nb_read_frames"]);
+    assert!((frames - duration * 30.0).abs() <= 4.0, "{frames} frames in {duration} s at 30 fps: none lost");
+    let (video_start, audio_start) = (number(&video["start_time"]), number(&audio["start_time"]));
+    assert!(
+        (video_start - audio_start).abs() <= 0.040,
+        "audio and video start together: {video_start} / {audio_start}"
+    );
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
+
+    let streams: serde_json::Value =
+        s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams, json!([]), "nothing live any more");
+
+    // The API: the list, the file (ranges, download name), other accounts, deletion.
+    let list: serde_json::Value =
+        s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap();
+    let recording = &list[0];
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(recording["streamName"], "show");
+    assert_eq!(recording["status"], "complete");
+    assert_eq!((recording["videoCodec"].as_str(), recording["audioCodec"].as_str()), (Some("vp8"), Some("opus")));
+    assert_eq!((recording["width"].as_u64(), recording["height"].as_u64()), (Some(160), Some(120)));
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(recording["bytes"].as_u64(), Some(bytes.len() as u64));
+    let file_url = app.url(recording["fileUrl"].as_str().unwrap());
+    let whole = s.client.get(&file_url).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "video/webm");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert!(whole.headers().contains_key("etag"));
+    assert_eq!(whole.bytes().await.unwrap(), bytes);
+    let part = s.client.get(&file_url).header("range", "bytes=100-199").send().await.unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), bytes[100..200]);
+    let download = s.client.get(format!("{file_url}?download=1")).send().await.unwrap();
+    let disposition = download.headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"show-") && disposition.ends_with(".webm\""),
+        "{disposition}"
+    );
+
+    let other = streamer(&app, "other@example.com", json!({ "label": "o", "streams": ["x"] })).await;
+    let id = recording["id"].as_str().unwrap();
+    for (method, path) in [
+        ("GET", format!("/api/v1/recordings/{id}")),
+        ("GET", format!("/api/v1/recordings/{id}/file")),
+        ("DELETE", format!("/api/v1/recordings/{id}")),
+    ] {
+        let response = other.client.request(method.parse().unwrap(), app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path} from another account");
+    }
+    let anonymous = app.client().get(&file_url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let deleted = s.client.delete(app.url(&format!("/api/v1/recordings/{id}"))).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert!(!file.exists(), "the file is gone");
+    let list: serde_json::Value =
+        s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list, json!([]));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_0_records_nothing_and_record_1_needs_a_token_that_allows_it() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "norec@example.com", json!({ "label": "r", "streams": ["*"], "record": true })).await;
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "quiet?record=0")).await.expect("publish");
+    wait_stream(&app, &s.account, "quiet", "live", |v| v["live"] == true).await;
+    let streams: serde_json::Value =
+        s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams[0]["sources"][0]["recording"], false, "{streams}");
+    drop(publisher);
+
+    let plain = streamer(&app, "plain@example.com", json!({ "label": "p", "streams": ["*"] })).await;
+    let refused = rtc::publish(&app, PublishOptions::new(&plain.token, "x?record=1")).await.err().expect("refused");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("does not allow recording"), "{}", refused.body);
+    let bad = rtc::publish(&app, PublishOptions::new(&s.token, "x?record=yes")).await.err().expect("refused");
+    assert_eq!(bad.status, 400);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(recordings(&app).await.is_empty(), "nothing was recorded");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seamless_replacement_continues_the_same_recording() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "swap@example.com", json!({ "label": "swap", "streams": ["show"], "record": true })).await;
+    let clip = || {
+        let mut options = PublishOptions::new(&s.token, "show");
+        options.media = Media::Clip;
+        options
+    };
+    let first = rtc::publish(&app, clip()).await.expect("publish");
+    wait_stream(&app, &s.account, "show", "live", |v| v["live"] == true).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The same encoder comes back (a new session for the same source): it takes over.
+    let second = rtc::publish(&app, clip()).await.expect("replacement");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(first);
+    let ended = s.client.delete(app.url(&second.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "the recording is complete", |rows| rows.iter().all(|r| r.0 == "complete")).await;
+    assert_eq!(rows.len(), 1, "one recording across the replacement: {rows:?}");
+    let file = recording_file(&app, &rows[0].1);
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!((4.0..=7.0).contains(&duration), "both feeds in one file: {duration} s");
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
+    app.stop().await;
+}
