@@ -202,7 +202,8 @@ async function main() {
   const exact = token.streams.filter((s) => !s.endsWith('*'));
   const open = token.streams.some((s) => s.endsWith('*'));
   const codecs = (RTCRtpSender.getCapabilities?.('video')?.codecs ?? []).map((c) => c.mimeType.split('/')[1].toUpperCase());
-  const codecOptions = ['H264', 'VP8', 'VP9', 'AV1'].filter((c) => codecs.includes(c));
+  // VP8 first: every browser decodes it, and recordings are written from it today.
+  const codecOptions = ['VP8', 'H264', 'VP9', 'AV1'].filter((c) => codecs.includes(c));
 
   root.innerHTML = `
   <div class="page-header">
