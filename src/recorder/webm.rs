@@ -60,6 +60,8 @@ pub struct WebmFile {
     /// (time in ms, position of a cluster that starts with a video keyframe).
     cues: Vec<(u64, u64)>,
     last_ms: u64,
+    /// The last time written on each track (video, audio): a track's times must increase.
+    track_last_ms: [Option<u64>; 2],
 }
 
 struct Cluster {
@@ -200,12 +202,21 @@ impl WebmFile {
             cluster: None,
             cues: Vec::new(),
             last_ms: 0,
+            track_last_ms: [None; 2],
         })
     }
 
     /// Adds a frame; `time_ms` counts from the start of the recording. A cluster that is due
     /// (a video keyframe, or [`CLUSTER_MS`] old) is written first.
     pub fn write_frame(&mut self, track: u64, time_ms: u64, keyframe: bool, data: &[u8]) -> io::Result<()> {
+        // Two frames of a track never share a time (a replacement publisher's first frame can
+        // land on its predecessor's last millisecond): players refuse times that do not increase.
+        let slot = &mut self.track_last_ms[usize::from(track != VIDEO_TRACK)];
+        let time_ms = match *slot {
+            Some(last) if time_ms <= last => last + 1,
+            _ => time_ms,
+        };
+        *slot = Some(time_ms);
         let video_key = track == VIDEO_TRACK && keyframe;
         let due = match &self.cluster {
             None => true,

@@ -81,6 +81,20 @@ impl TestApp {
         }
     }
 
+    /// A server running elsewhere (the real binary, started by the test) with its data folder:
+    /// the helpers talk to `base`; stopping it is the test's business.
+    pub fn running_at(base: impl Into<String>, data_dir: PathBuf) -> TestApp {
+        TestApp {
+            base: base.into(),
+            rtc_addrs: Vec::new(),
+            data_dir,
+            _data_guard: None,
+            shutdown: None,
+            task: None,
+            make_client: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -207,3 +207,60 @@ async fn a_seamless_replacement_continues_the_same_recording() {
     assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
     app.stop().await;
 }
+
+/// Starts the real binary on `data`; answers the child and its base URL.
+fn start_binary(data: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("ferrocast listening on ").expect("prints its address").to_owned();
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_cut_by_kill_9_is_interrupted_and_plays_up_to_its_last_second() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base) = start_binary(data.path());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let s = streamer(&app, "crash@example.com", json!({ "label": "c", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.kill().unwrap(); // SIGKILL: no chance to finish anything
+    server.wait().unwrap();
+    let recorded = started.elapsed().as_secs_f64();
+    drop(publisher);
+
+    let (mut restarted, _) = start_binary(data.path());
+    let rows = recordings(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "interrupted", "{rows:?}");
+    assert!(rows[0].2.as_deref().is_some_and(|r| r.contains("stopped while recording")), "{rows:?}");
+    let file = data.path().join("recordings").join(&rows[0].1);
+    let frames: f64 = ffprobe(
+        &file,
+        &["-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"],
+    )
+    .trim()
+    .parse()
+    .expect("a frame count");
+    // The file begins at the first keyframe (≤ 1 s in) and loses at most the last open cluster.
+    assert!(frames >= (recorded - 2.0) * 30.0, "{frames} frames readable after {recorded:.1} s of recording");
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.status.success(), "ffmpeg reads it to the end: {}", String::from_utf8_lossy(&decode.stderr));
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
