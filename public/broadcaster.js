@@ -3,6 +3,7 @@
 // short-lived grant from POST /api/v1/tokens/{id}/grants (the token's secret stays on the server).
 
 import { Publisher, SignalingError } from './ferrocast.js';
+import { hydrated } from './hydrated.js';
 import { mountConnectionTest } from './self-check.js';
 
 const root = document.getElementById('broadcaster');
@@ -38,17 +39,6 @@ export function explain(error) {
     default:
       return error?.message ? `Something went wrong: ${error.message}` : 'Something went wrong.';
   }
-}
-
-async function hydrated() {
-  if (document.body.dataset.hydrated) return;
-  await new Promise((resolve) => {
-    const observer = new MutationObserver(() => {
-      if (document.body.dataset.hydrated) { observer.disconnect(); resolve(); }
-    });
-    observer.observe(document.body, { attributes: true });
-    setTimeout(resolve, 5_000); // without the wasm the page still works
-  });
 }
 
 async function getJSON(path) {

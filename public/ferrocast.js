@@ -531,8 +531,9 @@ export class Player extends EventTarget {
     const pc = this.session?.pc;
     if (!pc || this.stopped) return Promise.resolve();
     const cancel = new AbortController();
-    this.addEventListener('stopping', () => cancel.abort(), { once: true });
-    return dropped(pc, cancel.signal);
+    const stop = () => cancel.abort();
+    this.addEventListener('stopping', stop, { once: true });
+    return dropped(pc, cancel.signal).finally(() => this.removeEventListener('stopping', stop));
   }
 
   /** Waits for the public stream feed to say live (or `seconds`, whichever first). */

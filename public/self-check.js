@@ -6,6 +6,7 @@
 // The Live page mounts the whole panel into #self-check; the broadcaster mounts only the test.
 
 import { iceServersFromLinks, parseLinks } from './ferrocast.js';
+import { hydrated } from './hydrated.js';
 
 /** How long one probe may take to connect before its transport counts as blocked. */
 const PROBE_TIMEOUT_MS = 6_000;
@@ -144,18 +145,6 @@ async function mountPanel(root) {
     ${facts.warnings.map((w) => `<p class="alert warning" data-role="warning">${escape(w)}</p>`).join('')}`;
   mountConnectionTest(root);
   root.dataset.ready = 'true';
-}
-
-/** Resolves once the wasm has hydrated the page (it would otherwise replace what we render). */
-async function hydrated() {
-  if (document.body.dataset.hydrated) return;
-  await new Promise((resolve) => {
-    const observer = new MutationObserver(() => {
-      if (document.body.dataset.hydrated) { observer.disconnect(); resolve(); }
-    });
-    observer.observe(document.body, { attributes: true });
-    setTimeout(resolve, 5_000); // without the wasm the page still works
-  });
 }
 
 const panel = document.getElementById('self-check');

@@ -29,6 +29,11 @@ const QUEUE: usize = 4096;
 /// A recording's id (also its database key and file name stem).
 pub type RecordingId = u64;
 
+/// How a recording's id is written in rows, URLs and its file name.
+pub fn key(id: RecordingId) -> String {
+    format!("{id:016x}")
+}
+
 /// The codec of a recorded packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaCodec {

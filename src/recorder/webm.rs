@@ -8,6 +8,7 @@ use std::{
     fs::File,
     io::{self, Seek, SeekFrom, Write},
     path::Path,
+    sync::OnceLock,
 };
 
 use webm_iterable::{
@@ -70,37 +71,53 @@ struct Cluster {
     blocks: Vec<u8>,
 }
 
-/// Encodes elements written by `write` as children of `inside` (the writer checks where each
-/// element may stand): the bytes of the children only.
+/// Where encoded elements stand: the writer checks that each element may stand there.
+#[derive(Clone, Copy)]
+enum Within {
+    Top = 0,
+    Segment = 1,
+    Cluster = 2,
+}
+
+impl Within {
+    /// Opens the parents, unknown-sized.
+    fn open(self, writer: &mut WebmWriter<&mut Vec<u8>>) -> Result<(), TagWriterError> {
+        if !matches!(self, Within::Top) {
+            writer.write_advanced(&MatroskaSpec::Segment(Master::Start), WriteOptions::is_unknown_sized_element())?;
+        }
+        if matches!(self, Within::Cluster) {
+            writer.write_advanced(&MatroskaSpec::Cluster(Master::Start), WriteOptions::is_unknown_sized_element())?;
+        }
+        Ok(())
+    }
+
+    /// How many bytes the parents' headers take before the children (measured once).
+    fn prefix(self) -> usize {
+        static PREFIX: [OnceLock<usize>; 3] = [const { OnceLock::new() }; 3];
+        *PREFIX[self as usize].get_or_init(|| {
+            let mut headers = Vec::new();
+            let mut writer = WebmWriter::new(&mut headers);
+            // The writer holds the headers back until something follows; flush lets them out.
+            self.open(&mut writer).and_then(|()| writer.flush()).expect("the parents' headers encode");
+            drop(writer);
+            headers.len()
+        })
+    }
+}
+
+/// Encodes the elements `write` writes, standing `within`: their bytes only.
 fn encode(
-    inside: &[MatroskaSpec],
+    within: Within,
     write: impl FnOnce(&mut WebmWriter<&mut Vec<u8>>) -> Result<(), TagWriterError>,
 ) -> io::Result<Vec<u8>> {
     let fail = |err: TagWriterError| io::Error::other(err.to_string());
-    let open = |writer: &mut WebmWriter<&mut Vec<u8>>| -> io::Result<()> {
-        for parent in inside {
-            writer.write_advanced(parent, WriteOptions::is_unknown_sized_element()).map_err(fail)?;
-        }
-        Ok(())
-    };
-    // The parents' headers alone (the writer holds them back until something follows).
-    let mut headers = Vec::new();
-    let mut probe = WebmWriter::new(&mut headers);
-    open(&mut probe)?;
-    probe.flush().map_err(fail)?;
-    drop(probe);
-    let prefix = headers.len();
     let mut out = Vec::new();
     let mut writer = WebmWriter::new(&mut out);
-    open(&mut writer)?;
+    within.open(&mut writer).map_err(fail)?;
     write(&mut writer).map_err(fail)?;
     drop(writer);
-    Ok(out.split_off(prefix))
-}
-
-/// A Segment (children of it are encoded inside one).
-fn segment() -> [MatroskaSpec; 1] {
-    [MatroskaSpec::Segment(Master::Start)]
+    out.drain(..within.prefix());
+    Ok(out)
 }
 
 /// An EBML size field of exactly 8 bytes.
@@ -126,7 +143,7 @@ impl WebmFile {
     /// Creates the file and writes the header and the track descriptions.
     pub fn create(path: &Path, video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> io::Result<Self> {
         let mut file = File::create_new(path)?;
-        let header = encode(&[], |w| {
+        let header = encode(Within::Top, |w| {
             w.write(&MatroskaSpec::Ebml(Master::Full(vec![
                 MatroskaSpec::EbmlVersion(1),
                 MatroskaSpec::EbmlReadVersion(1),
@@ -137,7 +154,7 @@ impl WebmFile {
                 MatroskaSpec::DocTypeReadVersion(2),
             ])))
         })?;
-        let info = encode(&segment(), |w| {
+        let info = encode(Within::Segment, |w| {
             w.write(&MatroskaSpec::Info(Master::Start))?;
             w.write(&MatroskaSpec::TimestampScale(1_000_000))?; // block times in ms
             w.write(&MatroskaSpec::MuxingApp("ferrocast".into()))?;
@@ -174,8 +191,8 @@ impl WebmFile {
                 ])),
             ])));
         }
-        let tracks = encode(&segment(), |w| w.write(&MatroskaSpec::Tracks(Master::Full(entries))))?;
-        let void = encode(&segment(), |w| w.write_raw(VOID_ID, &[0; SEEK_SPACE - 2]))?;
+        let tracks = encode(Within::Segment, |w| w.write(&MatroskaSpec::Tracks(Master::Full(entries))))?;
+        let void = encode(Within::Segment, |w| w.write_raw(VOID_ID, &[0; SEEK_SPACE - 2]))?;
 
         let mut start = header;
         start.extend_from_slice(&SEGMENT_ID);
@@ -230,8 +247,7 @@ impl WebmFile {
         // Frames of the other track may be a little behind: never before the cluster's start.
         let relative = time_ms.saturating_sub(cluster.start_ms).min(i16::MAX as u64) as i16;
         let block = SimpleBlock::new_uncheked(data, track, relative, false, None, false, keyframe);
-        let in_cluster = [MatroskaSpec::Segment(Master::Start), MatroskaSpec::Cluster(Master::Start)];
-        let encoded = encode(&in_cluster, |w| w.write(&MatroskaSpec::from(block)))?;
+        let encoded = encode(Within::Cluster, |w| w.write(&MatroskaSpec::from(block)))?;
         cluster.blocks.extend_from_slice(&encoded);
         self.last_ms = self.last_ms.max(time_ms);
         Ok(())
@@ -244,8 +260,7 @@ impl WebmFile {
         if cluster.blocks.is_empty() {
             return Ok(());
         }
-        let in_cluster = [MatroskaSpec::Segment(Master::Start), MatroskaSpec::Cluster(Master::Start)];
-        let timestamp = encode(&in_cluster, |w| w.write(&MatroskaSpec::Timestamp(cluster.start_ms)))?;
+        let timestamp = encode(Within::Cluster, |w| w.write(&MatroskaSpec::Timestamp(cluster.start_ms)))?;
         let mut bytes = Vec::with_capacity(12 + timestamp.len() + cluster.blocks.len());
         bytes.extend_from_slice(&CLUSTER_ID);
         bytes.extend_from_slice(&size8((timestamp.len() + cluster.blocks.len()) as u64));
@@ -289,10 +304,10 @@ impl WebmFile {
                     ]))
                 })
                 .collect();
-            let cues = encode(&segment(), |w| w.write(&MatroskaSpec::Cues(Master::Full(points))))?;
+            let cues = encode(Within::Segment, |w| w.write(&MatroskaSpec::Cues(Master::Full(points))))?;
             self.file.write_all(&cues)?;
             self.end += cues.len() as u64;
-            let seek_head = encode(&segment(), |w| {
+            let seek_head = encode(Within::Segment, |w| {
                 w.write(&MatroskaSpec::SeekHead(Master::Full(vec![MatroskaSpec::Seek(Master::Full(vec![
                     MatroskaSpec::SeekID(CUES_ID.to_vec()),
                     MatroskaSpec::SeekPosition(cues_position),
@@ -300,7 +315,7 @@ impl WebmFile {
             })?;
             // The rest of the reserved space stays a Void element (id, one-byte size, zeros).
             let rest = SEEK_SPACE - seek_head.len();
-            let void = encode(&segment(), |w| w.write_raw(VOID_ID, &vec![0; rest - 2]))?;
+            let void = encode(Within::Segment, |w| w.write_raw(VOID_ID, &vec![0; rest - 2]))?;
             self.file.seek(SeekFrom::Start(self.seek_space_at))?;
             self.file.write_all(&seek_head)?;
             self.file.write_all(&void)?;

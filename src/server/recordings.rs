@@ -8,14 +8,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{
     db::{self, recordings::NewRecording},
-    recorder::{Event, RecordingId},
+    recorder::{key, Event},
     sfu::SfuHandle,
 };
-
-/// The id of a recording as rows and URLs carry it.
-pub fn row_id(id: RecordingId) -> String {
-    format!("{id:016x}")
-}
 
 /// Follows the recorder's events until it stops.
 pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: SfuHandle) {
@@ -29,7 +24,7 @@ pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: S
 async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), sqlx::Error> {
     match event {
         Event::Started(start) => {
-            let id = row_id(start.id);
+            let id = key(start.id);
             let new = NewRecording {
                 id: &id,
                 account_public_id: &start.account,
@@ -47,13 +42,13 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
         }
         Event::Described { id, video, audio } => {
             let size = video.map(|(_, w, h)| (i64::from(w), i64::from(h)));
-            db::recordings::describe(pool, &row_id(id), video.map(|v| v.0), audio, size).await?;
+            db::recordings::describe(pool, &key(id), video.map(|v| v.0), audio, size).await?;
         }
         Event::Progress { id, bytes, duration_ms } => {
-            db::recordings::progress(pool, &row_id(id), bytes as i64, duration_ms as i64).await?;
+            db::recordings::progress(pool, &key(id), bytes as i64, duration_ms as i64).await?;
         }
         Event::Ended { id, bytes, duration_ms, reason } => {
-            let row = row_id(id);
+            let row = key(id);
             db::recordings::end(
                 pool,
                 &row,
@@ -70,7 +65,7 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
             tracing::info!(recording = %row, bytes, duration_ms, reason = reason.as_deref().unwrap_or(""), "recording complete");
         }
         Event::Failed { id, reason } => {
-            let row = row_id(id);
+            let row = key(id);
             db::recordings::end(pool, &row, "failed", 0, 0, Some(&reason), db::now_unix()).await?;
             sfu.recording_ended(id).await;
             tracing::warn!(recording = %row, %reason, "recording failed");

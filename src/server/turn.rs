@@ -50,8 +50,7 @@ pub fn ice_servers_now(servers: &[IceServer], turn: Option<&TurnSecret>) -> Vec<
     servers
         .iter()
         .map(|server| {
-            let is_turn = server.url.starts_with("turn:") || server.url.starts_with("turns:");
-            if !is_turn || server.username.is_some() {
+            if !server.is_turn() || server.username.is_some() {
                 return server.clone();
             }
             let (username, credential) =

@@ -90,6 +90,13 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+impl IceServer {
+    /// A TURN relay (`turn:` or `turns:`), as opposed to STUN.
+    pub fn is_turn(&self) -> bool {
+        self.url.starts_with("turn:") || self.url.starts_with("turns:")
+    }
+}
+
 /// Why the SFU said no. Every variant is the client's problem or a limit, except `Unavailable`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SfuError {

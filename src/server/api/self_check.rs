@@ -11,7 +11,10 @@ use std::{
 use axum::{extract::State, Json};
 use serde::Serialize;
 
-use crate::server::{auth::CurrentAccount, timestamps, AppState, CertificateSource};
+use crate::{
+    server::{auth::CurrentAccount, timestamps, AppState, CertificateSource},
+    sfu::IceServer,
+};
 
 /// A certificate closer to its end than this is a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -82,12 +85,12 @@ pub async fn self_check(State(state): State<AppState>, CurrentAccount(_): Curren
             urls: server.url.clone(),
             credentials: match (&server.username, &settings.turn) {
                 (Some(_), _) => "static",
-                (None, Some(_)) if server.url.starts_with("turn") => "time-limited",
+                (None, Some(_)) if server.is_turn() => "time-limited",
                 _ => "none",
             },
         })
         .collect();
-    let has_turn = settings.ice_servers.iter().any(|s| s.url.starts_with("turn"));
+    let has_turn = settings.ice_servers.iter().any(IceServer::is_turn);
 
     let mut warnings = Vec::new();
     if udp.iter().all(|a| a.ip().is_loopback()) {
@@ -139,7 +142,7 @@ fn addr_list(addrs: &[SocketAddr]) -> String {
 fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V6(v6) => v6.is_unique_local() || v6.is_unicast_link_local(),
     }
 }
 

@@ -200,12 +200,14 @@ fn valid_session_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// One parameter of a raw query string, decoded (the first when repeated).
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
 /// `?sourceId=` from a raw query string, checked like a stream name.
 fn source_id(query: Option<&str>) -> Result<Option<String>, SignalingError> {
-    let Some(query) = query else { return Ok(None) };
-    let value =
-        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "sourceId").map(|(_, v)| v.into_owned());
-    match value {
+    match query_param(query, "sourceId") {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
         Some(v) => crate::model::check_source_id(&v).map(|()| Some(v)).map_err(SignalingError::bad_request),

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{created, ice_server_links, read_body, valid_session_id, SignalingError, SDP};
+use super::{created, ice_server_links, query_param, read_body, valid_session_id, SignalingError, SDP};
 use crate::{
     server::{auth::CurrentAccount, AppState},
     sfu::{
@@ -49,22 +49,12 @@ pub async fn delete(
 
 /// `?transport=` (default `any`).
 fn transport(query: Option<&str>) -> Result<ProbeTransport, SignalingError> {
-    let mut chosen = ProbeTransport::Any;
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if key == "transport" {
-            chosen = match &*value {
-                "udp" => ProbeTransport::Udp,
-                "tcp" => ProbeTransport::Tcp,
-                "any" => ProbeTransport::Any,
-                other => {
-                    return Err(SignalingError::bad_request(format!(
-                        "transport must be udp, tcp or any, not {other:?}"
-                    )))
-                }
-            };
-        }
+    match query_param(query, "transport").as_deref() {
+        None | Some("any") => Ok(ProbeTransport::Any),
+        Some("udp") => Ok(ProbeTransport::Udp),
+        Some("tcp") => Ok(ProbeTransport::Tcp),
+        Some(other) => Err(SignalingError::bad_request(format!("transport must be udp, tcp or any, not {other:?}"))),
     }
-    Ok(chosen)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, SDP};
+use super::{created, ice_server_links, query_param, read_body, source_id, valid_session_id, SignalingError, SDP};
 use crate::{
     model::check_stream_name,
     server::{
@@ -66,11 +66,10 @@ pub async fn publish(
 
 /// `?record=0|1`: whether this publish is recorded (default: what the token allows).
 fn record_choice(query: Option<&str>) -> Result<Option<bool>, SignalingError> {
-    let Some(query) = query else { return Ok(None) };
-    match url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "record").map(|(_, v)| v) {
+    match query_param(query, "record").as_deref() {
         None => Ok(None),
-        Some(v) if v == "1" => Ok(Some(true)),
-        Some(v) if v == "0" => Ok(Some(false)),
+        Some("1") => Ok(Some(true)),
+        Some("0") => Ok(Some(false)),
         Some(v) => Err(SignalingError::bad_request(format!("record must be 0 or 1, not {v:?}"))),
     }
 }

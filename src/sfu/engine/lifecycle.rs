@@ -39,7 +39,7 @@ impl Engine {
                         token_id: p.token_id.clone(),
                         has_video: p.has_video(),
                         has_audio: p.tracks.iter().any(|t| t.kind == MediaKind::Audio),
-                        file_name: format!("{recording:016x}.webm"),
+                        file_name: format!("{}.webm", crate::recorder::key(recording)),
                     }
                 });
                 let Some(stream) = self.streams.get_mut(&key) else { return };
@@ -202,6 +202,14 @@ impl Engine {
                 );
                 self.reported_dropped = self.io.dropped;
             }
+            let behind = self.config.recorder.as_ref().map_or(0, |r| r.dropped());
+            if behind > self.reported_recorder_dropped {
+                tracing::warn!(
+                    dropped = behind - self.reported_recorder_dropped,
+                    "the recorder is behind: packets dropped (the recordings show a gap)"
+                );
+                self.reported_recorder_dropped = behind;
+            }
             for peer in self.peers.values_mut() {
                 if let Some(publisher) = peer.publisher_mut() {
                     for track in &mut publisher.tracks {
@@ -217,6 +225,11 @@ impl Engine {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         self.sessions.remove(&peer.session_id);
         self.demux.remove_peer(&peer.local_ufrag, &peer.addrs, id);
+        if matches!(peer.role, Role::Probe) {
+            // A probe belongs to no stream: nothing else to update or announce.
+            peer.rtc.disconnect();
+            return;
+        }
         let key = peer.stream.clone();
         let mut reattach: Option<SourceName> = None;
         if let Some(stream) = self.streams.get_mut(&key) {
@@ -252,10 +265,6 @@ impl Engine {
                 Role::Viewer(_) => stream.forget_viewer(id),
                 Role::Probe => {}
             }
-        }
-        if matches!(peer.role, Role::Probe) {
-            peer.rtc.disconnect();
-            return;
         }
         if let Some(name) = reattach {
             self.attach_waiting_viewers(&key, &name);

@@ -140,6 +140,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         next_peer: 1,
         last_stats: Instant::now(),
         reported_dropped: 0,
+        reported_recorder_dropped: 0,
         buffer: vec![0; 2048],
     };
     tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
@@ -197,8 +198,9 @@ struct Engine {
     doomed: Vec<PeerId>,
     next_peer: PeerId,
     last_stats: Instant,
-    /// `io.dropped` as last logged.
+    /// `io.dropped` and the recorder's dropped packets as last logged.
     reported_dropped: u64,
+    reported_recorder_dropped: u64,
     buffer: Vec<u8>,
 }
 
