@@ -244,8 +244,12 @@ impl WebmFile {
             self.cluster = Some(Cluster { start_ms: time_ms, starts_with_keyframe: video_key, blocks: Vec::new() });
         }
         let cluster = self.cluster.as_mut().expect("opened above");
-        // Frames of the other track may be a little behind: never before the cluster's start.
-        let relative = time_ms.saturating_sub(cluster.start_ms).min(i16::MAX as u64) as i16;
+        // The other track may run a little behind the frame that opened the cluster: its block
+        // time is then negative (the field is signed, RFC 9559 §10.1). Clamping it to the
+        // cluster's start would give two frames of one track the same time.
+        let Ok(relative) = i16::try_from(time_ms as i64 - cluster.start_ms as i64) else {
+            return Ok(()); // more than 32 s behind the other track: no player would show it
+        };
         let block = SimpleBlock::new_uncheked(data, track, relative, false, None, false, keyframe);
         let encoded = encode(Within::Cluster, |w| w.write(&MatroskaSpec::from(block)))?;
         cluster.blocks.extend_from_slice(&encoded);
@@ -326,5 +330,53 @@ impl WebmFile {
         self.file.write_all(&size8(self.end - self.segment_start))?;
         self.file.sync_all()?;
         Ok(self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webm_iterable::WebmIterator;
+
+    /// Every block's absolute time, per track, as a reader computes it.
+    fn block_times(path: &Path) -> Vec<(u64, i64)> {
+        let mut cluster = 0i64;
+        let mut times = Vec::new();
+        for tag in WebmIterator::new(File::open(path).unwrap(), &[]) {
+            match tag.expect("the file parses") {
+                MatroskaSpec::Timestamp(t) => cluster = t as i64,
+                tag @ MatroskaSpec::SimpleBlock(_) => {
+                    let block = SimpleBlock::try_from(&tag).expect("a block");
+                    times.push((block.track, cluster + i64::from(block.timestamp)));
+                }
+                _ => {}
+            }
+        }
+        times
+    }
+
+    #[test]
+    fn a_track_behind_the_cluster_start_keeps_its_own_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lag.webm");
+        let video = VideoTrack { codec_id: "V_VP8", width: 64, height: 48 };
+        let mut file = WebmFile::create(&path, Some(&video), Some(&AudioTrack { channels: 2 })).unwrap();
+        // Audio runs 50 ms behind video: each video keyframe opens a cluster ahead of the
+        // audio frames that belong before it.
+        let mut sent = Vec::new();
+        for step in 0..60u64 {
+            let video_ms = step * 40;
+            file.write_frame(VIDEO_TRACK, video_ms, step % 10 == 0, b"v").unwrap();
+            sent.push((VIDEO_TRACK, video_ms as i64));
+            for audio_ms in [video_ms.saturating_sub(50), video_ms.saturating_sub(30)] {
+                if step > 1 {
+                    file.write_frame(AUDIO_TRACK, audio_ms, false, b"a").unwrap();
+                    sent.push((AUDIO_TRACK, audio_ms as i64));
+                }
+            }
+        }
+        file.finish().unwrap();
+        let read = block_times(&path);
+        assert_eq!(read, sent, "every frame keeps the time it was written with");
     }
 }
