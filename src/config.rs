@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
 
+    /// Free space kept on the recordings disk (`1GiB`, `500MiB`, bytes): below it, running
+    /// recordings end cleanly and new ones are refused.
+    #[arg(long, env = "FERROCAST_RECORDINGS_MIN_FREE", default_value = "1GiB", value_parser = crate::recorder::disk::parse_size)]
+    pub recordings_min_free: u64,
+
     /// Folder holding the built browser bundle (`pkg/`) and the files of `public/`.
     #[arg(long, env = "FERROCAST_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -223,6 +228,7 @@ impl Config {
             signup: SignupMode::Open,
             site_root: PathBuf::from("target/site"),
             recordings_dir: None,
+            recordings_min_free: 1 << 30,
             rtc_udp_port: 0,
             rtc_tcp_port: None,
             rtc_ips: vec![IpAddr::from([127, 0, 0, 1])],

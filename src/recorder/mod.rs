@@ -8,6 +8,7 @@
 //! keeps the `recordings` table from them.
 
 pub mod assemble;
+pub mod disk;
 pub mod vp8;
 pub mod webm;
 mod writer;
@@ -81,6 +82,8 @@ pub(crate) enum Control {
         id: RecordingId,
         reason: Option<String>,
     },
+    /// The server stops: every recording is finished and the thread ends.
+    Finish,
 }
 
 /// One packet of a recorded source.
@@ -127,18 +130,37 @@ pub struct Recorder {
     input: SyncSender<Input>,
     /// Packets dropped because the queue was full (the recording shows a gap there).
     dropped: Arc<AtomicU64>,
+    disk: Arc<disk::DiskStatus>,
 }
 
 impl Recorder {
-    /// Starts the recording thread writing into `folder`; `events` receives what it does.
-    pub fn start(folder: PathBuf, events: tokio::sync::mpsc::UnboundedSender<Event>) -> std::io::Result<Self> {
+    /// Starts the recording thread writing into `folder`, keeping `min_free` bytes free on
+    /// its disk; `events` receives what it does, and closes when the thread has finished.
+    pub fn start(
+        folder: PathBuf,
+        min_free: u64,
+        events: tokio::sync::mpsc::UnboundedSender<Event>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&folder)?;
         let (input, inputs) = sync_channel(QUEUE);
         let (control, controls) = channel();
+        let disk = Arc::new(disk::DiskStatus::new(min_free));
+        let watched = disk.clone();
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || writer::run(controls, inputs, events, folder))?;
-        Ok(Self { control, input, dropped: Arc::default() })
+            .spawn(move || writer::run(controls, inputs, events, folder, &watched))?;
+        Ok(Self { control, input, dropped: Arc::default(), disk })
+    }
+
+    /// Finishes every recording and ends the thread (the server is stopping); its event
+    /// channel closes once the last recording is reported.
+    pub fn finish_all(&self) {
+        let _ = self.control.send(Control::Finish);
+    }
+
+    /// The recordings disk as last measured.
+    pub fn disk(&self) -> disk::DiskReport {
+        self.disk.report()
     }
 
     pub fn start_recording(&self, start: RecordingStart) {

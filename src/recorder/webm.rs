@@ -67,6 +67,8 @@ pub struct WebmFile {
 
 struct Cluster {
     start_ms: u64,
+    /// The latest frame time in it.
+    last_ms: u64,
     starts_with_keyframe: bool,
     blocks: Vec<u8>,
 }
@@ -241,7 +243,12 @@ impl WebmFile {
         };
         if due {
             self.close_cluster()?;
-            self.cluster = Some(Cluster { start_ms: time_ms, starts_with_keyframe: video_key, blocks: Vec::new() });
+            self.cluster = Some(Cluster {
+                start_ms: time_ms,
+                last_ms: time_ms,
+                starts_with_keyframe: video_key,
+                blocks: Vec::new(),
+            });
         }
         let cluster = self.cluster.as_mut().expect("opened above");
         // The other track may run a little behind the frame that opened the cluster: its block
@@ -253,12 +260,13 @@ impl WebmFile {
         let block = SimpleBlock::new_uncheked(data, track, relative, false, None, false, keyframe);
         let encoded = encode(Within::Cluster, |w| w.write(&MatroskaSpec::from(block)))?;
         cluster.blocks.extend_from_slice(&encoded);
-        self.last_ms = self.last_ms.max(time_ms);
+        cluster.last_ms = cluster.last_ms.max(time_ms);
         Ok(())
     }
 
     /// Writes the open cluster, whole (one write), and makes it durable against a crash of
-    /// the process.
+    /// the process. A failed write (a full disk) is cut off again: the file keeps ending with
+    /// a whole cluster, and the cluster is lost.
     pub fn close_cluster(&mut self) -> io::Result<()> {
         let Some(cluster) = self.cluster.take() else { return Ok(()) };
         if cluster.blocks.is_empty() {
@@ -271,8 +279,8 @@ impl WebmFile {
         bytes.extend_from_slice(&timestamp);
         bytes.extend_from_slice(&cluster.blocks);
         let position = self.end - self.segment_start;
-        self.file.write_all(&bytes)?;
-        self.end += bytes.len() as u64;
+        self.append(&bytes)?;
+        self.last_ms = self.last_ms.max(cluster.last_ms);
         if cluster.starts_with_keyframe {
             self.cues.push((cluster.start_ms, position));
         }
@@ -284,45 +292,32 @@ impl WebmFile {
         self.end
     }
 
-    /// The latest frame time written, in ms.
+    /// Appends `bytes` whole, or nothing.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Err(err) = self.file.write_all(bytes) {
+            let _ = self.file.set_len(self.end);
+            let _ = self.file.seek(SeekFrom::Start(self.end));
+            return Err(err);
+        }
+        self.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The latest frame time in the file (written clusters), in ms.
     pub fn duration_ms(&self) -> u64 {
         self.last_ms
     }
 
     /// Ends the file: the last cluster, cues, the seek head, the duration and the segment size.
+    /// On a full disk the last cluster and the cues are left out (players then seek without
+    /// them); what is written in place needs no new space.
     pub fn finish(mut self) -> io::Result<u64> {
-        self.close_cluster()?;
+        let _ = self.close_cluster();
         let duration = self.last_ms;
         let cues_position = self.end - self.segment_start;
         if !self.cues.is_empty() {
-            let points = self
-                .cues
-                .iter()
-                .map(|&(time, position)| {
-                    MatroskaSpec::CuePoint(Master::Full(vec![
-                        MatroskaSpec::CueTime(time),
-                        MatroskaSpec::CueTrackPositions(Master::Full(vec![
-                            MatroskaSpec::CueTrack(VIDEO_TRACK),
-                            MatroskaSpec::CueClusterPosition(position),
-                        ])),
-                    ]))
-                })
-                .collect();
-            let cues = encode(Within::Segment, |w| w.write(&MatroskaSpec::Cues(Master::Full(points))))?;
-            self.file.write_all(&cues)?;
-            self.end += cues.len() as u64;
-            let seek_head = encode(Within::Segment, |w| {
-                w.write(&MatroskaSpec::SeekHead(Master::Full(vec![MatroskaSpec::Seek(Master::Full(vec![
-                    MatroskaSpec::SeekID(CUES_ID.to_vec()),
-                    MatroskaSpec::SeekPosition(cues_position),
-                ]))])))
-            })?;
-            // The rest of the reserved space stays a Void element (id, one-byte size, zeros).
-            let rest = SEEK_SPACE - seek_head.len();
-            let void = encode(Within::Segment, |w| w.write_raw(VOID_ID, &vec![0; rest - 2]))?;
-            self.file.seek(SeekFrom::Start(self.seek_space_at))?;
-            self.file.write_all(&seek_head)?;
-            self.file.write_all(&void)?;
+            // Without room for them the file still plays; players seek by scanning.
+            let _ = self.write_cues(cues_position);
         }
         self.file.seek(SeekFrom::Start(self.duration_at))?;
         self.file.write_all(&(duration as f64).to_be_bytes())?;
@@ -330,6 +325,38 @@ impl WebmFile {
         self.file.write_all(&size8(self.end - self.segment_start))?;
         self.file.sync_all()?;
         Ok(self.end)
+    }
+
+    /// Appends the cues and points the reserved seek head at them.
+    fn write_cues(&mut self, cues_position: u64) -> io::Result<()> {
+        let points = self
+            .cues
+            .iter()
+            .map(|&(time, position)| {
+                MatroskaSpec::CuePoint(Master::Full(vec![
+                    MatroskaSpec::CueTime(time),
+                    MatroskaSpec::CueTrackPositions(Master::Full(vec![
+                        MatroskaSpec::CueTrack(VIDEO_TRACK),
+                        MatroskaSpec::CueClusterPosition(position),
+                    ])),
+                ]))
+            })
+            .collect();
+        let cues = encode(Within::Segment, |w| w.write(&MatroskaSpec::Cues(Master::Full(points))))?;
+        self.append(&cues)?;
+        let seek_head = encode(Within::Segment, |w| {
+            w.write(&MatroskaSpec::SeekHead(Master::Full(vec![MatroskaSpec::Seek(Master::Full(vec![
+                MatroskaSpec::SeekID(CUES_ID.to_vec()),
+                MatroskaSpec::SeekPosition(cues_position),
+            ]))])))
+        })?;
+        // The rest of the reserved space stays a Void element (id, one-byte size, zeros).
+        let rest = SEEK_SPACE - seek_head.len();
+        let void = encode(Within::Segment, |w| w.write_raw(VOID_ID, &vec![0; rest - 2]))?;
+        self.file.seek(SeekFrom::Start(self.seek_space_at))?;
+        self.file.write_all(&seek_head)?;
+        self.file.write_all(&void)?;
+        Ok(())
     }
 }
 

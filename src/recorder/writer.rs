@@ -11,6 +11,7 @@ use std::{
 
 use super::{
     assemble::{Frame, Ordered, Packet, Reorder, Vp8Frames},
+    disk::DiskStatus,
     webm::{AudioTrack, VideoTrack, WebmFile, AUDIO_TRACK, VIDEO_TRACK},
     Control, Event, Input, MediaCodec, RecordingId, RecordingStart,
 };
@@ -18,7 +19,7 @@ use super::{
 /// After a stop, packets still queued for the recording get this long to be written.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
-/// How often progress is reported and stale reorder gaps are given up on.
+/// How often progress is reported and the disk's free space measured.
 const TICK: Duration = Duration::from_millis(500);
 /// Without a video keyframe by then, a recording that expects video fails (with the reason).
 const FIRST_KEYFRAME_WAIT: Duration = Duration::from_secs(10);
@@ -80,19 +81,26 @@ pub(super) fn run(
     inputs: Receiver<Input>,
     events: tokio::sync::mpsc::UnboundedSender<Event>,
     folder: PathBuf,
+    disk: &DiskStatus,
 ) {
     let mut recordings: HashMap<RecordingId, Recording> = HashMap::new();
     // Stopped recordings finish once the packets queued before the stop are written.
     let mut stopping: Vec<(RecordingId, Instant, Option<String>)> = Vec::new();
     let mut ordered = Vec::new();
     let mut last_tick = Instant::now();
-    loop {
+    watch_disk(disk, &folder, &mut recordings, &events);
+    'serving: loop {
         while let Ok(control) = controls.try_recv() {
             match control {
                 Control::Start(start) => {
                     let path = folder.join(&start.file_name);
                     let id = start.id;
                     let _ = events.send(Event::Started(start.clone()));
+                    let report = disk.report();
+                    if report.low {
+                        let _ = events.send(Event::Failed { id, reason: format!("not recorded: {}", report.reason()) });
+                        continue;
+                    }
                     let now = Instant::now();
                     recordings.insert(
                         id,
@@ -111,6 +119,7 @@ pub(super) fn run(
                     );
                 }
                 Control::Stop { id, reason } => stopping.push((id, Instant::now(), reason)),
+                Control::Finish => break 'serving,
             }
         }
         match inputs.recv_timeout(TICK) {
@@ -144,6 +153,7 @@ pub(super) fn run(
         });
         if now.duration_since(last_tick) >= TICK {
             last_tick = now;
+            watch_disk(disk, &folder, &mut recordings, &events);
             let mut failed = Vec::new();
             for (id, recording) in &mut recordings {
                 if recording.file.is_none()
@@ -172,9 +182,31 @@ pub(super) fn run(
             }
         }
     }
-    // The server is stopping: finish what is open.
+    // The server is stopping: finish what is open. A recording whose broadcast had already
+    // ended is simply complete; the others say why they end here.
+    for (id, recording) in recordings.drain() {
+        let ended = stopping.iter_mut().find(|(stopped, ..)| *stopped == id).map(|(.., reason)| reason.take());
+        let reason = ended.unwrap_or_else(|| Some("the server was stopped during the broadcast".to_owned()));
+        let _ = events.send(recording.end(reason));
+    }
+}
+
+/// Measures the free space; crossing below the minimum ends every running recording (each file
+/// finished and playable) and is logged once, as is the way back.
+fn watch_disk(
+    disk: &DiskStatus,
+    folder: &std::path::Path,
+    recordings: &mut HashMap<RecordingId, Recording>,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+) {
+    let Some(report) = disk.measure(folder) else { return };
+    if !report.low {
+        tracing::info!(free = report.free, "the recordings disk has room again: new recordings start");
+        return;
+    }
+    tracing::warn!(ended = recordings.len(), "recording stops: {}", report.reason());
     for (_, recording) in recordings.drain() {
-        let _ = events.send(recording.end(None));
+        let _ = events.send(recording.end(Some(format!("stopped: {}", report.reason()))));
     }
 }
 
@@ -249,7 +281,8 @@ impl Recording {
     fn write(&mut self, track: u64, at: Instant, keyframe: bool, data: &[u8]) -> Result<(), String> {
         let (Some(file), Some(origin)) = (self.file.as_mut(), self.origin) else { return Ok(()) };
         let Some(since) = at.checked_duration_since(origin) else { return Ok(()) }; // before the start
-        file.write_frame(track, since.as_millis() as u64, keyframe, data).map_err(|err| format!("cannot write: {err}"))
+        file.write_frame(track, since.as_millis() as u64, keyframe, data)
+            .map_err(|err| format!("stopped: the recordings disk refused a write ({err}); the file plays up to there"))
     }
 
     /// Closes the file; `reason` says why it ends early (failed when nothing was written).

@@ -98,6 +98,8 @@ pub struct AppState {
     pub sfu: SfuHandle,
     /// Short-lived publish grants for the online broadcaster.
     pub grants: Arc<grants::PublishGrants>,
+    /// The recording thread's handle: its disk state for the pages.
+    pub recorder: crate::recorder::Recorder,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
     /// streams) end so that graceful shutdown does not wait for them.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -126,6 +128,9 @@ pub enum StartError {
     Config(String),
 }
 
+/// How long a stopping server waits for running recordings to be finished and noted.
+const RECORDINGS_FINISH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound, ready-to-run server. Tests build it on port 0 and read [`Application::local_addr`].
 pub struct Application {
     listener: TcpListener,
@@ -136,6 +141,8 @@ pub struct Application {
     https: Option<Arc<Https>>,
     /// The `--http-listen` helper (HTTP-01 answers and redirects), when configured.
     http_helper: Option<(TcpListener, Router)>,
+    /// The task keeping the `recordings` table; it ends after the recorder's last report.
+    recordings_kept: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -184,16 +191,29 @@ impl Application {
             tracing::warn!(interrupted, "recordings left unfinished by the last run are marked interrupted");
         }
         let (recorder_events, recorder_reports) = tokio::sync::mpsc::unbounded_channel();
-        let recorder = crate::recorder::Recorder::start(recordings_folder.clone(), recorder_events).map_err(|err| {
-            StartError::Config(format!("cannot use the recordings folder {}: {err}", recordings_folder.display()))
-        })?;
+        let recorder =
+            crate::recorder::Recorder::start(recordings_folder.clone(), config.recordings_min_free, recorder_events)
+                .map_err(|err| {
+                    StartError::Config(format!(
+                        "cannot use the recordings folder {}: {err}",
+                        recordings_folder.display()
+                    ))
+                })?;
         let mut sfu_config = config.sfu();
-        sfu_config.recorder = Some(recorder);
+        sfu_config.recorder = Some(recorder.clone());
         let sfu = sfu::start(sfu_config).await.map_err(|source| StartError::Rtc { source })?;
-        tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone()));
+        let recordings_kept = tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone()));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let state =
-            AppState { pool, accounts, settings, sfu, grants: Arc::default(), shutdown: shutdown_rx, leptos_options };
+        let state = AppState {
+            pool,
+            accounts,
+            settings,
+            sfu,
+            grants: Arc::default(),
+            recorder,
+            shutdown: shutdown_rx,
+            leptos_options,
+        };
         let router = router(state.clone());
 
         let http_helper = http_helper.map(|helper| {
@@ -218,7 +238,7 @@ impl Application {
         let warm = state.accounts.clone();
         tokio::spawn(async move { warm.warm_up().await });
         tracing::info!(listen = %local_addr, public_url = %state.settings.public_url, "ferrocast ready");
-        Ok(Self { listener, router, state, shutdown, https, http_helper })
+        Ok(Self { listener, router, state, shutdown, https, http_helper, recordings_kept })
     }
 
     /// `https` or `http`: what `--listen` speaks.
@@ -280,6 +300,14 @@ impl Application {
             None => {
                 axum::serve(PlainListener(self.listener), service).with_graceful_shutdown(shutdown).await?;
             }
+        }
+        // Running recordings are finished (cues, duration) and their rows say so before the
+        // database closes; a recorder stuck on a dead disk does not hold the exit for long.
+        self.state.recorder.finish_all();
+        if tokio::time::timeout(RECORDINGS_FINISH, self.recordings_kept).await.is_err() {
+            tracing::warn!(
+                "recordings still finishing after {RECORDINGS_FINISH:?}: the next start marks them interrupted"
+            );
         }
         self.state.pool.close().await;
         tracing::info!("ferrocast stopped");

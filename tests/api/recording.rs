@@ -210,11 +210,41 @@ async fn a_seamless_replacement_continues_the_same_recording() {
 
 /// Starts the real binary on `data`; answers the child and its base URL.
 fn start_binary(data: &Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocast"))
-        .args(["--listen", "127.0.0.1:0"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocast"));
+    command.args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(data);
+    spawn_server(command)
+}
+
+/// Starts the real binary with its recordings folder on a tmpfs of `size` that only it sees (a
+/// mount namespace of its own): the test reaches the folder through `/proc/{pid}/root`.
+fn start_binary_on_small_disk(data: &Path, size: &str, min_free: &str) -> (std::process::Child, String, PathBuf) {
+    let folder = data.join("recordings");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut command = Command::new("unshare");
+    if !is_root() {
+        command.arg("-r");
+    }
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o "size=$1" tmpfs "$2" && shift 2 && exec "$@""#)
+        .args(["sh", size])
+        .arg(&folder)
+        .arg(env!("CARGO_BIN_EXE_ferrocast"))
+        .args(["--listen", "127.0.0.1:0", "--recordings-min-free", min_free])
         .arg("--data-dir")
-        .arg(data)
+        .arg(data);
+    let (child, base) = spawn_server(command);
+    let seen = PathBuf::from(format!("/proc/{}/root", child.id())).join(folder.strip_prefix("/").unwrap());
+    (child, base, seen)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+fn spawn_server(mut command: Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -263,4 +293,124 @@ async fn a_recording_cut_by_kill_9_is_interrupted_and_plays_up_to_its_last_secon
     assert!(decode.status.success(), "ffmpeg reads it to the end: {}", String::from_utf8_lossy(&decode.stderr));
     restarted.kill().unwrap();
     restarted.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_finishes_its_recordings_as_complete() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base) = start_binary(data.path());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let s = streamer(&app, "term@example.com", json!({ "label": "t", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let term = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let exited = server.wait().unwrap();
+    assert!(exited.success(), "a clean exit: {exited}");
+    drop(publisher);
+
+    // Read before any restart: the stopping server itself said it is complete.
+    let rows = recordings(&app).await;
+    assert_eq!(rows[0].0, "complete", "{rows:?}");
+    assert!(rows[0].2.as_deref().is_some_and(|r| r.contains("server was stopped")), "{rows:?}");
+    let file = data.path().join("recordings").join(&rows[0].1);
+    // Finished: the cues a player seeks with are written at the end (a file cut off has none).
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.windows(4).any(|w| w == [0x1c, 0x53, 0xbb, 0x6b]), "the file ends with its cues");
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!(duration >= 1.5, "{duration} s recorded");
+}
+
+/// The API's view of an account's recordings.
+async fn listed(s: &crate::whip_whep::Streamer, app: &TestApp) -> Vec<serde_json::Value> {
+    s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_minimum_free_space_recordings_end_playable_and_new_ones_are_refused() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base, folder) = start_binary_on_small_disk(data.path(), "4m", "1MiB");
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let s = streamer(&app, "full@example.com", json!({ "label": "f", "streams": ["*"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Something else fills the disk until less than the minimum is left.
+    let free = free_space(&folder);
+    std::fs::write(folder.join("filler"), vec![1u8; (free - 512 * 1024) as usize]).unwrap();
+    let rows = wait_recordings(&app, "the recording ends", |rows| rows[0].0 != "recording").await;
+    assert_eq!(rows[0].0, "complete", "{rows:?}");
+    let reason = rows[0].2.clone().unwrap_or_default();
+    assert!(reason.contains("less than the 1 MiB"), "{reason}");
+    let file = folder.join(&rows[0].1);
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+    let streams: serde_json::Value =
+        s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams[0]["sources"][0]["recording"], false, "REC is off: {streams}");
+    assert_eq!(streams[0]["live"], true, "the broadcast goes on: {streams}");
+
+    // A new broadcast is not recorded, and its row says why.
+    let mut options = PublishOptions::new(&s.token, "second");
+    options.media = Media::Clip;
+    let second = rtc::publish(&app, options).await.expect("publish");
+    let rows = wait_recordings(&app, "the refusal is noted", |rows| rows.len() == 2 && rows[1].0 != "recording").await;
+    assert_eq!(rows[1].0, "failed", "{rows:?}");
+    assert!(rows[1].2.as_deref().is_some_and(|r| r.starts_with("not recorded: the recordings disk has")), "{rows:?}");
+    let api = listed(&s, &app).await;
+    assert!(api
+        .iter()
+        .any(|r| r["status"] == "failed" && r["reason"].as_str().unwrap().contains("--recordings-min-free")));
+    drop((publisher, second));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_full_disk_refuses_ends_that_one_recording_with_a_playable_file() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base, folder) = start_binary_on_small_disk(data.path(), "2m", "0");
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let s = streamer(&app, "enospc@example.com", json!({ "label": "e", "streams": ["*"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Leave almost nothing: the next cluster cannot be written.
+    let free = free_space(&folder);
+    let filler = folder.join("filler");
+    std::fs::write(&filler, vec![1u8; free.saturating_sub(2048) as usize]).unwrap();
+    let rows = wait_recordings(&app, "the recording ends", |rows| rows[0].0 != "recording").await;
+    assert_eq!(rows[0].0, "complete", "{rows:?}");
+    assert!(rows[0].2.as_deref().is_some_and(|r| r.contains("refused a write")), "{rows:?}");
+    let file = folder.join(&rows[0].1);
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!(duration >= 1.5, "what was written before stays: {duration} s");
+    // Nothing else stopped: the server answers and the broadcast is live.
+    wait_stream(&app, &s.account, "show", "still live", |v| v["live"] == true).await;
+    drop(publisher);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Free bytes on `folder`'s file system (statfs of the path itself: `df` would look the mount
+/// up in the test's own mount namespace).
+fn free_space(folder: &Path) -> u64 {
+    let out = Command::new("stat").args(["-f", "-c", "%a %S"]).arg(folder).output().expect("stat runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().expect("stat prints numbers"));
+    numbers.next().unwrap() * numbers.next().unwrap()
 }
