@@ -248,6 +248,11 @@ async function main() {
         </label>
         <label class="field">Camera <select id="bc-cam"></select></label>
         <label class="field">Microphone <select id="bc-mic"></select></label>
+        <label class="field"><span><input type="checkbox" id="bc-record" ${token.record ? 'checked' : 'disabled'}> Record this broadcast</span></label>
+        <p class="hint" id="bc-record-hint">${token.record
+          ? 'Each source becomes a file on the <a href="/recordings">Recordings</a> page. Change it only while not live.'
+          : 'This token does not allow recording: turn on Record in its settings.'}</p>
+        <p class="alert warning" id="bc-record-note" hidden></p>
         <fieldset class="field">
           <legend>Multisource</legend>
           <label><input type="checkbox" id="bc-multi" ${token.multisource ? '' : 'disabled'}> Publish as a separate source</label>
@@ -284,7 +289,11 @@ async function main() {
   </div>`;
 
   const preview = $('bc-preview');
-  const state = { stream: null, mixer: null, publisher: null, live: false, muted: false, cameraOff: false, startedAt: 0, timer: null };
+  const state = {
+    stream: null, mixer: null, publisher: null, live: false, muted: false, cameraOff: false, startedAt: 0, timer: null,
+    // The server's word on this feed while live: is the recorder writing it?
+    recording: false, reconnecting: 0, recordWatch: null,
+  };
   const settings = () => ({
     size: SIZES[$('bc-size').value],
     fps: Number($('bc-fps').value),
@@ -382,22 +391,62 @@ async function main() {
     if (mixer.screenGain) mixer.screenGain.gain.value = Number($('mx-screen-gain').value);
   }
 
-  /** The badge: live, not live, or reconnecting by itself (attempt n) after a network drop. */
-  function setBadge(text, kind) {
+  /** The badge: not live, live, live + REC (the server records this feed now), or
+   * reconnecting by itself (attempt n) after a network drop. */
+  function showStatus() {
+    const [text, kind, title] = state.reconnecting ? [`Reconnecting (${state.reconnecting})`, 'reconnecting', 'The connection dropped; reconnecting by itself.']
+      : !state.live ? ['Not live', 'off', 'You are currently not broadcasting.']
+      : state.recording ? ['Live + REC', 'live rec', 'You are currently broadcasting live and recording.']
+      : ['Live', 'live', 'You are currently broadcasting live.'];
     const badge = $('bc-status');
     badge.textContent = text;
     badge.className = `status-badge ${kind}`;
+    badge.title = title;
+  }
+
+  /** While live, asks the server every two seconds whether this feed is being recorded (the
+   * badge shows what the recorder does, not what was asked), and why not when it was asked. */
+  function watchRecording(live) {
+    clearInterval(state.recordWatch);
+    state.recording = false;
+    $('bc-record-note').hidden = true;
+    if (!live) return;
+    const name = streamName();
+    const source = sourceId() || null;
+    let misses = 0;
+    const check = async () => {
+      try {
+        const streams = await getJSON('/api/v1/streams');
+        const feed = streams.find((s) => s.streamName === name)?.sources.find((s) => (s.sourceId ?? null) === source);
+        state.recording = Boolean(feed?.recording);
+        showStatus();
+        misses = state.recording || !$('bc-record').checked ? 0 : misses + 1;
+        if (misses === 2) {
+          const rows = await getJSON(`/api/v1/recordings?stream=${encodeURIComponent(name)}`);
+          const last = rows.find((r) => (r.sourceId ?? null) === source);
+          if (last?.reason && last.status !== 'recording') {
+            $('bc-record-note').textContent = `Not recording: ${last.reason}`;
+            $('bc-record-note').hidden = false;
+          }
+        }
+        if (state.recording) $('bc-record-note').hidden = true;
+      } catch { /* the next check tries again */ }
+    };
+    check();
+    state.recordWatch = setInterval(check, 2000);
   }
 
   function setLive(live) {
     const resumed = live && state.live;
     state.live = live;
-    setBadge(live ? 'Live' : 'Not live', live ? 'live' : 'off');
+    state.reconnecting = 0;
+    showStatus();
     if (resumed) return; // back after a reconnection: the timer keeps counting
+    watchRecording(live);
     $('bc-start').textContent = live ? 'Stop' : 'Start';
     $('bc-start').classList.toggle('danger', live);
-    for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-codec', 'bc-stereo', 'bc-stream', 'bc-multi', 'bc-source-id']) {
-      $(id).disabled = live || ((id === 'bc-multi' || id === 'bc-source-id') && !token.multisource);
+    for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-codec', 'bc-stereo', 'bc-stream', 'bc-multi', 'bc-source-id', 'bc-record']) {
+      $(id).disabled = live || ((id === 'bc-multi' || id === 'bc-source-id') && !token.multisource) || (id === 'bc-record' && !token.record);
     }
     $('bc-timer').hidden = !live;
     clearInterval(state.timer);
@@ -440,8 +489,11 @@ async function main() {
         return fresh;
       };
       const s = settings();
+      // The Record toggle, when the token allows recording (without it the server records nothing).
+      const url = new URL(first.whipUrl, location.href);
+      if (token.record) url.searchParams.set('record', $('bc-record').checked ? '1' : '0');
       const publisher = new Publisher({
-        url: first.whipUrl, token: grant, sourceId: sourceId() || undefined,
+        url: url.href, token: grant, sourceId: sourceId() || undefined,
         codec: s.codec, maxBitrateKbps: s.bitrate, stereo: s.stereo,
       });
       publisher.addEventListener('state', (event) => {
@@ -449,7 +501,8 @@ async function main() {
         const { state: now, attempt, error } = event.detail;
         if (now === 'live') { showError(''); setLive(true); }
         if (now === 'reconnecting') {
-          setBadge(`Reconnecting (${attempt})`, 'reconnecting');
+          state.reconnecting = attempt;
+          showStatus();
           showError(`The connection to the server dropped; reconnecting by itself (attempt ${attempt}). Viewers keep their page.`);
         }
         if (now === 'failed') { state.publisher = null; setLive(false); showError(explain(error)); }

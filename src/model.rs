@@ -387,6 +387,8 @@ pub struct LiveSource {
     pub active: bool,
     pub bitrate_bps: u64,
     pub token_id: String,
+    /// The recorder writes this feed now (not merely: the token allows recording).
+    pub recording: bool,
     pub tracks: Vec<LiveTrack>,
 }
 
@@ -416,5 +418,67 @@ pub fn display_bitrate(bps: u64) -> String {
         format!("{:.1} Mbit/s", bps as f64 / 1e6)
     } else {
         format!("{} kbit/s", bps / 1000)
+    }
+}
+
+/// A recording as the API and the `/recordings` page show it (README "Recording").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recording {
+    pub id: String,
+    pub stream_name: String,
+    pub source_id: Option<String>,
+    pub token_id: Option<String>,
+    /// `webm` or `mp4`.
+    pub container: String,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub duration_ms: i64,
+    pub bytes: i64,
+    /// `recording`, `complete`, `interrupted` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub file_url: String,
+}
+
+impl Recording {
+    /// `vp8 640×480 · opus`, or `—` before the file holds anything.
+    pub fn media(&self) -> String {
+        let video = self.video_codec.as_ref().map(|codec| match (self.width, self.height) {
+            (Some(w), Some(h)) => format!("{codec} {w}×{h}"),
+            _ => codec.clone(),
+        });
+        let parts: Vec<String> = video.into_iter().chain(self.audio_codec.clone()).collect();
+        if parts.is_empty() {
+            "—".to_owned()
+        } else {
+            parts.join(" · ")
+        }
+    }
+}
+
+/// The `/recordings` page: the list, and why nothing is recorded now when the disk is short.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingsView {
+    pub recordings: Vec<Recording>,
+    pub disk_problem: Option<String>,
+}
+
+/// `812 KB`, `1.4 MB`, `2.1 GB` (decimal, as file managers show file sizes).
+pub fn display_bytes(bytes: i64) -> String {
+    let bytes = bytes.max(0) as f64;
+    if bytes >= 1e9 {
+        format!("{:.1} GB", bytes / 1e9)
+    } else if bytes >= 1e6 {
+        format!("{:.1} MB", bytes / 1e6)
+    } else if bytes >= 1e3 {
+        format!("{:.0} KB", bytes / 1e3)
+    } else {
+        format!("{bytes} B")
     }
 }

@@ -58,7 +58,7 @@ test('create a token with two stream names and see its secret once', async () =>
   await row.waitFor();
   assert.ok(!(await page.content()).includes(secret));
   await row.getByText('Enabled').waitFor();
-  await row.getByText('Record').waitFor();
+  await row.getByText('Recording allowed').waitFor();
 });
 
 test('a validation error keeps what was typed and names the rule', async () => {

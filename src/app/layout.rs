@@ -47,6 +47,7 @@ fn Frame(account: AccountView) -> impl IntoView {
                 <nav class="mainnav" aria-label="Main">
                     <A href="/tokens">"Tokens"</A>
                     <A href="/live">"Live"</A>
+                    <A href="/recordings">"Recordings"</A>
                     <A href="/api-keys">"API keys"</A>
                 </nav>
                 <AccountMenu account/>

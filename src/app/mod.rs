@@ -20,6 +20,7 @@ use pages::{
     broadcast::BroadcastPage,
     live::LivePage,
     not_found::NotFound,
+    recordings::RecordingsPage,
     token_new::NewTokenPage,
     token_settings::TokenSettingsPage,
     tokens::TokensPage,
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens/:id") view=TokenSettingsPage ssr=SsrMode::Async/>
                     <Route path=path!("/tokens/:id/broadcast") view=BroadcastPage ssr=SsrMode::Async/>
                     <Route path=path!("/live") view=LivePage ssr=SsrMode::Async/>
+                    <Route path=path!("/recordings") view=RecordingsPage ssr=SsrMode::Async/>
                     <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

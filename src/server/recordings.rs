@@ -1,5 +1,6 @@
-//! Keeps the `recordings` table from what the recording thread reports (README "Recording"),
-//! off the media path: the thread never waits for SQLite, this task does.
+//! Recordings (README "Recording"): the `recordings` table kept from what the recording thread
+//! reports, off the media path (the thread never waits for SQLite, this task does), and the
+//! account's view of them that the API and the `/recordings` page share.
 
 use std::path::Path;
 
@@ -7,10 +8,71 @@ use sqlx::SqlitePool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{
-    db::{self, recordings::NewRecording},
+    db::{
+        self,
+        accounts::AccountRow,
+        recordings::{NewRecording, RecordingRow},
+    },
+    model::Recording,
     recorder::{key, Event},
+    server::{error::ApiError, timestamps},
     sfu::SfuHandle,
 };
+
+impl From<RecordingRow> for Recording {
+    fn from(row: RecordingRow) -> Self {
+        Self {
+            file_url: format!("/api/v1/recordings/{}/file", row.id),
+            id: row.id,
+            stream_name: row.stream_name,
+            source_id: row.source_id,
+            token_id: row.token_id,
+            container: row.container,
+            video_codec: row.video_codec,
+            audio_codec: row.audio_codec,
+            width: row.width,
+            height: row.height,
+            started_at: timestamps::to_rfc3339(row.started_at),
+            ended_at: row.ended_at.map(timestamps::to_rfc3339),
+            duration_ms: row.duration_ms,
+            bytes: row.bytes,
+            status: row.status,
+            reason: row.reason,
+        }
+    }
+}
+
+/// The account's recordings, newest first; only one stream's with `stream`.
+pub async fn list(pool: &SqlitePool, account: &AccountRow, stream: Option<&str>) -> Result<Vec<Recording>, ApiError> {
+    let rows = db::recordings::list(pool, account.id, stream).await?;
+    Ok(rows.into_iter().map(Recording::from).collect())
+}
+
+/// The account's recording with this id, or 404 (another account's too: it is not theirs to
+/// know about).
+pub async fn owned(pool: &SqlitePool, account: &AccountRow, id: &str) -> Result<RecordingRow, ApiError> {
+    let not_found = || ApiError::NotFound("no such recording".into());
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    db::recordings::get(pool, id).await?.filter(|r| r.account_id == account.id).ok_or_else(not_found)
+}
+
+/// Deletes a finished recording and its file; a running one is a conflict.
+pub async fn delete(pool: &SqlitePool, folder: &Path, account: &AccountRow, id: &str) -> Result<(), ApiError> {
+    let row = owned(pool, account, id).await?;
+    if row.status == "recording" {
+        return Err(ApiError::Conflict("this recording is still running; stop the broadcast first".into()));
+    }
+    let path = folder.join(&row.path);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(ApiError::Internal(format!("cannot delete {}: {err}", path.display()))),
+    }
+    db::recordings::delete(pool, &row.id).await?;
+    Ok(())
+}
 
 /// Follows the recorder's events until it stops.
 pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: SfuHandle) {

@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use crate::{
     app::{
         components::{error_text, Badge, EmptyState, Icon},
-        server_fns::live_streams,
+        server_fns::{live_streams, recording_paused},
     },
     model::{display_bitrate, display_duration, LiveSource, LiveStream},
 };
@@ -30,6 +30,7 @@ pub fn refresh_ticker() -> ReadSignal<u64> {
 pub fn LivePage() -> impl IntoView {
     let tick = refresh_ticker();
     let streams = Resource::new(move || tick.get(), |_| live_streams());
+    let paused = Resource::new(move || tick.get(), |_| recording_paused());
     view! {
         <Title text="Live"/>
         <div class="page-header">
@@ -38,6 +39,11 @@ pub fn LivePage() -> impl IntoView {
                 <p class="lede">"Streams on air right now, with their sources and viewers. Updates by itself."</p>
             </div>
         </div>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                paused.await.ok().flatten().map(|why| view! { <div class="alert warning" role="status">{why}</div> })
+            })}
+        </Transition>
         <Transition fallback=|| view! { <p class="page-loading">"Loading live streams…"</p> }>
             {move || Suspend::new(async move {
                 match streams.await {
@@ -85,7 +91,7 @@ fn LiveRow(stream: LiveStream) -> impl IntoView {
                 <a class="row-title" href=watch rel="external" target="_blank">{stream.stream_name.clone()}</a>
                 <div class="badges">
                     <Badge text="Live" tone="live"/>
-                    {stream.recording.then(|| view! { <Badge text="Rec" tone="accent"/> })}
+                    {stream.recording.then(|| view! { <Badge text="Rec" tone="live"/> })}
                 </div>
                 <div class="row-sub"><code>{id}</code></div>
             </th>
@@ -114,6 +120,7 @@ fn SourceItem(source: LiveSource) -> impl IntoView {
         <li class="source-item">
             <strong>{name}</strong>
             {(!source.active).then(|| view! { <Badge text="Connecting" tone="muted"/> })}
+            {source.recording.then(|| view! { <Badge text="Rec" tone="live"/> })}
             <span class="muted">" "{codecs}" · "{display_bitrate(source.bitrate_bps)}</span>
         </li>
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod broadcast;
 pub mod live;
 pub mod not_found;
+pub mod recordings;
 mod token_form;
 pub mod token_new;
 pub mod token_settings;

@@ -22,11 +22,16 @@ pub fn TokensPage() -> impl IntoView {
     // Which tokens feed a live stream right now (refreshed like the Live page).
     let tick = refresh_ticker();
     let live = Resource::new(move || (tick.get(), delete.version().get()), |_| live_streams());
+    // (token id, the recorder writes one of its feeds now) per live source.
     let live_tokens = Signal::derive(move || {
         live.get()
             .and_then(Result::ok)
             .map(|streams| {
-                streams.into_iter().flat_map(|s| s.sources).map(|source| source.token_id).collect::<Vec<_>>()
+                streams
+                    .into_iter()
+                    .flat_map(|s| s.sources)
+                    .map(|source| (source.token_id, source.recording))
+                    .collect::<Vec<_>>()
             })
             .unwrap_or_default()
     });
@@ -125,10 +130,12 @@ fn TokenRow(
     token: TokenView,
     toggle: ServerAction<SetTokenEnabled>,
     confirming: RwSignal<Option<(String, String)>>,
-    live_tokens: Signal<Vec<String>>,
+    live_tokens: Signal<Vec<(String, bool)>>,
 ) -> impl IntoView {
     let token_id = token.id.clone();
-    let is_live = move || live_tokens.with(|ids| ids.contains(&token_id));
+    let live_id = token_id.clone();
+    let is_live = move || live_tokens.with(|feeds| feeds.iter().any(|(id, _)| *id == live_id));
+    let is_recording = move || live_tokens.with(|feeds| feeds.iter().any(|(id, rec)| *rec && *id == token_id));
     let settings = format!("/tokens/{}", token.id);
     let streams = if token.allows_any_stream() { "any stream".to_owned() } else { token.streams.join(", ") };
     let enabled = token.enabled;
@@ -147,8 +154,9 @@ fn TokenRow(
             <td>
                 <div class="badges">
                     {move || is_live().then(|| view! { <Badge text="Live" tone="live"/> })}
+                    {move || is_recording().then(|| view! { <Badge text="Rec" tone="live"/> })}
                     {if enabled { view! { <Badge text="Enabled" tone="success"/> } } else { view! { <Badge text="Disabled" tone="muted"/> } }}
-                    {token.record.then(|| view! { <Badge text="Record" tone="accent"/> })}
+                    {token.record.then(|| view! { <Badge text="Recording allowed" tone="accent"/> })}
                     {token.multisource.then(|| view! { <Badge text="Multisource" tone="info"/> })}
                     {token.expires_at.as_ref().map(|_| view! { <Badge text="Expires"/> })}
                 </div>

@@ -35,6 +35,7 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
                     active: source.active,
                     bitrate_bps: source.bitrate_bps,
                     token_id: source.token_id,
+                    recording: source.recording,
                     tracks: source
                         .tracks
                         .into_iter()
@@ -44,4 +45,11 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
                 .collect(),
         })
         .collect())
+}
+
+/// Why nothing is recorded now (the recordings disk is below `--recordings-min-free`), if so.
+#[server(prefix = "/rpc", endpoint = "recording_paused")]
+pub async fn recording_paused() -> Result<Option<String>, ServerFnError> {
+    let (state, _) = ssr::require_account().await?;
+    Ok(ssr::recording_paused(&state))
 }

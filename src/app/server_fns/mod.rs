@@ -4,10 +4,12 @@
 
 mod accounts;
 mod live;
+mod recordings;
 mod tokens;
 
 pub use accounts::*;
 pub use live::*;
+pub use recordings::*;
 pub use tokens::*;
 
 #[cfg(feature = "ssr")]
@@ -72,6 +74,18 @@ pub(crate) mod ssr {
             }
         }
         ServerFnError::new(message)
+    }
+
+    /// The sentence the Live and Recordings pages show while the recordings disk is below
+    /// `--recordings-min-free`.
+    pub fn recording_paused(state: &AppState) -> Option<String> {
+        let disk = state.recorder.disk();
+        disk.low.then(|| {
+            format!(
+                "Recording is paused: {}. Running recordings were ended, and new broadcasts are not recorded until space is freed.",
+                disk.reason()
+            )
+        })
     }
 
     /// Percent-encodes a query value.
