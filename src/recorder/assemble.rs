@@ -94,6 +94,11 @@ pub struct Vp8Frames {
 }
 
 impl Vp8Frames {
+    /// A loss happened since the last keyframe: frames are dropped until one comes.
+    pub fn waits_for_keyframe(&self) -> bool {
+        self.broken
+    }
+
     /// Takes one ordered packet or gap; a completed, usable frame comes out.
     pub fn push(&mut self, item: Ordered) -> Option<Frame> {
         let packet = match item {

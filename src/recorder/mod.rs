@@ -109,6 +109,10 @@ pub enum Event {
         bytes: u64,
         duration_ms: u64,
     },
+    /// Video was lost: nothing is written until the next keyframe, so ask the publisher for one.
+    KeyframeWanted {
+        id: RecordingId,
+    },
     /// The file is complete and playable; `reason` when it ended early.
     Ended {
         id: RecordingId,

@@ -23,6 +23,9 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(500);
 /// Without a video keyframe by then, a recording that expects video fails (with the reason).
 const FIRST_KEYFRAME_WAIT: Duration = Duration::from_secs(10);
+/// While video waits for a keyframe (the first, or the next after a loss), the publisher is
+/// asked again this often (the SFU's own throttle applies on top).
+const KEYFRAME_ASK_AGAIN: Duration = Duration::from_secs(1);
 
 struct Recording {
     start: RecordingStart,
@@ -37,6 +40,8 @@ struct Recording {
     /// The video size the file was opened with.
     size: Option<(u16, u16)>,
     last_progress: Instant,
+    /// When a keyframe was last asked for, while video waits for one.
+    keyframe_asked: Option<Instant>,
 }
 
 /// One track's clock: its first packet's RTP time and arrival, mapping RTP time to wall time.
@@ -115,6 +120,7 @@ pub(super) fn run(
                             vp8: Vp8Frames::default(),
                             size: None,
                             last_progress: now,
+                            keyframe_asked: None,
                         },
                     );
                 }
@@ -126,11 +132,17 @@ pub(super) fn run(
             Ok(Input { id, video, codec, packet }) => {
                 let Some(recording) = recordings.get_mut(&id) else { continue };
                 let had_file = recording.file.is_some();
-                if let Err(reason) = recording.take(video, codec, packet, &mut ordered) {
+                let taken = recording.take(video, codec, packet, &mut ordered);
+                if let Err(reason) = taken {
                     if let Some(recording) = recordings.remove(&id) {
                         let _ = events.send(recording.end(Some(reason)));
                     }
-                } else if !had_file && recording.file.is_some() {
+                    continue;
+                }
+                if video && recording.wants_keyframe(Instant::now()) {
+                    let _ = events.send(Event::KeyframeWanted { id });
+                }
+                if !had_file && recording.file.is_some() {
                     let _ = events.send(Event::Described {
                         id,
                         video: recording.size.map(|(w, h)| ("vp8", w, h)),
@@ -245,6 +257,23 @@ impl Recording {
             }
         }
         Ok(())
+    }
+
+    /// Whether to ask the publisher for a keyframe now: video waits for one (nothing written
+    /// yet, or a loss since the last), and the last ask is [`KEYFRAME_ASK_AGAIN`] old.
+    fn wants_keyframe(&mut self, now: Instant) -> bool {
+        let waiting = self.file.is_none() || self.vp8.waits_for_keyframe();
+        if !waiting {
+            self.keyframe_asked = None;
+            return false;
+        }
+        match self.keyframe_asked {
+            Some(asked) if now.duration_since(asked) < KEYFRAME_ASK_AGAIN => false,
+            _ => {
+                self.keyframe_asked = Some(now);
+                true
+            }
+        }
     }
 
     fn open(&mut self, video: Option<VideoTrack>, origin: Instant) -> Result<(), String> {

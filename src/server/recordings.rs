@@ -106,6 +106,7 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
             let size = video.map(|(_, w, h)| (i64::from(w), i64::from(h)));
             db::recordings::describe(pool, &key(id), video.map(|v| v.0), audio, size).await?;
         }
+        Event::KeyframeWanted { id } => sfu.recording_keyframe(id).await,
         Event::Progress { id, bytes, duration_ms } => {
             db::recordings::progress(pool, &key(id), bytes as i64, duration_ms as i64).await?;
         }

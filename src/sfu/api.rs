@@ -165,6 +165,10 @@ pub(crate) enum Command {
     RecordingEnded {
         id: crate::recorder::RecordingId,
     },
+    /// The recorder lost video packets and waits for a keyframe of this recording's feed.
+    RecordingKeyframe {
+        id: crate::recorder::RecordingId,
+    },
 }
 
 /// A session URL as the HTTP side saw it: the id must belong to this stream and door.

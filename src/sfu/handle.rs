@@ -108,6 +108,11 @@ impl SfuHandle {
         let _ = self.commands.send(Command::RecordingEnded { id }).await;
     }
 
+    /// Asks the publisher of a recorded feed for a keyframe (within the viewers' throttle).
+    pub async fn recording_keyframe(&self, id: crate::recorder::RecordingId) {
+        let _ = self.commands.send(Command::RecordingKeyframe { id }).await;
+    }
+
     async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SfuError> {
         let (reply, answer) = oneshot::channel();
         let send = self.commands.send(command(reply));

@@ -414,3 +414,29 @@ fn free_space(folder: &Path) -> u64 {
     let mut numbers = text.split_whitespace().map(|n| n.parse::<u64>().expect("stat prints numbers"));
     numbers.next().unwrap() * numbers.next().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_percent_video_loss_still_decodes_to_the_end_and_the_recorder_asks_for_keyframes() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "lossy@example.com", json!({ "label": "l", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Clip;
+    options.lose_video = Some(50);
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // No viewer watches: every keyframe request the publisher got came from the recorder.
+    let asked = publisher.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed);
+    let ended = s.client.delete(app.url(&publisher.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "the recording is complete", |rows| rows[0].0 == "complete").await;
+    let file = recording_file(&app, &rows[0].1);
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!(duration >= 6.0, "the file covers the broadcast: {duration} s");
+    // One at the start, then after losses (at most one a second): more than the first.
+    assert!(asked >= 2, "the recorder asked for keyframes after losses: {asked}");
+}

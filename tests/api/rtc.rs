@@ -158,6 +158,65 @@ impl Interceptor for KeyframeRequestsToApp {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
+/// Loses every `every`-th outgoing video packet on the way to the wire, and every resend (on the
+/// same stream or on RTX): a network that drops a share of the video, and no repair gets through.
+struct LoseVideo {
+    every: u32,
+    sent: u32,
+    lost: std::collections::HashSet<u16>,
+    reads: std::collections::VecDeque<TaggedPacket>,
+    writes: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for LoseVideo {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(rtp) = &msg.message.packet {
+            if rtp.header.ssrc != VIDEO_SSRC && rtp.header.ssrc != AUDIO_SSRC {
+                return Ok(()); // a retransmission stream (RTX, RFC 4588): none gets through
+            }
+            if rtp.header.ssrc == VIDEO_SSRC {
+                let seq = rtp.header.sequence_number;
+                if self.lost.contains(&seq) {
+                    return Ok(());
+                }
+                self.sent += 1;
+                if self.sent.is_multiple_of(self.every) {
+                    self.lost.insert(seq);
+                    return Ok(());
+                }
+            }
+        }
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for LoseVideo {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
 struct Handler {
     gathered: Sender<()>,
     tracks: Sender<Arc<dyn TrackRemote>>,
@@ -196,12 +255,23 @@ pub struct RelayOnly {
     pub credential: String,
 }
 
-async fn peer_connection(relay: Option<&RelayOnly>) -> Pc {
+async fn peer_connection(relay: Option<&RelayOnly>, lose_video: Option<u32>) -> Pc {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
     let registry = register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
-    let registry = registry
+    let mut registry = registry
         .with(Slot::from(14_000), KeyframeRequestsToApp { reads: Default::default(), writes: Default::default() });
+    if let Some(every) = lose_video {
+        // Closest to the wire: resends from the NACK responder pass it too.
+        let lose = LoseVideo {
+            every,
+            sent: 0,
+            lost: Default::default(),
+            reads: Default::default(),
+            writes: Default::default(),
+        };
+        registry = registry.with(Slot::from(500), lose);
+    }
     // mDNS off: nothing may leave loopback.
     let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled).build();
     let (gathered_tx, gathered) = channel::<()>(1);
@@ -340,6 +410,8 @@ pub struct PublishOptions<'a> {
     pub media: Media,
     /// Reach the SFU only through this TURN server.
     pub relay: Option<RelayOnly>,
+    /// Lose every n-th video packet (and its resends) on the way out.
+    pub lose_video: Option<u32>,
 }
 
 impl<'a> PublishOptions<'a> {
@@ -352,6 +424,7 @@ impl<'a> PublishOptions<'a> {
             candidates: Candidates::InOffer,
             media: Media::Synthetic,
             relay: None,
+            lose_video: None,
         }
     }
 }
@@ -365,7 +438,7 @@ pub struct Publisher {
 }
 
 pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publisher, Refused> {
-    let mut pc = peer_connection(options.relay.as_ref()).await;
+    let mut pc = peer_connection(options.relay.as_ref(), options.lose_video).await;
     let vp8 = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90_000,
@@ -568,7 +641,7 @@ pub struct Viewer {
 
 /// Opens a WHEP session with `pairs` video+audio pairs.
 pub async fn view(app: &TestApp, path: &str, pairs: usize) -> Result<Viewer, Refused> {
-    let mut pc = peer_connection(None).await;
+    let mut pc = peer_connection(None, None).await;
     let recvonly =
         || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() });
     for _ in 0..pairs {

@@ -89,6 +89,14 @@ impl Engine {
                     }
                 }
             }
+            Command::RecordingKeyframe { id } => {
+                let recorded = self.streams.iter().find_map(|(_, stream)| {
+                    stream.sources.iter().find(|s| s.recording == Some(id)).map(|s| s.publisher)
+                });
+                if let Some(publisher) = recorded {
+                    self.request_keyframe_from(publisher);
+                }
+            }
             Command::Stream { key, reply } => {
                 let _ = reply.send(self.streams.get(&key).map(|stream| self.snapshot(&key, stream)));
             }
