@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench fanout -- --viewers 150 --seconds 20
+//! cargo bench --bench fanout -- --viewers 100 --record
 //! cargo bench --bench fanout -- --ramp [--viewers MAX]
 //! cargo bench --bench fanout -- --url http://127.0.0.1:3000 --viewers 50
 //! ```
@@ -11,7 +12,9 @@
 //! namespace that has only loopback (it re-runs itself under `unshare` when needed). The
 //! publisher sends 720p30-sized VP8 at `--bitrate` (2.5 Mbit/s) with a keyframe every 2 s, plus
 //! Opus; all viewers join at once, and once they show video (or after 5 s) the server's CPU and
-//! the packets forwarded are measured for `--seconds`. Prints a summary and, last, one JSON line.
+//! the packets forwarded are measured for `--seconds`. With `--record` the publisher's token
+//! records: the run then also checks that a recording was written (its size is in the figures).
+//! Prints a summary and, last, one JSON line.
 
 #[allow(dead_code)] // shared with the `web` benchmark, which uses a part of it
 mod loadgen;
@@ -45,10 +48,11 @@ struct Args {
     ramp: bool,
     url: Option<String>,
     bitrate: u64,
+    record: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { viewers: 100, seconds: 10, ramp: false, url: None, bitrate: 2_500_000 };
+    let mut args = Args { viewers: 100, seconds: 10, ramp: false, url: None, bitrate: 2_500_000, record: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -58,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "--bitrate" => args.bitrate = value("--bitrate")?.parse().map_err(|e| format!("--bitrate: {e}"))?,
             "--url" => args.url = Some(value("--url")?),
             "--ramp" => args.ramp = true,
+            "--record" => args.record = true,
             "--bench" => {} // cargo bench passes it
             other => return Err(format!("unknown argument {other}")),
         }
@@ -89,6 +94,8 @@ struct Run {
     loadgen_cpu_pct: f64,
     valid: bool,
     keyframes_asked: u64,
+    /// With `--record`: the recording's status and bytes once the publisher stopped.
+    recorded: Option<(String, u64)>,
 }
 
 impl Run {
@@ -116,6 +123,8 @@ impl Run {
             "loadgen_cpu_pct": round(Some(self.loadgen_cpu_pct), 1),
             "valid": self.valid,
             "viewers_with_video": self.viewers_with_video,
+            "recording_status": self.recorded.as_ref().map(|(status, _)| status),
+            "recording_bytes": self.recorded.as_ref().map(|(_, bytes)| bytes),
         })
     }
 
@@ -125,7 +134,7 @@ impl Run {
             "{} viewers, {} s: {} packets forwarded, loss median {:.3} % worst {:.3} %, {} freezes, {}/{} with video\n  \
              server CPU {} ({} per packet), RSS {} per viewer\n  \
              first frame p50 {} p95 {}, latency p50 {} p99 {}\n  \
-             load generator CPU {:.1} % ({}), {} keyframe requests reached the publisher",
+             load generator CPU {:.1} % ({}), {} keyframe requests reached the publisher{}",
             self.viewers,
             self.seconds,
             self.packets_forwarded,
@@ -144,6 +153,10 @@ impl Run {
             self.loadgen_cpu_pct,
             if self.valid { "valid" } else { "SATURATED: figures invalid" },
             self.keyframes_asked,
+            match &self.recorded {
+                Some((status, bytes)) => format!("\n  recorded: {status}, {bytes} bytes"),
+                None => String::new(),
+            },
         )
     }
 }
@@ -193,13 +206,13 @@ fn main() -> ExitCode {
         }
     }
     let Some(last) = last else { return ExitCode::FAILURE };
-    let broken = last.viewers_with_video == 0;
+    // No viewer saw a frame, or `--record` wrote no recording: the pipeline is broken, not slow.
+    let broken = last.viewers_with_video == 0 || last.recorded.as_ref().is_some_and(|(status, _)| status != "complete");
     let mut json = if args.ramp { last_clean.clone().unwrap_or(last).json() } else { last.json() };
     if args.ramp {
         json["ramp_max_viewers"] = json!(last_clean.map_or(0, |run| run.viewers));
     }
     println!("{json}");
-    // A run where no viewer saw a frame means the pipeline is broken, not slow.
     if broken {
         ExitCode::FAILURE
     } else {
@@ -212,7 +225,7 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
         Some(url) => Server::external(url)?,
         None => Server::start(server_cpu, &["--max-viewers-per-stream", "5000", "--max-viewers", "5000"])?,
     };
-    let account = streamer(&server, STREAM).await?;
+    let account = streamer(&server, STREAM, args.record).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().map_err(std::io::Error::other)?;
 
     let (stop_publisher, publisher_stop) = watch::channel(false);
@@ -259,12 +272,13 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
         reports.push(task.await.map_err(std::io::Error::other)?);
     }
     loadgen::signaling::delete(&http, &publisher_url).await;
+    let recorded = if args.record { Some(recording_written(&server, &account).await) } else { None };
 
     let server_cpu = match (server_cpu_start, server_cpu_end) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
-    Ok(figures(
+    let mut run = figures(
         viewers,
         args.seconds,
         elapsed,
@@ -275,7 +289,33 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
         rss_baseline,
         rss_end,
         publisher_stats.keyframes_asked,
-    ))
+    );
+    if let Some((status, bytes)) = &recorded {
+        if status != "complete" || *bytes == 0 {
+            run.errors.push(format!("the recording is {status} with {bytes} bytes"));
+        }
+    }
+    run.recorded = recorded;
+    Ok(run)
+}
+
+/// The broadcast's recording once it is finished (waits up to 5 s): its status and size.
+async fn recording_written(server: &Server, account: &loadgen::server::Streamer) -> (String, u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed: Option<serde_json::Value> = match account.client.get(server.url("/api/v1/recordings")).send().await
+        {
+            Ok(response) => response.json().await.ok(),
+            Err(_) => None,
+        };
+        let first = listed.as_ref().and_then(|list| list.get(0));
+        let status = first.and_then(|r| r["status"].as_str()).unwrap_or("missing").to_owned();
+        let bytes = first.and_then(|r| r["bytes"].as_u64()).unwrap_or(0);
+        if status != "recording" || Instant::now() > deadline {
+            return (status, bytes);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -328,5 +368,6 @@ fn figures(
         loadgen_cpu_pct,
         valid: loadgen_cpu_pct < LOADGEN_SATURATED_PCT,
         keyframes_asked,
+        recorded: None,
     }
 }

@@ -114,7 +114,7 @@ async fn run(args: &Args, server_cpu: Option<usize>) -> std::io::Result<bool> {
         None if args.https => Server::start_https(server_cpu)?,
         None => Server::start(server_cpu, &[])?,
     };
-    let account = streamer(&server, "main").await?;
+    let account = streamer(&server, "main", false).await?;
     for i in 1..10 {
         let token = json!({ "label": format!("camera {i}"), "streams": [format!("cam-{i}")], "record": i % 2 == 0 });
         let created = account.client.post(server.url("/api/v1/tokens")).json(&token).send().await;

@@ -133,14 +133,15 @@ pub struct Streamer {
     pub token: String,
 }
 
-pub async fn streamer(server: &Server, stream: &str) -> io::Result<Streamer> {
+/// A new account with a token for `stream`; `record`: the token records what it publishes.
+pub async fn streamer(server: &Server, stream: &str, record: bool) -> io::Result<Streamer> {
     let client = server.client(true)?;
     let email = format!("bench-{}@example.com", std::process::id() as u64 * 1000 + rand_small());
     let password = "bench password 12345".to_owned();
     let signup = json!({ "email": email, "password": password });
     expect(client.post(server.url("/api/v1/signup")).json(&signup).send().await, 201, "sign-up").await?;
     let me = expect(client.get(server.url("/api/v1/me")).send().await, 200, "me").await?;
-    let token = json!({ "label": "bench", "streams": [stream] });
+    let token = json!({ "label": "bench", "streams": [stream], "record": record });
     let created = expect(client.post(server.url("/api/v1/tokens")).json(&token).send().await, 201, "token").await?;
     let field =
         |v: &Value, path: &[&str]| path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str).map(str::to_owned);
