@@ -89,22 +89,29 @@ pub async fn end(
     Ok(())
 }
 
-/// The codecs and size, once known.
-pub async fn describe(
-    pool: &SqlitePool,
-    id: &str,
-    video_codec: Option<&str>,
-    audio_codec: Option<&str>,
-    size: Option<(i64, i64)>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE recordings SET video_codec = $2, audio_codec = $3, width = $4, height = $5 WHERE id = $1")
-        .bind(id)
-        .bind(video_codec)
-        .bind(audio_codec)
-        .bind(size.map(|s| s.0))
-        .bind(size.map(|s| s.1))
-        .execute(pool)
-        .await?;
+/// What the file is, once it exists: its container and name, the codecs and the size.
+pub struct Description<'a> {
+    pub container: &'a str,
+    pub path: &'a str,
+    pub video_codec: Option<&'a str>,
+    pub audio_codec: Option<&'a str>,
+    pub size: Option<(i64, i64)>,
+}
+
+pub async fn describe(pool: &SqlitePool, id: &str, what: &Description<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE recordings SET container = $2, path = $3, video_codec = $4, audio_codec = $5, width = $6, height = $7
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(what.container)
+    .bind(what.path)
+    .bind(what.video_codec)
+    .bind(what.audio_codec)
+    .bind(what.size.map(|s| s.0))
+    .bind(what.size.map(|s| s.1))
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -1,11 +1,15 @@
 //! From RTP packets to whole frames, for the recorder: a small reorder window per track, then
-//! VP8 frames joined from their packets (audio packets are frames already). A frame missing a
-//! packet is dropped, and so is every video frame after it until the next keyframe: a decoder
-//! could not show them, and a recording should not contain what cannot be played.
+//! VP8 frames or H.264 access units joined from their packets (audio packets are frames
+//! already). A frame missing a packet is dropped, and so is every video frame after it until
+//! the next keyframe: a decoder could not show them, and a recording should not contain what
+//! cannot be played.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration, time::Instant};
 
-use super::vp8;
+use super::{
+    h264::{self, AccessUnit, ParameterSets},
+    vp8, MediaCodec,
+};
 
 /// Packets held while waiting for a missing one.
 const REORDER_PACKETS: usize = 64;
@@ -94,11 +98,6 @@ pub struct Vp8Frames {
 }
 
 impl Vp8Frames {
-    /// A loss happened since the last keyframe: frames are dropped until one comes.
-    pub fn waits_for_keyframe(&self) -> bool {
-        self.broken
-    }
-
     /// Takes one ordered packet or gap; a completed, usable frame comes out.
     pub fn push(&mut self, item: Ordered) -> Option<Frame> {
         let packet = match item {
@@ -148,6 +147,102 @@ impl Vp8Frames {
     /// Whether frames are being dropped until a keyframe arrives (the recorder asks for one).
     pub fn needs_keyframe(&self) -> bool {
         self.broken
+    }
+}
+
+/// Joins H.264 packets into access units (the marker is on the last packet of each), dropping
+/// what a decoder could not use.
+#[derive(Default)]
+pub struct H264Frames {
+    current: Option<(u32, AccessUnit)>,
+    /// A packet was lost since the last IDR: only an IDR may follow.
+    broken: bool,
+    /// The stream's latest SPS and PPS (the container's description of the track).
+    pub params: ParameterSets,
+    pub dropped: u64,
+}
+
+impl H264Frames {
+    pub fn push(&mut self, item: Ordered) -> Option<Frame> {
+        let packet = match item {
+            Ordered::Gap => {
+                if self.current.take().is_some() {
+                    self.dropped += 1;
+                }
+                self.broken = true;
+                return None;
+            }
+            Ordered::Packet(packet) => packet,
+        };
+        if self.current.as_ref().is_some_and(|(ts, _)| *ts != packet.rtp_ts) {
+            // The previous unit never got its marker.
+            self.current = None;
+            self.dropped += 1;
+            self.broken = true;
+        }
+        let (_, unit) = self.current.get_or_insert_with(|| (packet.rtp_ts, AccessUnit::default()));
+        unit.push(&packet.payload, &mut self.params);
+        if !packet.marker {
+            return None;
+        }
+        let (rtp_ts, unit) = self.current.take()?;
+        if !unit.complete() {
+            self.dropped += 1;
+            self.broken = true;
+            return None;
+        }
+        let size = unit
+            .idr
+            .then(|| self.params.pps.as_ref().and(self.params.sps.as_deref()).and_then(h264::parse_sps))
+            .flatten()
+            .map(|sps| (sps.width, sps.height));
+        // A keyframe is an IDR whose parameter sets are known: decoding can start there.
+        let keyframe = size.is_some();
+        if self.broken && !keyframe {
+            self.dropped += 1;
+            return None;
+        }
+        self.broken = false;
+        Some(Frame { rtp_ts, data: unit.data, keyframe, size })
+    }
+}
+
+/// The video frame assembler of a recording, chosen by the codec.
+pub enum VideoFrames {
+    Vp8(Vp8Frames),
+    H264(H264Frames),
+}
+
+impl VideoFrames {
+    /// The assembler for `codec`, or why it cannot be recorded.
+    pub fn for_codec(codec: MediaCodec) -> Result<Self, String> {
+        match codec {
+            MediaCodec::Vp8 => Ok(Self::Vp8(Vp8Frames::default())),
+            MediaCodec::H264 => Ok(Self::H264(H264Frames::default())),
+            other => Err(format!("recording {} video is not supported yet (VP8 and H.264 are)", other.name())),
+        }
+    }
+
+    pub fn codec(&self) -> MediaCodec {
+        match self {
+            Self::Vp8(_) => MediaCodec::Vp8,
+            Self::H264(_) => MediaCodec::H264,
+        }
+    }
+
+    pub fn push(&mut self, item: Ordered) -> Option<Frame> {
+        match self {
+            Self::Vp8(frames) => frames.push(item),
+            Self::H264(frames) => frames.push(item),
+        }
+    }
+
+    /// Whether frames are being dropped until a keyframe arrives (the recorder asks for one).
+    pub fn needs_keyframe(&self) -> bool {
+        match self {
+            Self::Vp8(frames) => frames.needs_keyframe(),
+            Self::H264(frames) => frames.broken,
+        }
     }
 }
 

@@ -9,6 +9,9 @@
 
 pub mod assemble;
 pub mod disk;
+mod file;
+pub mod h264;
+pub mod mp4;
 pub mod vp8;
 pub mod webm;
 mod writer;
@@ -26,6 +29,13 @@ pub use assemble::Packet;
 
 /// Packets waiting for the recording thread (~10 s of one 2.5 Mbit/s stream).
 const QUEUE: usize = 4096;
+
+/// The most of a recording a container gathers before writing it (a WebM cluster, an MP4
+/// fragment): what a crash can lose.
+pub const FLUSH_MS: u64 = 1_000;
+/// Track numbers, the same in every container.
+pub const VIDEO_TRACK: u64 = 1;
+pub const AUDIO_TRACK: u64 = 2;
 
 /// A recording's id (also its database key and file name stem).
 pub type RecordingId = u64;
@@ -47,6 +57,18 @@ pub enum MediaCodec {
 }
 
 impl MediaCodec {
+    /// How the API names it: `vp8`, `h264`, `opus`…
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Vp8 => "vp8",
+            Self::Vp9 => "vp9",
+            Self::Av1 => "av1",
+            Self::H264 => "h264",
+            Self::Opus => "opus",
+            Self::Other => "other",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Vp8 => "VP8",
@@ -69,8 +91,9 @@ pub struct RecordingStart {
     pub token_id: String,
     pub has_video: bool,
     pub has_audio: bool,
-    /// Relative to the recordings folder.
-    pub file_name: String,
+    /// The file's name in the recordings folder, without the extension (the container, WebM
+    /// or MP4, is chosen by the first video packet's codec).
+    pub file_stem: String,
 }
 
 /// What the recording thread is told, besides packets. Never dropped: it travels apart from
@@ -98,9 +121,11 @@ pub(crate) struct Input {
 #[derive(Debug)]
 pub enum Event {
     Started(RecordingStart),
-    /// The file exists: what it holds.
+    /// The file exists: its container and name, and what it holds.
     Described {
         id: RecordingId,
+        container: &'static str,
+        file_name: String,
         video: Option<(&'static str, u16, u16)>,
         audio: Option<&'static str>,
     },
@@ -197,8 +222,11 @@ mod tests {
     use rtc::media::io::{ivf_reader::IVFReader, ogg_reader::OggReader};
 
     use super::{
+        h264,
+        mp4::{AvcTrack, Mp4File},
         vp8,
-        webm::{AudioTrack, VideoTrack, WebmFile, AUDIO_TRACK, VIDEO_TRACK},
+        webm::{AudioTrack, VideoTrack, WebmFile},
+        AUDIO_TRACK, VIDEO_TRACK,
     };
 
     /// The test clip's frames: VP8 (30 fps) and Opus (20 ms).
@@ -283,6 +311,102 @@ mod tests {
         let decode =
             Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output().unwrap();
         assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+    }
+
+    /// The H.264 fixture's access units, each NAL unit after a 4-byte length (as MP4 wants).
+    fn h264_clip() -> Vec<Vec<u8>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/video.h264");
+        let data = std::fs::read(path).unwrap();
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i + 3 <= data.len() {
+            if data[i..i + 3] == [0, 0, 1] {
+                starts.push(i + 3);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        let mut units = Vec::new();
+        let mut unit = Vec::new();
+        for (n, &start) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).map_or(data.len(), |next| next - 3);
+            let mut nal = &data[start..end];
+            while nal.last() == Some(&0) && n + 1 < starts.len() {
+                nal = &nal[..nal.len() - 1]; // the zero of the next four-byte start code
+            }
+            unit.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            unit.extend_from_slice(nal);
+            if matches!(nal[0] & 0x1f, 1 | 5) {
+                units.push(std::mem::take(&mut unit)); // one slice per picture in the fixture
+            }
+        }
+        units
+    }
+
+    fn nal_units(unit: &[u8]) -> impl Iterator<Item = &[u8]> {
+        let mut rest = unit;
+        std::iter::from_fn(move || {
+            let size = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            let nal = rest.get(4..4 + size)?;
+            rest = &rest[4 + size..];
+            Some(nal)
+        })
+    }
+
+    #[test]
+    fn an_h264_and_opus_recording_is_a_fragmented_mp4_ffmpeg_reads_whole() {
+        let video = h264_clip();
+        let (_, audio) = clip();
+        let first = &video[0];
+        let sps = nal_units(first).find(|n| n[0] & 0x1f == 7).expect("the clip starts with an SPS");
+        let pps = nal_units(first).find(|n| n[0] & 0x1f == 8).expect("and a PPS");
+        let facts = h264::parse_sps(sps).unwrap();
+        assert_eq!((facts.width, facts.height), (320, 240));
+        let dir = tempfile::TempDir::new().unwrap();
+        for finish in [true, false] {
+            let path = dir.path().join(format!("clip-{finish}.mp4"));
+            let mut file = Mp4File::create(&path, Some(&AvcTrack { sps, pps, facts }), Some(2)).unwrap();
+            let (mut v, mut a) = (0, 0);
+            while v < video.len() || a < audio.len() {
+                let video_ms = v as u64 * 100 / 3;
+                let audio_ms = a as u64 * 20;
+                if v < video.len() && (a >= audio.len() || video_ms <= audio_ms) {
+                    let key = nal_units(&video[v]).any(|n| n[0] & 0x1f == 5);
+                    file.write_frame(VIDEO_TRACK, video_ms, key, &video[v]).unwrap();
+                    v += 1;
+                } else {
+                    file.write_frame(AUDIO_TRACK, audio_ms, false, &audio[a]).unwrap();
+                    a += 1;
+                }
+            }
+            if finish {
+                file.finish().unwrap();
+            } else {
+                drop(file); // cut off: what was gathered after the last fragment is lost
+            }
+            let streams = ffprobe(
+                &path,
+                &["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "csv=p=0"],
+            );
+            let lines: Vec<&str> = streams.lines().collect();
+            let frames: usize = lines[0].rsplit(',').next().unwrap().parse().unwrap();
+            assert!(lines[0].starts_with("h264,320,240,"), "{streams}");
+            assert_eq!(lines[1].split(',').next(), Some("opus"), "{streams}");
+            let decode =
+                Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output();
+            let decode = decode.unwrap();
+            assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+            if finish {
+                assert_eq!(frames, video.len(), "every frame: {streams}");
+                let duration: f64 =
+                    ffprobe(&path, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().unwrap();
+                let sent = video.len() as f64 / 30.0;
+                assert!((duration - sent).abs() < 0.5, "duration {duration} s for {sent} s sent");
+            } else {
+                assert!(frames + 31 >= video.len(), "all but the last second: {frames} of {}", video.len());
+            }
+        }
     }
 
     #[test]

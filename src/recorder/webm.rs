@@ -1,6 +1,6 @@
 //! A WebM file written live and kept playable (Matroska, EBML elements encoded by
 //! `webm-iterable`): clusters are written whole as they close, at a video keyframe or after at
-//! most [`CLUSTER_MS`], so after a crash the file plays up to the last closed cluster. A clean
+//! most [`FLUSH_MS`], so after a crash the file plays up to the last closed cluster. A clean
 //! [`WebmFile::finish`] adds what seeking needs: the duration, the segment's size, cues (one per
 //! keyframe cluster) and a seek head pointing at them, in space reserved at the start.
 
@@ -11,14 +11,13 @@ use std::{
     sync::OnceLock,
 };
 
+use super::{AUDIO_TRACK, FLUSH_MS, VIDEO_TRACK};
 use webm_iterable::{
     errors::TagWriterError,
     matroska_spec::{Master, MatroskaSpec, SimpleBlock},
     WebmWriter, WriteOptions,
 };
 
-/// Longest cluster: the most a crash can lose.
-pub const CLUSTER_MS: u64 = 1_000;
 /// The EBML "unknown size" for an 8-byte size field.
 const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 const SEGMENT_ID: [u8; 4] = [0x18, 0x53, 0x80, 0x67];
@@ -28,9 +27,6 @@ const DURATION_ID: u64 = 0x4489;
 const VOID_ID: u64 = 0xec;
 /// Bytes kept free after the segment start for the seek head written at the end.
 const SEEK_SPACE: usize = 64;
-
-pub const VIDEO_TRACK: u64 = 1;
-pub const AUDIO_TRACK: u64 = 2;
 
 /// The video track as the container describes it.
 #[derive(Clone, Debug)]
@@ -226,7 +222,7 @@ impl WebmFile {
     }
 
     /// Adds a frame; `time_ms` counts from the start of the recording. A cluster that is due
-    /// (a video keyframe, or [`CLUSTER_MS`] old) is written first.
+    /// (a video keyframe, or [`FLUSH_MS`] old) is written first.
     pub fn write_frame(&mut self, track: u64, time_ms: u64, keyframe: bool, data: &[u8]) -> io::Result<()> {
         // Two frames of a track never share a time (a replacement publisher's first frame can
         // land on its predecessor's last millisecond): players refuse times that do not increase.
@@ -239,7 +235,7 @@ impl WebmFile {
         let video_key = track == VIDEO_TRACK && keyframe;
         let due = match &self.cluster {
             None => true,
-            Some(c) => (video_key && !c.blocks.is_empty()) || time_ms >= c.start_ms + CLUSTER_MS,
+            Some(c) => (video_key && !c.blocks.is_empty()) || time_ms >= c.start_ms + FLUSH_MS,
         };
         if due {
             self.close_cluster()?;

@@ -10,10 +10,13 @@ use std::{
 };
 
 use super::{
-    assemble::{Frame, Ordered, Packet, Reorder, Vp8Frames},
+    assemble::{Frame, Ordered, Packet, Reorder, VideoFrames},
     disk::DiskStatus,
-    webm::{AudioTrack, VideoTrack, WebmFile, AUDIO_TRACK, VIDEO_TRACK},
-    Control, Event, Input, MediaCodec, RecordingId, RecordingStart,
+    file::RecordingFile,
+    h264,
+    mp4::{AvcTrack, Mp4File},
+    webm::{AudioTrack, VideoTrack, WebmFile},
+    Control, Event, Input, MediaCodec, RecordingId, RecordingStart, AUDIO_TRACK, VIDEO_TRACK,
 };
 
 /// After a stop, packets still queued for the recording get this long to be written.
@@ -29,14 +32,18 @@ const KEYFRAME_ASK_AGAIN: Duration = Duration::from_secs(1);
 
 struct Recording {
     start: RecordingStart,
-    path: PathBuf,
+    /// The recordings folder.
+    folder: PathBuf,
     began: Instant,
-    file: Option<WebmFile>,
+    file: Option<RecordingFile>,
     /// When the file's time 0 is (the first video keyframe, or the first audio without video).
     origin: Option<Instant>,
     video: Track,
     audio: Track,
-    vp8: Vp8Frames,
+    /// Chosen by the first video packet's codec; a new one for each publisher.
+    frames: Option<VideoFrames>,
+    /// The video codec in the file.
+    video_codec: Option<MediaCodec>,
     /// The video size the file was opened with.
     size: Option<(u16, u16)>,
     last_progress: Instant,
@@ -98,7 +105,6 @@ pub(super) fn run(
         while let Ok(control) = controls.try_recv() {
             match control {
                 Control::Start(start) => {
-                    let path = folder.join(&start.file_name);
                     let id = start.id;
                     let _ = events.send(Event::Started(start.clone()));
                     let report = disk.report();
@@ -111,13 +117,14 @@ pub(super) fn run(
                         id,
                         Recording {
                             start,
-                            path,
+                            folder: folder.clone(),
                             began: now,
                             file: None,
                             origin: None,
                             video: Track::default(),
                             audio: Track::default(),
-                            vp8: Vp8Frames::default(),
+                            frames: None,
+                            video_codec: None,
                             size: None,
                             last_progress: now,
                             keyframe_asked: None,
@@ -142,10 +149,13 @@ pub(super) fn run(
                 if video && recording.wants_keyframe(Instant::now()) {
                     let _ = events.send(Event::KeyframeWanted { id });
                 }
-                if !had_file && recording.file.is_some() {
+                if let (false, Some(file)) = (had_file, &recording.file) {
+                    let container = file.container();
                     let _ = events.send(Event::Described {
                         id,
-                        video: recording.size.map(|(w, h)| ("vp8", w, h)),
+                        container,
+                        file_name: format!("{}.{container}", recording.start.file_stem),
+                        video: recording.size.zip(recording.video_codec).map(|((w, h), codec)| (codec.id(), w, h)),
                         audio: recording.start.has_audio.then_some("opus"),
                     });
                 }
@@ -232,18 +242,34 @@ impl Recording {
         ordered: &mut Vec<Ordered>,
     ) -> Result<(), String> {
         if video {
-            if codec != MediaCodec::Vp8 {
-                return Err(format!("recording {} video is not supported yet (VP8 is)", codec.name()));
-            }
             if self.video.follow(&packet) {
-                self.vp8 = Vp8Frames::default();
+                self.frames = None; // a replacement: its own frames
             }
+            let mut frames = match self.frames.take() {
+                Some(frames) => frames,
+                None => match self.video_codec {
+                    // A replacement may continue the file only with the same codec.
+                    Some(in_file) if in_file != codec => {
+                        return Err(format!(
+                            "the video codec changed from {} to {}: this recording ends here",
+                            in_file.name(),
+                            codec.name()
+                        ))
+                    }
+                    _ => VideoFrames::for_codec(codec)?,
+                },
+            };
             self.video.reorder.push(packet, ordered);
+            let mut written = Ok(());
             for item in ordered.drain(..) {
-                if let Some(frame) = self.vp8.push(item) {
-                    self.write_video(frame)?;
+                if let Some(frame) = frames.push(item) {
+                    if written.is_ok() {
+                        written = self.write_video(frame, &frames);
+                    }
                 }
             }
+            self.frames = Some(frames);
+            written?;
         } else {
             if codec != MediaCodec::Opus {
                 return Err(format!("recording {} audio is not supported (Opus is)", codec.name()));
@@ -262,7 +288,7 @@ impl Recording {
     /// Whether to ask the publisher for a keyframe now: video waits for one (nothing written
     /// yet, or a loss since the last), and the last ask is [`KEYFRAME_ASK_AGAIN`] old.
     fn wants_keyframe(&mut self, now: Instant) -> bool {
-        let waiting = self.file.is_none() || self.vp8.waits_for_keyframe();
+        let waiting = self.file.is_none() || self.frames.as_ref().is_some_and(VideoFrames::needs_keyframe);
         if !waiting {
             self.keyframe_asked = None;
             return false;
@@ -276,22 +302,51 @@ impl Recording {
         }
     }
 
-    fn open(&mut self, video: Option<VideoTrack>, origin: Instant) -> Result<(), String> {
-        let audio = self.start.has_audio.then_some(AudioTrack { channels: 2 });
-        let file = WebmFile::create(&self.path, video.as_ref(), audio.as_ref())
-            .map_err(|err| format!("cannot create {}: {err}", self.path.display()))?;
+    /// Creates the file, its container chosen by the video (`None`: audio only, WebM).
+    fn open(&mut self, video: Option<(&VideoFrames, u16, u16)>, origin: Instant) -> Result<(), String> {
+        let channels = self.start.has_audio.then_some(2);
+        let path = |container: &str| self.folder.join(format!("{}.{container}", self.start.file_stem));
+        let cannot = |path: &std::path::Path, err: std::io::Error| format!("cannot create {}: {err}", path.display());
+        let file = match video {
+            Some((VideoFrames::H264(h264), ..)) => {
+                let path = path("mp4");
+                let (Some(sps), Some(pps)) = (h264.params.sps.as_deref(), h264.params.pps.as_deref()) else {
+                    return Ok(()); // a keyframe always has them; wait for one that does
+                };
+                let facts = h264::parse_sps(sps).ok_or("the H.264 sequence parameter set cannot be read")?;
+                let track = AvcTrack { sps, pps, facts };
+                RecordingFile::Mp4(Mp4File::create(&path, Some(&track), channels).map_err(|err| cannot(&path, err))?)
+            }
+            Some((VideoFrames::Vp8(_), width, height)) => {
+                let path = path("webm");
+                let track = VideoTrack { codec_id: "V_VP8", width, height };
+                let audio = channels.map(|channels| AudioTrack { channels });
+                RecordingFile::Webm(
+                    WebmFile::create(&path, Some(&track), audio.as_ref()).map_err(|err| cannot(&path, err))?,
+                )
+            }
+            None => {
+                let path = path("webm");
+                let audio = channels.map(|channels| AudioTrack { channels });
+                RecordingFile::Webm(WebmFile::create(&path, None, audio.as_ref()).map_err(|err| cannot(&path, err))?)
+            }
+        };
         self.file = Some(file);
         self.origin = Some(origin);
         Ok(())
     }
 
-    fn write_video(&mut self, frame: Frame) -> Result<(), String> {
+    fn write_video(&mut self, frame: Frame, frames: &VideoFrames) -> Result<(), String> {
         let Some(at) = self.video.wall_time(frame.rtp_ts, 90_000) else { return Ok(()) };
         if self.file.is_none() {
             // The file begins at the first keyframe (its size is the track's size).
             let Some((width, height)) = frame.size else { return Ok(()) };
-            self.open(Some(VideoTrack { codec_id: "V_VP8", width, height }), at)?;
+            self.open(Some((frames, width, height)), at)?;
+            if self.file.is_none() {
+                return Ok(());
+            }
             self.size = Some((width, height));
+            self.video_codec = Some(frames.codec());
         }
         self.write(VIDEO_TRACK, at, frame.keyframe, &frame.data)
     }

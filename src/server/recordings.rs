@@ -11,7 +11,7 @@ use crate::{
     db::{
         self,
         accounts::AccountRow,
-        recordings::{NewRecording, RecordingRow},
+        recordings::{Description, NewRecording, RecordingRow},
     },
     model::Recording,
     recorder::{key, Event},
@@ -87,6 +87,8 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
     match event {
         Event::Started(start) => {
             let id = key(start.id);
+            // Until the first video packet chooses the container, the row names the WebM file.
+            let path = format!("{}.webm", start.file_stem);
             let new = NewRecording {
                 id: &id,
                 account_public_id: &start.account,
@@ -94,7 +96,7 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
                 stream_name: &start.stream_name,
                 source_id: start.source_id.as_deref(),
                 container: "webm",
-                path: &start.file_name,
+                path: &path,
                 started_at: db::now_unix(),
             };
             if !db::recordings::insert(pool, &new).await? {
@@ -102,9 +104,15 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
             }
             tracing::info!(recording = %id, stream = %start.stream_name, "recording started");
         }
-        Event::Described { id, video, audio } => {
-            let size = video.map(|(_, w, h)| (i64::from(w), i64::from(h)));
-            db::recordings::describe(pool, &key(id), video.map(|v| v.0), audio, size).await?;
+        Event::Described { id, container, file_name, video, audio } => {
+            let what = Description {
+                container,
+                path: &file_name,
+                video_codec: video.map(|v| v.0),
+                audio_codec: audio,
+                size: video.map(|(_, w, h)| (i64::from(w), i64::from(h))),
+            };
+            db::recordings::describe(pool, &key(id), &what).await?;
         }
         Event::KeyframeWanted { id } => sfu.recording_keyframe(id).await,
         Event::Progress { id, bytes, duration_ms } => {

@@ -208,8 +208,33 @@ async fn a_seamless_replacement_continues_the_same_recording() {
     app.stop().await;
 }
 
-/// Starts the real binary on `data`; answers the child and its base URL.
-fn start_binary(data: &Path) -> (std::process::Child, String) {
+/// A server process that a failing test does not leave running.
+struct ServerProcess(std::process::Child);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Starts the real binary on `data`; answers the process and its base URL.
+fn start_binary(data: &Path) -> (ServerProcess, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocast"));
     command.args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(data);
     spawn_server(command)
@@ -217,7 +242,7 @@ fn start_binary(data: &Path) -> (std::process::Child, String) {
 
 /// Starts the real binary with its recordings folder on a tmpfs of `size` that only it sees (a
 /// mount namespace of its own): the test reaches the folder through `/proc/{pid}/root`.
-fn start_binary_on_small_disk(data: &Path, size: &str, min_free: &str) -> (std::process::Child, String, PathBuf) {
+fn start_binary_on_small_disk(data: &Path, size: &str, min_free: &str) -> (ServerProcess, String, PathBuf) {
     let folder = data.join("recordings");
     std::fs::create_dir_all(&folder).unwrap();
     let mut command = Command::new("unshare");
@@ -242,14 +267,16 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
-fn spawn_server(mut command: Command) -> (std::process::Child, String) {
+fn spawn_server(mut command: Command) -> (ServerProcess, String) {
     use std::io::{BufRead, BufReader};
-    let mut child = command
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("binary starts");
+    let mut child = ServerProcess(
+        command
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("binary starts"),
+    );
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("ferrocast listening on ").expect("prints its address").to_owned();
@@ -439,4 +466,55 @@ async fn two_percent_video_loss_still_decodes_to_the_end_and_the_recorder_asks_f
     assert!(duration >= 6.0, "the file covers the broadcast: {duration} s");
     // One at the start, then after losses (at most one a second): more than the first.
     assert!(asked >= 2, "the recorder asked for keyframes after losses: {asked}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_h264_and_opus_broadcast_becomes_a_fragmented_mp4_ffprobe_reads_whole() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "avc@example.com", json!({ "label": "avc", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::H264Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ended = s.client.delete(app.url(&publisher.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "the recording is complete", |rows| rows[0].0 == "complete").await;
+    assert!(rows[0].1.ends_with(".mp4"), "H.264 is written as MP4: {rows:?}");
+    let file = recording_file(&app, &rows[0].1);
+
+    let probe: serde_json::Value = serde_json::from_str(&ffprobe(
+        &file,
+        &["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames,start_time", "-of", "json"],
+    ))
+    .unwrap();
+    let streams = probe["streams"].as_array().expect("streams");
+    let (video, audio) = (&streams[0], &streams[1]);
+    let shape = (video["codec_name"].as_str(), video["width"].as_u64(), video["height"].as_u64());
+    assert_eq!(shape, (Some("h264"), Some(320), Some(240)), "{probe}");
+    assert_eq!(audio["codec_name"], "opus", "{probe}");
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!((3.5..=6.0).contains(&duration), "duration {duration} s");
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a number");
+    let frames = number(&video["nb_read_frames"]);
+    assert!((frames - duration * 30.0).abs() <= 4.0, "{frames} frames in {duration} s at 30 fps: none lost");
+    let (video_start, audio_start) = (number(&video["start_time"]), number(&audio["start_time"]));
+    assert!((video_start - audio_start).abs() <= 0.040, "start together: {video_start} / {audio_start}");
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
+
+    let list: serde_json::Value =
+        s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap();
+    let recording = &list[0];
+    assert_eq!(recording["container"], "mp4");
+    assert_eq!((recording["videoCodec"].as_str(), recording["audioCodec"].as_str()), (Some("h264"), Some("opus")));
+    assert_eq!((recording["width"].as_u64(), recording["height"].as_u64()), (Some(320), Some(240)));
+    let whole = s.client.get(app.url(recording["fileUrl"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(whole.headers()["content-type"], "video/mp4");
+    let download = s.client.get(app.url(&format!("{}?download=1", recording["fileUrl"].as_str().unwrap()))).send();
+    let disposition = download.await.unwrap().headers()["content-disposition"].to_str().unwrap().to_owned();
+    assert!(disposition.ends_with(".mp4\""), "{disposition}");
+    app.stop().await;
 }

@@ -28,7 +28,7 @@ use rtc::{
     },
     peer_connection::configuration::{
         interceptor_registry::register_default_interceptors,
-        media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8},
+        media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8},
     },
     rtcp::payload_feedbacks::{full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication},
     rtp_transceiver::{
@@ -95,6 +95,39 @@ pub fn clip() -> &'static Clip {
     })
 }
 
+/// The H.264 fixture (ffmpeg's libx264, 320x240 Constrained Baseline, 30 fps, an IDR with its
+/// SPS and PPS each second): one Annex B access unit per frame, as an encoder hands them out.
+pub fn h264_clip() -> &'static [Bytes] {
+    static CLIP: std::sync::OnceLock<Vec<Bytes>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/video.h264")).unwrap();
+        // Cut before each start code that opens a picture's first NAL unit (SPS, or a slice
+        // that no SPS/PPS precedes): one slice per picture in the fixture.
+        let mut units = Vec::new();
+        let mut unit_start = 0;
+        let mut previous_vcl = false;
+        let mut i = 0;
+        while i + 3 < data.len() {
+            if data[i..i + 3] == [0, 0, 1] {
+                let kind = data[i + 3] & 0x1f;
+                let opens = matches!(kind, 7 | 9) || (matches!(kind, 1 | 5) && previous_vcl);
+                let code_start = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
+                if opens && code_start > unit_start {
+                    units.push(Bytes::copy_from_slice(&data[unit_start..code_start]));
+                    unit_start = code_start;
+                }
+                previous_vcl = matches!(kind, 1 | 5);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        units.push(Bytes::copy_from_slice(&data[unit_start..]));
+        assert_eq!(units.len(), 90, "3 s at 30 fps");
+        units
+    })
+}
+
 /// What a publisher sends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Media {
@@ -102,6 +135,8 @@ pub enum Media {
     Synthetic,
     /// The real clip, looped (keyframes once a second, whatever is asked).
     Clip,
+    /// The H.264 fixture (looped) with the clip's Opus.
+    H264Clip,
 }
 const VIDEO_SSRC: u32 = 0x1111_0000;
 const AUDIO_SSRC: u32 = 0x2222_0000;
@@ -439,12 +474,21 @@ pub struct Publisher {
 
 pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publisher, Refused> {
     let mut pc = peer_connection(options.relay.as_ref(), options.lose_video).await;
-    let vp8 = RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
+    let video_codec = match options.media {
+        Media::H264Clip => RTCRtpCodec {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        Media::Synthetic | Media::Clip => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
     };
     let opus = RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
@@ -472,7 +516,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             .expect("track"),
         )
     };
-    let video = track(RtpCodecKind::Video, vp8, VIDEO_SSRC, "video");
+    let video = track(RtpCodecKind::Video, video_codec, VIDEO_SSRC, "video");
     let audio = track(RtpCodecKind::Audio, opus, AUDIO_SSRC, "audio");
     let sendonly =
         || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() });
@@ -528,6 +572,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                         video_frame(first + index, keyframe)
                     }
                     Media::Clip => clip().video[index as usize % clip().video.len()].clone(),
+                    Media::H264Clip => h264_clip()[index as usize % h264_clip().len()].clone(),
                 };
                 let sample = Sample { data: frame, duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await;
@@ -550,7 +595,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                         voice.resize(60, 0);
                         Bytes::from(voice)
                     }
-                    Media::Clip => clip().audio[index as usize % clip().audio.len()].clone(),
+                    Media::Clip | Media::H264Clip => clip().audio[index as usize % clip().audio.len()].clone(),
                 };
                 let sample = Sample { data: packet, duration: AUDIO_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = audio.sample_writer(AUDIO_SSRC, audio_pt).write_sample(&sample).await;

@@ -39,7 +39,7 @@ impl Engine {
                         token_id: p.token_id.clone(),
                         has_video: p.has_video(),
                         has_audio: p.tracks.iter().any(|t| t.kind == MediaKind::Audio),
-                        file_name: format!("{}.webm", crate::recorder::key(recording)),
+                        file_stem: crate::recorder::key(recording),
                     }
                 });
                 let Some(stream) = self.streams.get_mut(&key) else { return };
