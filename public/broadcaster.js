@@ -192,7 +192,8 @@ async function main() {
   const exact = token.streams.filter((s) => !s.endsWith('*'));
   const open = token.streams.some((s) => s.endsWith('*'));
   const codecs = (RTCRtpSender.getCapabilities?.('video')?.codecs ?? []).map((c) => c.mimeType.split('/')[1].toUpperCase());
-  // VP8 first: every browser decodes it, and recordings are written from it today.
+  // VP8 first: every browser decodes it (recordings: VP8 → WebM, H.264 → MP4; VP9 and AV1 are
+  // not recorded yet).
   const codecOptions = ['VP8', 'H264', 'VP9', 'AV1'].filter((c) => codecs.includes(c));
 
   root.innerHTML = `

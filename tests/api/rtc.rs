@@ -97,6 +97,9 @@ pub fn clip() -> &'static Clip {
 
 /// The H.264 fixture (ffmpeg's libx264, 320x240 Constrained Baseline, 30 fps, an IDR with its
 /// SPS and PPS each second): one Annex B access unit per frame, as an encoder hands them out.
+/// Made with `ffmpeg -f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -c:v libx264 -profile:v
+/// baseline -level 3.0 -pix_fmt yuv420p -x264-params
+/// keyint=30:min-keyint=30:scenecut=0:bframes=0:repeat-headers=1 -f h264 video.h264`.
 pub fn h264_clip() -> &'static [Bytes] {
     static CLIP: std::sync::OnceLock<Vec<Bytes>> = std::sync::OnceLock::new();
     CLIP.get_or_init(|| {
