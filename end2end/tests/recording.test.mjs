@@ -121,3 +121,31 @@ test('/recordings plays a recording in the page, downloads it, and deletes row a
   assert.equal((await api(`/api/v1/recordings/${recording.id}`, null, 'GET')).status, 404);
   await page.getByText('No recordings yet').waitFor();
 });
+
+test('an H.264 broadcast from the browser is recorded as MP4 and plays on /recordings', async () => {
+  await openBroadcaster(tokens.rec);
+  const codecs = await page.locator('#bc-codec option').allTextContents();
+  assert.ok(codecs.includes('H264'), `this Chromium sends H.264: ${codecs}`);
+  await page.locator('#bc-settings summary').click();
+  await page.locator('#bc-codec').selectOption('H264');
+  await page.locator('#bc-stream').selectOption('show');
+  await page.locator('#bc-record').check();
+  await page.locator('#bc-start').click();
+  await page.locator('#bc-status.rec').waitFor({ timeout: 15_000 });
+  await page.waitForTimeout(4_000);
+  await page.locator('#bc-start').click();
+  await page.locator('#bc-status.off').waitFor();
+  const recording = await waitFor('the MP4 recording completes', async () => {
+    const list = (await api('/api/v1/recordings', null, 'GET')).body;
+    return list.find((r) => r.container === 'mp4' && r.status === 'complete');
+  });
+  assert.equal(recording.videoCodec, 'h264');
+
+  await page.goto(server.url + '/recordings');
+  await waitForHydration(page);
+  const row = page.locator(`tr[data-recording="${recording.id}"]`);
+  await row.getByRole('button', { name: 'Play' }).click();
+  const video = page.locator('#recording-video');
+  const start = await waitFor('the MP4 has a picture', () => video.evaluate((v) => v.videoWidth > 0 && v.currentTime));
+  await waitFor('the MP4 plays on', () => video.evaluate((v, t0) => v.currentTime > t0 + 1, start), 10_000);
+});
