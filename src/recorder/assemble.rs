@@ -4,7 +4,11 @@
 //! the next keyframe: a decoder could not show them, and a recording should not contain what
 //! cannot be played.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration, time::Instant};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use super::{
     h264::{self, AccessUnit, ParameterSets},
@@ -27,6 +31,9 @@ pub struct Packet {
     pub marker: bool,
     pub payload: Arc<[u8]>,
     pub arrival: Instant,
+    /// The stream's latest RTCP sender report (RFC 3550 §6.4.1): an RTP time and the sender's
+    /// wall-clock time for it. Audio and video of one sender share that clock.
+    pub sender_report: Option<(u32, SystemTime)>,
 }
 
 /// Releases packets in sequence order; a gap is given up on after [`REORDER_WAIT`] or when
@@ -251,7 +258,7 @@ mod tests {
     use super::*;
 
     fn packet(seq: u64, ts: u32, marker: bool, payload: &[u8], at: Instant) -> Packet {
-        Packet { origin: 1, seq, rtp_ts: ts, marker, payload: Arc::from(payload), arrival: at }
+        Packet { origin: 1, seq, rtp_ts: ts, marker, payload: Arc::from(payload), arrival: at, sender_report: None }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     sync::mpsc::{Receiver, RecvTimeoutError},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use super::{
@@ -49,18 +49,37 @@ struct Recording {
     last_progress: Instant,
     /// When a keyframe was last asked for, while video waits for one.
     keyframe_asked: Option<Instant>,
+    /// The last audio time written: audio placed earlier (once sender reports corrected its
+    /// place) is dropped rather than squeezed.
+    last_audio_ms: Option<u64>,
 }
 
-/// One track's clock: its first packet's RTP time and arrival, mapping RTP time to wall time.
-#[derive(Default)]
+/// One track's clock: its first packet's RTP time and arrival map RTP time to wall time; its
+/// sender reports map RTP time to the sender's wall clock, which its other track shares.
 struct Track {
+    clock_rate: u32,
     reorder: Reorder,
     anchor: Option<(u32, Instant)>,
+    /// The latest sender report: an RTP time and the sender's wall-clock time for it.
+    report: Option<(u32, SystemTime)>,
     /// The publisher the anchor and the sequence numbers belong to.
     origin: u64,
 }
 
+/// `base` moved by a signed number of microseconds.
+fn shifted<T>(base: T, micros: i64) -> Option<T>
+where
+    T: std::ops::Add<Duration, Output = T> + std::ops::Sub<Duration, Output = T>,
+{
+    let by = Duration::from_micros(micros.unsigned_abs());
+    Some(if micros >= 0 { base + by } else { base - by })
+}
+
 impl Track {
+    fn new(clock_rate: u32) -> Self {
+        Self { clock_rate, reorder: Reorder::default(), anchor: None, report: None, origin: 0 }
+    }
+
     /// Takes `packet`'s publisher as the clock: a replacement starts its own numbering, so the
     /// reorder window and the anchor begin again with it (wall time stays continuous).
     /// Returns whether the publisher changed.
@@ -69,22 +88,38 @@ impl Track {
         if changed {
             self.reorder = Reorder::default();
             self.anchor = None;
+            self.report = None;
         }
         self.origin = packet.origin;
         self.anchor.get_or_insert((packet.rtp_ts, packet.arrival));
+        if packet.sender_report.is_some() {
+            self.report = packet.sender_report;
+        }
         changed
     }
 
-    /// When a frame with RTP time `rtp_ts` was captured, as this track's first packet arrived.
-    fn wall_time(&self, rtp_ts: u32, clock_rate: u32) -> Option<Instant> {
-        let (first_ts, first_arrival) = self.anchor?;
-        let ticks = rtp_ts.wrapping_sub(first_ts) as i32 as i64;
-        let micros = ticks * 1_000_000 / i64::from(clock_rate);
+    /// Microseconds from RTP time `from` to `to` on this track's clock.
+    fn micros_between(&self, from: u32, to: u32) -> i64 {
+        let ticks = to.wrapping_sub(from) as i32 as i64;
+        ticks * 1_000_000 / i64::from(self.clock_rate)
+    }
+
+    /// When the sender captured RTP time `rtp_ts`, on its wall clock, once it reported it.
+    fn capture(&self, rtp_ts: u32) -> Option<SystemTime> {
+        let (report_ts, report_time) = self.report?;
+        let micros = self.micros_between(report_ts, rtp_ts);
+        let by = Duration::from_micros(micros.unsigned_abs());
         if micros >= 0 {
-            first_arrival.checked_add(Duration::from_micros(micros as u64))
+            report_time.checked_add(by)
         } else {
-            first_arrival.checked_sub(Duration::from_micros((-micros) as u64))
+            report_time.checked_sub(by)
         }
+    }
+
+    /// Where a frame with RTP time `rtp_ts` goes on our clock, by this track's first arrival.
+    fn wall_time(&self, rtp_ts: u32) -> Option<Instant> {
+        let (first_ts, first_arrival) = self.anchor?;
+        shifted(first_arrival, self.micros_between(first_ts, rtp_ts))
     }
 }
 
@@ -121,13 +156,14 @@ pub(super) fn run(
                             began: now,
                             file: None,
                             origin: None,
-                            video: Track::default(),
-                            audio: Track::default(),
+                            video: Track::new(90_000),
+                            audio: Track::new(48_000),
                             frames: None,
                             video_codec: None,
                             size: None,
                             last_progress: now,
                             keyframe_asked: None,
+                            last_audio_ms: None,
                         },
                     );
                 }
@@ -337,7 +373,7 @@ impl Recording {
     }
 
     fn write_video(&mut self, frame: Frame, frames: &VideoFrames) -> Result<(), String> {
-        let Some(at) = self.video.wall_time(frame.rtp_ts, 90_000) else { return Ok(()) };
+        let Some(at) = self.video.wall_time(frame.rtp_ts) else { return Ok(()) };
         if self.file.is_none() {
             // The file begins at the first keyframe (its size is the track's size).
             let Some((width, height)) = frame.size else { return Ok(()) };
@@ -352,7 +388,7 @@ impl Recording {
     }
 
     fn write_audio(&mut self, packet: &Packet) -> Result<(), String> {
-        let Some(at) = self.audio.wall_time(packet.rtp_ts, 48_000) else { return Ok(()) };
+        let Some(at) = self.audio_time(packet.rtp_ts) else { return Ok(()) };
         if self.file.is_none() {
             if self.start.has_video {
                 return Ok(()); // waiting for the first keyframe
@@ -362,10 +398,37 @@ impl Recording {
         self.write(AUDIO_TRACK, at, false, &packet.payload)
     }
 
+    /// Where audio with RTP time `rtp_ts` goes. Video keeps its own timeline (squeezing or
+    /// stretching frames would show); audio is placed on it by the sender's clock once both
+    /// tracks of the same publisher have a sender report (RFC 3550 §6.4.1), so what was
+    /// captured together is written together however much later video arrives. Until then,
+    /// by its own first arrival.
+    fn audio_time(&self, rtp_ts: u32) -> Option<Instant> {
+        let same_sender = self.video.origin == self.audio.origin;
+        let video_start = self.video.anchor.filter(|_| same_sender);
+        let mapped = video_start.and_then(|(video_ts, video_arrival)| {
+            let audio_capture = self.audio.capture(rtp_ts)?;
+            let video_capture = self.video.capture(video_ts)?;
+            let micros = match audio_capture.duration_since(video_capture) {
+                Ok(after) => after.as_micros() as i64,
+                Err(before) => -(before.duration().as_micros() as i64),
+            };
+            shifted(video_arrival, micros)
+        });
+        mapped.or_else(|| self.audio.wall_time(rtp_ts))
+    }
+
     fn write(&mut self, track: u64, at: Instant, keyframe: bool, data: &[u8]) -> Result<(), String> {
         let (Some(file), Some(origin)) = (self.file.as_mut(), self.origin) else { return Ok(()) };
         let Some(since) = at.checked_duration_since(origin) else { return Ok(()) }; // before the start
-        file.write_frame(track, since.as_millis() as u64, keyframe, data)
+        let ms = since.as_millis() as u64;
+        if track == AUDIO_TRACK {
+            if self.last_audio_ms.is_some_and(|last| ms <= last) {
+                return Ok(());
+            }
+            self.last_audio_ms = Some(ms);
+        }
+        file.write_frame(track, ms, keyframe, data)
             .map_err(|err| format!("stopped: the recordings disk refused a write ({err}); the file plays up to there"))
     }
 
@@ -382,5 +445,134 @@ impl Recording {
             }
             None => Event::Failed { id, reason: reason.unwrap_or_else(|| "nothing was recorded".to_owned()) },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        fs::File,
+        sync::{
+            mpsc::{channel, sync_channel},
+            Arc,
+        },
+    };
+
+    use webm_iterable::{
+        matroska_spec::{MatroskaSpec, SimpleBlock},
+        WebmIterator,
+    };
+
+    use super::*;
+
+    /// A 160×120 VP8 keyframe header, and an interframe's; a frame number follows each.
+    const KEY: [u8; 10] = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0xa0, 0x00, 0x78, 0x00];
+    const INTER: [u8; 3] = [0x51, 0, 0];
+
+    /// (track, time in ms, frame number) of every block, as a reader computes them.
+    fn blocks(path: &std::path::Path) -> Vec<(u64, i64, u16)> {
+        let mut cluster = 0i64;
+        let mut out = Vec::new();
+        for tag in WebmIterator::new(File::open(path).unwrap(), &[]) {
+            match tag.expect("the file parses") {
+                MatroskaSpec::Timestamp(t) => cluster = t as i64,
+                tag @ MatroskaSpec::SimpleBlock(_) => {
+                    let block = SimpleBlock::try_from(&tag).unwrap();
+                    let data = block.read_frame_data().unwrap().remove(0).data;
+                    let number = u16::from_be_bytes([data[data.len() - 2], data[data.len() - 1]]);
+                    out.push((block.track, cluster + i64::from(block.timestamp), number));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Video captured with audio but arriving 150 ms after it (as an encoder and a pacer make
+    /// it): placed by arrival the two drift apart by ~140 ms; placed by the sender reports'
+    /// shared clock, frames captured together are written together.
+    #[test]
+    fn sender_reports_put_audio_and_video_captured_together_at_the_same_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, controls) = channel();
+        let (input, inputs) = sync_channel(10_000);
+        let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let folder = dir.path().to_owned();
+        let writer = std::thread::spawn(move || run(controls, inputs, events, folder, &DiskStatus::new(0)));
+        let start = RecordingStart {
+            id: 7,
+            account: "a".into(),
+            stream_name: "s".into(),
+            source_id: None,
+            token_id: "t".into(),
+            has_video: true,
+            has_audio: true,
+            file_stem: "sync".into(),
+        };
+        control.send(Control::Start(start)).unwrap();
+
+        let t0 = Instant::now();
+        let ntp0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut sent = Vec::new();
+        for frame in 0..90u16 {
+            let capture = Duration::from_micros(u64::from(frame) * 100_000 / 3);
+            let mut payload = vec![0x10]; // VP8 descriptor: start of a frame
+            payload.extend_from_slice(if frame % 30 == 0 { &KEY } else { &INTER });
+            payload.extend_from_slice(&frame.to_be_bytes());
+            let rtp_ts = u32::from(frame) * 3000;
+            let packet = Packet {
+                origin: 1,
+                seq: u64::from(frame),
+                rtp_ts,
+                marker: true,
+                payload: Arc::from(payload),
+                arrival: t0 + capture + Duration::from_millis(150),
+                sender_report: Some((0, ntp0)),
+            };
+            sent.push(Input { id: 7, video: true, codec: MediaCodec::Vp8, packet });
+        }
+        for frame in 0..150u16 {
+            let capture = Duration::from_millis(u64::from(frame) * 20);
+            let packet = Packet {
+                origin: 1,
+                seq: u64::from(frame),
+                rtp_ts: u32::from(frame) * 960,
+                marker: false,
+                payload: Arc::from([0xfc, (frame >> 8) as u8, frame as u8].as_slice()),
+                arrival: t0 + capture + Duration::from_millis(10),
+                sender_report: Some((0, ntp0)),
+            };
+            sent.push(Input { id: 7, video: false, codec: MediaCodec::Opus, packet });
+        }
+        sent.sort_by_key(|i| i.packet.arrival);
+        for packet in sent {
+            input.send(packet).unwrap();
+        }
+        // The stop waits out its grace for what is queued; then the thread ends with its queue.
+        control.send(Control::Stop { id: 7, reason: None }).unwrap();
+        std::thread::sleep(STOP_GRACE * 2);
+        drop(input);
+        writer.join().unwrap();
+        let mut file_name = None;
+        while let Ok(event) = reports.try_recv() {
+            if let Event::Described { file_name: name, .. } = event {
+                file_name = Some(name);
+            }
+        }
+        let written = blocks(&dir.path().join(file_name.expect("the file was described")));
+        let time = |track: u64, number: u16| written.iter().find(|b| b.0 == track && b.2 == number).map(|b| b.1);
+        let mut compared = 0;
+        // Every 100 ms, video frame 3k and audio frame 5k were captured at the same moment.
+        for k in 0..30u16 {
+            if let (Some(video), Some(audio)) = (time(VIDEO_TRACK, 3 * k), time(AUDIO_TRACK, 5 * k)) {
+                assert!(
+                    (video - audio).abs() <= 2,
+                    "captured together at {} ms: video {video}, audio {audio}",
+                    k * 100
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 25, "{compared} pairs in the file");
     }
 }

@@ -464,6 +464,7 @@ impl Engine {
                 marker: packet.header.marker,
                 payload: packet.payload.clone(),
                 arrival: packet.timestamp,
+                sender_report: packet.last_sender_info.map(|sr| (sr.rtp_time.numer() as u32, sr.ntp_time)),
             };
             recorder.offer(recording, kind == MediaKind::Video, media_codec(params.spec().codec), recorded);
         }
