@@ -192,7 +192,7 @@ async function main() {
   const exact = token.streams.filter((s) => !s.endsWith('*'));
   const open = token.streams.some((s) => s.endsWith('*'));
   const codecs = (RTCRtpSender.getCapabilities?.('video')?.codecs ?? []).map((c) => c.mimeType.split('/')[1].toUpperCase());
-  // VP8 first: every browser decodes it (recordings: VP8 → WebM, H.264 → MP4; VP9 and AV1 are
+  // VP8 first: every browser decodes it (recordings: VP8 and VP9 → WebM, H.264 → MP4; AV1 is
   // not recorded yet).
   const codecOptions = ['VP8', 'H264', 'VP9', 'AV1'].filter((c) => codecs.includes(c));
 
@@ -250,9 +250,7 @@ async function main() {
         <label class="field">Camera <select id="bc-cam"></select></label>
         <label class="field">Microphone <select id="bc-mic"></select></label>
         <label class="field"><span><input type="checkbox" id="bc-record" ${token.record ? 'checked' : 'disabled'}> Record this broadcast</span></label>
-        <p class="hint" id="bc-record-hint">${token.record
-          ? 'Each source becomes a file on the <a href="/recordings">Recordings</a> page. Change it only while not live.'
-          : 'This token does not allow recording: turn on Record in its settings.'}</p>
+        <p class="hint" id="bc-record-hint"></p>
         <p class="alert warning" id="bc-record-note" hidden></p>
         <fieldset class="field">
           <legend>Multisource</legend>
@@ -305,6 +303,16 @@ async function main() {
   });
   const streamName = () => $('bc-stream').value.trim();
   const sourceId = () => ($('bc-multi').checked ? $('bc-source-id').value.trim() : '');
+
+  /** What the Record toggle will do, in words: the codec decides whether it can. */
+  function updateRecordHint() {
+    const codec = $('bc-codec').value;
+    $('bc-record-hint').innerHTML = !token.record
+      ? 'This token does not allow recording: turn on Record in its settings.'
+      : $('bc-record').checked && codec === 'AV1'
+        ? 'AV1 is not recorded yet: pick VP8, VP9 or H264 in Settings to record this broadcast.'
+        : 'Each source becomes a file on the <a href="/recordings">Recordings</a> page. Change it only while not live.';
+  }
 
   const showError = (message) => {
     $('bc-error').textContent = message;
@@ -564,6 +572,8 @@ async function main() {
   for (const id of ['bc-cam', 'bc-mic']) $(id).addEventListener('change', recapture);
   for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-stereo']) $(id).addEventListener('change', () => !state.live && recapture());
   $('bc-bitrate').addEventListener('change', () => state.publisher?.setMaxBitrate(Number($('bc-bitrate').value)));
+  for (const id of ['bc-codec', 'bc-record']) $(id).addEventListener('change', updateRecordHint);
+  updateRecordHint();
   $('mx-screen').addEventListener('change', () => !state.live && recapture());
   for (const id of ['mx-corner', 'mx-size', 'mx-text', 'mx-background', 'mx-mic', 'mx-screen-gain']) {
     $(id).addEventListener('input', () => applyMixerLayout());

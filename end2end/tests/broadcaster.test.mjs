@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { expectPlaying, launchBrowser, startServer, videoPixel, waitFor, waitForHydration } from './support.mjs';
+import { expectPlaying, launchBrowser, startServer, videoPixel, waitFor, waitForHydration, waitLive } from './support.mjs';
 
 let server;
 let browser;
@@ -65,7 +65,7 @@ test('go live from the token quick action, watch it, share the iframe, stop', as
   await viewer.getByText('Not live').waitFor();
 
   await page.locator('#bc-start').click();
-  await page.locator('#bc-status.live').waitFor({ timeout: 15_000 });
+  await waitLive(page, { server });
   assert.ok(await page.locator('#bc-size').isDisabled(), 'capture size is fixed while live');
   assert.ok(await page.locator('#bc-codec').isDisabled(), 'codec is fixed while live');
   assert.ok(!(await page.locator('#bc-bitrate').isDisabled()), 'bitrate can change while live');
@@ -110,7 +110,7 @@ test('the mixer’s text overlay reaches the viewer', async () => {
   await waitFor('the mixer canvas in the preview', () => page.evaluate(() => document.getElementById('bc-preview').videoWidth === 1280));
   await page.locator('#mx-text').fill('ON AIR');
   await page.locator('#bc-start').click();
-  await page.locator('#bc-status.live').waitFor({ timeout: 15_000 });
+  await waitLive(page, { server });
   const viewer = await browser.context.newPage();
   await viewer.goto(`${server.url}/watch/${account}/main?muted=1`);
   await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
@@ -131,7 +131,7 @@ test('two broadcasters publish sources cam1 and cam2 on one stream', async () =>
     await target.locator('#bc-multi').check();
     await target.locator('#bc-source-id').fill(id);
     await target.locator('#bc-start').click();
-    await target.locator('#bc-status.live').waitFor({ timeout: 15_000 });
+    await waitLive(target, { server });
   }
   const state = await api(`/api/v1/streams/${account}/main`, null, 'GET');
   assert.deepEqual(state.body.sources.map((s) => s.sourceId).sort(), ['cam1', 'cam2']);

@@ -373,3 +373,18 @@ export async function startCoturn(secret) {
     },
   };
 }
+
+/**
+ * Waits until a broadcaster page is live. A timeout says what the page shows (its status and
+ * error) and, given `server`, the end of the server's log: enough to tell a refusal from a stall.
+ */
+export async function waitLive(page, { timeout = 15_000, server } = {}) {
+  try {
+    await page.locator('#bc-status.live').waitFor({ timeout });
+  } catch (error) {
+    const status = await page.locator('#bc-status').textContent().catch(() => '?');
+    const shown = await page.locator('#bc-error').textContent().catch(() => '');
+    const log = server ? `\nserver log:\n${server.stderr().split('\n').slice(-20).join('\n')}` : '';
+    throw new Error(`not live after ${timeout} ms: status "${status}", error "${shown}"${log}`, { cause: error });
+  }
+}

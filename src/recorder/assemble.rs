@@ -1,5 +1,5 @@
 //! From RTP packets to whole frames, for the recorder: a small reorder window per track, then
-//! VP8 frames or H.264 access units joined from their packets (audio packets are frames
+//! VP8 or VP9 frames or H.264 access units joined from their packets (audio packets are frames
 //! already). A frame missing a packet is dropped, and so is every video frame after it until
 //! the next keyframe: a decoder could not show them, and a recording should not contain what
 //! cannot be played.
@@ -12,7 +12,7 @@ use std::{
 
 use super::{
     h264::{self, AccessUnit, ParameterSets},
-    vp8, MediaCodec,
+    vp8, vp9, MediaCodec,
 };
 
 /// Packets held while waiting for a missing one.
@@ -157,6 +157,64 @@ impl Vp8Frames {
     }
 }
 
+/// Joins VP9 packets into frames of the base spatial layer, dropping what a decoder could not
+/// use.
+#[derive(Default)]
+pub struct Vp9Frames {
+    current: Option<(u32, Vec<u8>)>,
+    /// A packet was lost since the last keyframe: only a keyframe may follow.
+    broken: bool,
+    pub dropped: u64,
+}
+
+impl Vp9Frames {
+    pub fn push(&mut self, item: Ordered) -> Option<Frame> {
+        let packet = match item {
+            Ordered::Gap => {
+                if self.current.take().is_some() {
+                    self.dropped += 1;
+                }
+                self.broken = true;
+                return None;
+            }
+            Ordered::Packet(packet) => packet,
+        };
+        let Some(payload) = vp9::strip_descriptor(&packet.payload) else {
+            self.broken = true;
+            return None;
+        };
+        if payload.spatial_layer != 0 {
+            return None; // a higher resolution of the same picture: the file keeps the base one
+        }
+        if payload.begins {
+            if self.current.take().is_some() {
+                self.dropped += 1; // the previous frame never got its end
+            }
+            self.current = Some((packet.rtp_ts, Vec::with_capacity(payload.data.len() * 4)));
+        }
+        let (ts, data) = self.current.as_mut()?;
+        if *ts != packet.rtp_ts {
+            self.current = None;
+            self.dropped += 1;
+            self.broken = true;
+            return None;
+        }
+        data.extend_from_slice(payload.data);
+        if !payload.ends {
+            return None;
+        }
+        let (rtp_ts, data) = self.current.take()?;
+        let size = vp9::keyframe_size(&data);
+        let keyframe = size.is_some();
+        if self.broken && !keyframe {
+            self.dropped += 1;
+            return None;
+        }
+        self.broken = false;
+        Some(Frame { rtp_ts, data, keyframe, size })
+    }
+}
+
 /// Joins H.264 packets into access units (the marker is on the last packet of each), dropping
 /// what a decoder could not use.
 #[derive(Default)]
@@ -217,6 +275,7 @@ impl H264Frames {
 /// The video frame assembler of a recording, chosen by the codec.
 pub enum VideoFrames {
     Vp8(Vp8Frames),
+    Vp9(Vp9Frames),
     H264(H264Frames),
 }
 
@@ -225,14 +284,16 @@ impl VideoFrames {
     pub fn for_codec(codec: MediaCodec) -> Result<Self, String> {
         match codec {
             MediaCodec::Vp8 => Ok(Self::Vp8(Vp8Frames::default())),
+            MediaCodec::Vp9 => Ok(Self::Vp9(Vp9Frames::default())),
             MediaCodec::H264 => Ok(Self::H264(H264Frames::default())),
-            other => Err(format!("recording {} video is not supported yet (VP8 and H.264 are)", other.name())),
+            other => Err(format!("recording {} video is not supported yet (VP8, VP9 and H.264 are)", other.name())),
         }
     }
 
     pub fn codec(&self) -> MediaCodec {
         match self {
             Self::Vp8(_) => MediaCodec::Vp8,
+            Self::Vp9(_) => MediaCodec::Vp9,
             Self::H264(_) => MediaCodec::H264,
         }
     }
@@ -240,6 +301,7 @@ impl VideoFrames {
     pub fn push(&mut self, item: Ordered) -> Option<Frame> {
         match self {
             Self::Vp8(frames) => frames.push(item),
+            Self::Vp9(frames) => frames.push(item),
             Self::H264(frames) => frames.push(item),
         }
     }
@@ -248,6 +310,7 @@ impl VideoFrames {
     pub fn needs_keyframe(&self) -> bool {
         match self {
             Self::Vp8(frames) => frames.needs_keyframe(),
+            Self::Vp9(frames) => frames.broken,
             Self::H264(frames) => frames.broken,
         }
     }

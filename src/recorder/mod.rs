@@ -13,6 +13,7 @@ mod file;
 pub mod h264;
 pub mod mp4;
 pub mod vp8;
+pub mod vp9;
 pub mod webm;
 mod writer;
 

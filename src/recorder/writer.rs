@@ -353,9 +353,10 @@ impl Recording {
                 let track = AvcTrack { sps, pps, facts };
                 RecordingFile::Mp4(Mp4File::create(&path, Some(&track), channels).map_err(|err| cannot(&path, err))?)
             }
-            Some((VideoFrames::Vp8(_), width, height)) => {
+            Some((frames @ (VideoFrames::Vp8(_) | VideoFrames::Vp9(_)), width, height)) => {
                 let path = path("webm");
-                let track = VideoTrack { codec_id: "V_VP8", width, height };
+                let codec_id = if matches!(frames, VideoFrames::Vp9(_)) { "V_VP9" } else { "V_VP8" };
+                let track = VideoTrack { codec_id, width, height };
                 let audio = channels.map(|channels| AudioTrack { channels });
                 RecordingFile::Webm(
                     WebmFile::create(&path, Some(&track), audio.as_ref()).map_err(|err| cannot(&path, err))?,

@@ -518,3 +518,42 @@ async fn a_recorded_h264_and_opus_broadcast_becomes_a_fragmented_mp4_ffprobe_rea
     assert!(disposition.ends_with(".mp4\""), "{disposition}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_vp9_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_whole() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "vp9@example.com", json!({ "label": "vp9", "streams": ["show"], "record": true })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.media = Media::Vp9Clip;
+    let publisher = rtc::publish(&app, options).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ended = s.client.delete(app.url(&publisher.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "the recording is complete", |rows| rows[0].0 == "complete").await;
+    assert!(rows[0].1.ends_with(".webm"), "{rows:?}");
+    let file = recording_file(&app, &rows[0].1);
+    let probe: serde_json::Value = serde_json::from_str(&ffprobe(
+        &file,
+        &["-count_frames", "-show_entries", "stream=codec_name,width,height,nb_read_frames,start_time", "-of", "json"],
+    ))
+    .unwrap();
+    let streams = probe["streams"].as_array().expect("streams");
+    let (video, audio) = (&streams[0], &streams[1]);
+    let shape = (video["codec_name"].as_str(), video["width"].as_u64(), video["height"].as_u64());
+    assert_eq!(shape, (Some("vp9"), Some(320), Some(240)), "{probe}");
+    assert_eq!(audio["codec_name"], "opus", "{probe}");
+    let duration: f64 =
+        ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+    assert!((3.5..=6.0).contains(&duration), "duration {duration} s");
+    let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a number");
+    let frames = number(&video["nb_read_frames"]);
+    assert!((frames - duration * 30.0).abs() <= 4.0, "{frames} frames in {duration} s at 30 fps: none lost");
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
+    let list: serde_json::Value =
+        s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((list[0]["container"].as_str(), list[0]["videoCodec"].as_str()), (Some("webm"), Some("vp9")));
+    app.stop().await;
+}

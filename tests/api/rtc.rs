@@ -28,7 +28,7 @@ use rtc::{
     },
     peer_connection::configuration::{
         interceptor_registry::register_default_interceptors,
-        media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8},
+        media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9},
     },
     rtcp::payload_feedbacks::{full_intra_request::FullIntraRequest, picture_loss_indication::PictureLossIndication},
     rtp_transceiver::{
@@ -131,6 +131,24 @@ pub fn h264_clip() -> &'static [Bytes] {
     })
 }
 
+/// The VP9 fixture (ffmpeg's libvpx-vp9, 320x240 profile 0, 30 fps, a keyframe each second), one
+/// frame per entry. Made with `ffmpeg -f lavfi -i testsrc2=size=320x240:rate=30 -t 3 -c:v
+/// libvpx-vp9 -b:v 300k -g 30 -keyint_min 30 -deadline realtime -cpu-used 8 -f ivf
+/// video-vp9.ivf`.
+pub fn vp9_clip() -> &'static [Bytes] {
+    static CLIP: std::sync::OnceLock<Vec<Bytes>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/video-vp9.ivf");
+        let (mut ivf, _) = IVFReader::new(BufReader::new(File::open(path).expect("video-vp9.ivf"))).expect("IVF");
+        let mut frames = Vec::new();
+        while let Ok((frame, _)) = ivf.parse_next_frame() {
+            frames.push(frame.freeze());
+        }
+        assert_eq!(frames.len(), 90, "3 s at 30 fps");
+        frames
+    })
+}
+
 /// What a publisher sends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Media {
@@ -140,6 +158,8 @@ pub enum Media {
     Clip,
     /// The H.264 fixture (looped) with the clip's Opus.
     H264Clip,
+    /// The VP9 fixture (looped) with the clip's Opus.
+    Vp9Clip,
 }
 const VIDEO_SSRC: u32 = 0x1111_0000;
 const AUDIO_SSRC: u32 = 0x2222_0000;
@@ -485,6 +505,13 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
             rtcp_feedback: vec![],
         },
+        Media::Vp9Clip => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP9.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: "profile-id=0".to_owned(),
+            rtcp_feedback: vec![],
+        },
         Media::Synthetic | Media::Clip => RTCRtpCodec {
             mime_type: MIME_TYPE_VP8.to_owned(),
             clock_rate: 90_000,
@@ -576,6 +603,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                     }
                     Media::Clip => clip().video[index as usize % clip().video.len()].clone(),
                     Media::H264Clip => h264_clip()[index as usize % h264_clip().len()].clone(),
+                    Media::Vp9Clip => vp9_clip()[index as usize % vp9_clip().len()].clone(),
                 };
                 let sample = Sample { data: frame, duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await;
@@ -598,7 +626,9 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                         voice.resize(60, 0);
                         Bytes::from(voice)
                     }
-                    Media::Clip | Media::H264Clip => clip().audio[index as usize % clip().audio.len()].clone(),
+                    Media::Clip | Media::H264Clip | Media::Vp9Clip => {
+                        clip().audio[index as usize % clip().audio.len()].clone()
+                    }
                 };
                 let sample = Sample { data: packet, duration: AUDIO_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = audio.sample_writer(AUDIO_SSRC, audio_pt).write_sample(&sample).await;
