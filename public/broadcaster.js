@@ -192,8 +192,7 @@ async function main() {
   const exact = token.streams.filter((s) => !s.endsWith('*'));
   const open = token.streams.some((s) => s.endsWith('*'));
   const codecs = (RTCRtpSender.getCapabilities?.('video')?.codecs ?? []).map((c) => c.mimeType.split('/')[1].toUpperCase());
-  // VP8 first: every browser decodes it (recordings: VP8 and VP9 → WebM, H.264 → MP4; AV1 is
-  // not recorded yet).
+  // VP8 first: every browser decodes it (recordings: VP8, VP9 and AV1 → WebM, H.264 → MP4).
   const codecOptions = ['VP8', 'H264', 'VP9', 'AV1'].filter((c) => codecs.includes(c));
 
   root.innerHTML = `
@@ -304,14 +303,11 @@ async function main() {
   const streamName = () => $('bc-stream').value.trim();
   const sourceId = () => ($('bc-multi').checked ? $('bc-source-id').value.trim() : '');
 
-  /** What the Record toggle will do, in words: the codec decides whether it can. */
+  /** What the Record toggle will do, in words. */
   function updateRecordHint() {
-    const codec = $('bc-codec').value;
-    $('bc-record-hint').innerHTML = !token.record
-      ? 'This token does not allow recording: turn on Record in its settings.'
-      : $('bc-record').checked && codec === 'AV1'
-        ? 'AV1 is not recorded yet: pick VP8, VP9 or H264 in Settings to record this broadcast.'
-        : 'Each source becomes a file on the <a href="/recordings">Recordings</a> page. Change it only while not live.';
+    $('bc-record-hint').innerHTML = token.record
+      ? 'Each source becomes a file on the <a href="/recordings">Recordings</a> page (VP8, VP9 and AV1 as WebM, H264 as MP4). Change it only while not live.'
+      : 'This token does not allow recording: turn on Record in its settings.';
   }
 
   const showError = (message) => {
@@ -572,7 +568,6 @@ async function main() {
   for (const id of ['bc-cam', 'bc-mic']) $(id).addEventListener('change', recapture);
   for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-stereo']) $(id).addEventListener('change', () => !state.live && recapture());
   $('bc-bitrate').addEventListener('change', () => state.publisher?.setMaxBitrate(Number($('bc-bitrate').value)));
-  for (const id of ['bc-codec', 'bc-record']) $(id).addEventListener('change', updateRecordHint);
   updateRecordHint();
   $('mx-screen').addEventListener('change', () => !state.live && recapture());
   for (const id of ['mx-corner', 'mx-size', 'mx-text', 'mx-background', 'mx-mic', 'mx-screen-gain']) {

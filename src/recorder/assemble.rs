@@ -1,5 +1,5 @@
 //! From RTP packets to whole frames, for the recorder: a small reorder window per track, then
-//! VP8 or VP9 frames or H.264 access units joined from their packets (audio packets are frames
+//! VP8, VP9 or AV1 frames or H.264 access units joined from their packets (audio packets are frames
 //! already). A frame missing a packet is dropped, and so is every video frame after it until
 //! the next keyframe: a decoder could not show them, and a recording should not contain what
 //! cannot be played.
@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::{
+    av1::{self, TemporalUnit},
     h264::{self, AccessUnit, ParameterSets},
     vp8, vp9, MediaCodec,
 };
@@ -215,6 +216,60 @@ impl Vp9Frames {
     }
 }
 
+/// Joins AV1 packets into temporal units (the marker is on the last packet of each), dropping
+/// what a decoder could not use.
+#[derive(Default)]
+pub struct Av1Frames {
+    current: Option<(u32, TemporalUnit)>,
+    /// A packet was lost since the last keyframe: only a keyframe may follow.
+    broken: bool,
+    /// The stream's latest sequence header, read.
+    pub sequence: Option<av1::SequenceHeader>,
+    pub dropped: u64,
+}
+
+impl Av1Frames {
+    pub fn push(&mut self, item: Ordered) -> Option<Frame> {
+        let packet = match item {
+            Ordered::Gap => {
+                if self.current.take().is_some() {
+                    self.dropped += 1;
+                }
+                self.broken = true;
+                return None;
+            }
+            Ordered::Packet(packet) => packet,
+        };
+        if self.current.as_ref().is_some_and(|(ts, _)| *ts != packet.rtp_ts) {
+            self.current = None; // the previous unit never got its marker
+            self.dropped += 1;
+            self.broken = true;
+        }
+        let (_, unit) = self.current.get_or_insert_with(|| (packet.rtp_ts, TemporalUnit::default()));
+        unit.push(&packet.payload);
+        if !packet.marker {
+            return None;
+        }
+        let (rtp_ts, unit) = self.current.take()?;
+        if !unit.complete() {
+            self.dropped += 1;
+            self.broken = true;
+            return None;
+        }
+        if let Some(parsed) = unit.sequence_header.as_deref().and_then(av1::parse_sequence_header) {
+            self.sequence = Some(parsed);
+        }
+        let keyframe = unit.keyframe == Some(true) && unit.sequence_header.is_some() && self.sequence.is_some();
+        if self.broken && !keyframe {
+            self.dropped += 1;
+            return None;
+        }
+        self.broken = false;
+        let size = keyframe.then(|| self.sequence.as_ref().map(|s| (s.width, s.height))).flatten();
+        Some(Frame { rtp_ts, data: unit.data, keyframe, size })
+    }
+}
+
 /// Joins H.264 packets into access units (the marker is on the last packet of each), dropping
 /// what a decoder could not use.
 #[derive(Default)]
@@ -276,6 +331,7 @@ impl H264Frames {
 pub enum VideoFrames {
     Vp8(Vp8Frames),
     Vp9(Vp9Frames),
+    Av1(Av1Frames),
     H264(H264Frames),
 }
 
@@ -285,8 +341,9 @@ impl VideoFrames {
         match codec {
             MediaCodec::Vp8 => Ok(Self::Vp8(Vp8Frames::default())),
             MediaCodec::Vp9 => Ok(Self::Vp9(Vp9Frames::default())),
+            MediaCodec::Av1 => Ok(Self::Av1(Av1Frames::default())),
             MediaCodec::H264 => Ok(Self::H264(H264Frames::default())),
-            other => Err(format!("recording {} video is not supported yet (VP8, VP9 and H.264 are)", other.name())),
+            other => Err(format!("recording {} video is not supported (VP8, VP9, AV1 and H.264 are)", other.name())),
         }
     }
 
@@ -294,6 +351,7 @@ impl VideoFrames {
         match self {
             Self::Vp8(_) => MediaCodec::Vp8,
             Self::Vp9(_) => MediaCodec::Vp9,
+            Self::Av1(_) => MediaCodec::Av1,
             Self::H264(_) => MediaCodec::H264,
         }
     }
@@ -302,6 +360,7 @@ impl VideoFrames {
         match self {
             Self::Vp8(frames) => frames.push(item),
             Self::Vp9(frames) => frames.push(item),
+            Self::Av1(frames) => frames.push(item),
             Self::H264(frames) => frames.push(item),
         }
     }
@@ -311,6 +370,7 @@ impl VideoFrames {
         match self {
             Self::Vp8(frames) => frames.needs_keyframe(),
             Self::Vp9(frames) => frames.broken,
+            Self::Av1(frames) => frames.broken,
             Self::H264(frames) => frames.broken,
         }
     }

@@ -8,6 +8,7 @@
 //! keeps the `recordings` table from them.
 
 pub mod assemble;
+pub mod av1;
 pub mod disk;
 mod file;
 pub mod h264;
@@ -265,7 +266,7 @@ mod tests {
         let (width, height) = vp8::keyframe_size(&video[0]).expect("the clip starts with a keyframe");
         let mut file = WebmFile::create(
             path,
-            Some(&VideoTrack { codec_id: "V_VP8", width, height }),
+            Some(&VideoTrack { codec_id: "V_VP8", width, height, codec_private: None }),
             Some(&AudioTrack { channels: 2 }),
         )
         .unwrap();

@@ -35,6 +35,8 @@ pub struct VideoTrack {
     pub codec_id: &'static str,
     pub width: u16,
     pub height: u16,
+    /// What the codec needs before the first frame (AV1: its `av1C`).
+    pub codec_private: Option<Vec<u8>>,
 }
 
 /// The Opus track.
@@ -162,16 +164,20 @@ impl WebmFile {
         })?;
         let mut entries = Vec::new();
         if let Some(video) = video {
-            entries.push(MatroskaSpec::TrackEntry(Master::Full(vec![
+            let mut entry = vec![
                 MatroskaSpec::TrackNumber(VIDEO_TRACK),
                 MatroskaSpec::TrackUID(VIDEO_TRACK),
                 MatroskaSpec::TrackType(1),
                 MatroskaSpec::CodecID(video.codec_id.into()),
-                MatroskaSpec::Video(Master::Full(vec![
-                    MatroskaSpec::PixelWidth(video.width.into()),
-                    MatroskaSpec::PixelHeight(video.height.into()),
-                ])),
+            ];
+            if let Some(private) = &video.codec_private {
+                entry.push(MatroskaSpec::CodecPrivate(private.clone()));
+            }
+            entry.push(MatroskaSpec::Video(Master::Full(vec![
+                MatroskaSpec::PixelWidth(video.width.into()),
+                MatroskaSpec::PixelHeight(video.height.into()),
             ])));
+            entries.push(MatroskaSpec::TrackEntry(Master::Full(entry)));
         }
         if let Some(audio) = audio {
             entries.push(MatroskaSpec::TrackEntry(Master::Full(vec![
@@ -382,7 +388,7 @@ mod tests {
     fn a_track_behind_the_cluster_start_keeps_its_own_times() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lag.webm");
-        let video = VideoTrack { codec_id: "V_VP8", width: 64, height: 48 };
+        let video = VideoTrack { codec_id: "V_VP8", width: 64, height: 48, codec_private: None };
         let mut file = WebmFile::create(&path, Some(&video), Some(&AudioTrack { channels: 2 })).unwrap();
         // Audio runs 50 ms behind video: each video keyframe opens a cluster ahead of the
         // audio frames that belong before it.

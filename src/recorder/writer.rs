@@ -353,10 +353,14 @@ impl Recording {
                 let track = AvcTrack { sps, pps, facts };
                 RecordingFile::Mp4(Mp4File::create(&path, Some(&track), channels).map_err(|err| cannot(&path, err))?)
             }
-            Some((frames @ (VideoFrames::Vp8(_) | VideoFrames::Vp9(_)), width, height)) => {
+            Some((frames @ (VideoFrames::Vp8(_) | VideoFrames::Vp9(_) | VideoFrames::Av1(_)), width, height)) => {
                 let path = path("webm");
-                let codec_id = if matches!(frames, VideoFrames::Vp9(_)) { "V_VP9" } else { "V_VP8" };
-                let track = VideoTrack { codec_id, width, height };
+                let (codec_id, codec_private) = match frames {
+                    VideoFrames::Vp9(_) => ("V_VP9", None),
+                    VideoFrames::Av1(av1) => ("V_AV1", av1.sequence.as_ref().map(|s| s.av1c.clone())),
+                    _ => ("V_VP8", None),
+                };
+                let track = VideoTrack { codec_id, width, height, codec_private };
                 let audio = channels.map(|channels| AudioTrack { channels });
                 RecordingFile::Webm(
                     WebmFile::create(&path, Some(&track), audio.as_ref()).map_err(|err| cannot(&path, err))?,
