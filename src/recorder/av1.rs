@@ -60,7 +60,7 @@ impl TemporalUnit {
                 element
             };
             let first_of_packet = index == 1;
-            let mut obu = match self.open.take() {
+            let obu = match self.open.take() {
                 Some(mut started) if first_of_packet => {
                     started.extend_from_slice(element);
                     started
@@ -71,7 +71,7 @@ impl TemporalUnit {
             if more {
                 self.open = Some(obu);
             } else {
-                self.finish_obu(&mut obu);
+                self.finish_obu(&obu);
             }
             if last {
                 break;
@@ -84,7 +84,7 @@ impl TemporalUnit {
     }
 
     /// Writes one whole OBU with its size field (or drops the kinds a file does not keep).
-    fn finish_obu(&mut self, obu: &mut Vec<u8>) {
+    fn finish_obu(&mut self, obu: &[u8]) {
         let Some(&header) = obu.first() else { return };
         let kind = (header >> 3) & 0x0f;
         let extended = header & 0x04 != 0;
