@@ -315,9 +315,9 @@ mod tests {
         assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     }
 
-    /// The H.264 fixture's access units, each NAL unit after a 4-byte length (as MP4 wants).
-    fn h264_clip() -> Vec<Vec<u8>> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/video.h264");
+    /// An H.264 fixture's access units, each NAL unit after a 4-byte length (as MP4 wants).
+    fn h264_clip(name: &str) -> Vec<Vec<u8>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
         let data = std::fs::read(path).unwrap();
         let mut starts = Vec::new();
         let mut i = 0;
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn an_h264_and_opus_recording_is_a_fragmented_mp4_ffmpeg_reads_whole() {
-        let video = h264_clip();
+        let video = h264_clip("video.h264");
         let (_, audio) = clip();
         let first = &video[0];
         let sps = nal_units(first).find(|n| n[0] & 0x1f == 7).expect("the clip starts with an SPS");
@@ -409,6 +409,70 @@ mod tests {
                 assert!(frames + 31 >= video.len(), "all but the last second: {frames} of {}", video.len());
             }
         }
+    }
+
+    /// Decodes `path` whole with Debian's ffmpeg: the frame count, and the widths shown.
+    fn decoded(path: &Path) -> (usize, Vec<String>) {
+        let decode =
+            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "framemd5", "-"]).output();
+        let decode = decode.unwrap();
+        assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+        let frames = String::from_utf8_lossy(&decode.stdout).lines().filter(|l| !l.starts_with('#')).count();
+        let sizes = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v", "-show_entries", "frame=width", "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let widths: std::collections::BTreeSet<String> = String::from_utf8_lossy(&sizes.stdout)
+            .lines()
+            .filter_map(|l| l.split(',').next())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (frames, widths.into_iter().collect())
+    }
+
+    #[test]
+    fn a_resolution_change_at_a_keyframe_stays_one_playable_vp8_track() {
+        let (small, _) = clip();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let (mut ivf, _) = IVFReader::new(BufReader::new(File::open(dir.join("video-240p.ivf")).unwrap())).unwrap();
+        let mut large = Vec::new();
+        while let Ok((frame, _)) = ivf.parse_next_frame() {
+            large.push(frame.to_vec());
+        }
+        let out = tempfile::TempDir::new().unwrap();
+        let path = out.path().join("resized.webm");
+        let (width, height) = vp8::keyframe_size(&small[0]).unwrap();
+        let track = VideoTrack { codec_id: "V_VP8", width, height, codec_private: None };
+        let mut file = WebmFile::create(&path, Some(&track), None).unwrap();
+        for (n, frame) in small.iter().chain(&large).enumerate() {
+            let key = vp8::keyframe_size(frame).is_some();
+            file.write_frame(VIDEO_TRACK, n as u64 * 100 / 3, key, frame).unwrap();
+        }
+        file.finish().unwrap();
+        let (frames, widths) = decoded(&path);
+        assert_eq!(frames, small.len() + large.len(), "every frame of both sizes decodes");
+        assert_eq!(widths, ["160", "320"], "both sizes are shown");
+    }
+
+    #[test]
+    fn a_resolution_change_at_a_keyframe_stays_one_playable_h264_track() {
+        let (large, small) = (h264_clip("video.h264"), h264_clip("video-120p.h264"));
+        let sps = nal_units(&large[0]).find(|n| n[0] & 0x1f == 7).unwrap();
+        let pps = nal_units(&large[0]).find(|n| n[0] & 0x1f == 8).unwrap();
+        let track = AvcTrack { sps, pps, facts: h264::parse_sps(sps).unwrap() };
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("resized.mp4");
+        let mut file = Mp4File::create(&path, Some(&track), None).unwrap();
+        for (n, frame) in large.iter().chain(&small).enumerate() {
+            let key = nal_units(frame).any(|nal| nal[0] & 0x1f == 5);
+            file.write_frame(VIDEO_TRACK, n as u64 * 100 / 3, key, frame).unwrap();
+        }
+        file.finish().unwrap();
+        let (frames, widths) = decoded(&path);
+        assert_eq!(frames, large.len() + small.len(), "every frame of both sizes decodes");
+        assert_eq!(widths, ["160", "320"], "both sizes are shown");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A fragmented MP4 file written live (ISO/IEC 14496-12; boxes encoded by `mp4-atom`), for H.264
-//! video with Opus audio (the Opus mapping of "Encapsulation of Opus in ISO Base Media File
+//! video (`avc3`: parameter sets travel in the stream too, so a broadcast that changes its
+//! resolution at a keyframe stays one playable track, ISO/IEC 14496-15 §5.4) with Opus audio (the Opus mapping of "Encapsulation of Opus in ISO Base Media File
 //! Format"). The header (`ftyp`, `moov` with `mvex`) is written first; then every second or at
 //! each video keyframe one fragment (`moof` + `mdat`, both tracks) is written whole, so after a
 //! crash the file plays up to the last fragment. [`Mp4File::finish`] writes the total duration
@@ -12,7 +13,7 @@ use std::{
 };
 
 use mp4_atom::{
-    Audio, Avc1, Avcc, Codec, Dinf, Dops, Dref, Encode, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf, Moof, Moov, Mvex,
+    Audio, Avc3, Avcc, Codec, Dinf, Dops, Dref, Encode, Ftyp, Hdlr, Mdhd, Mdia, Mehd, Mfhd, Minf, Moof, Moov, Mvex,
     Mvhd, Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry,
     TrunSamples, Url, Visual, Vmhd,
 };
@@ -83,7 +84,7 @@ impl Mp4File {
         Ftyp {
             major_brand: b"isom".into(),
             minor_version: 512,
-            compatible_brands: vec![b"isom".into(), b"iso6".into(), b"avc1".into(), b"mp41".into(), b"Opus".into()],
+            compatible_brands: vec![b"isom".into(), b"iso6".into(), b"mp41".into(), b"Opus".into()],
         }
         .encode(&mut header)
         .map_err(fail)?;
@@ -254,7 +255,7 @@ impl Mp4File {
 
 fn video_trak(video: &AvcTrack) -> Trak {
     let (width, height) = (video.facts.width, video.facts.height);
-    let avc1 = Avc1 {
+    let avc3 = Avc3 {
         visual: Visual {
             data_reference_index: 1,
             width,
@@ -295,7 +296,7 @@ fn video_trak(video: &AvcTrack) -> Trak {
         b"vide",
         "ferrocast video",
         Minf { vmhd: Some(Vmhd::default()), ..Default::default() },
-        Codec::Avc1(avc1),
+        Codec::Avc3(avc3),
     )
 }
 
