@@ -47,6 +47,13 @@ pub fn key(id: RecordingId) -> String {
     format!("{id:016x}")
 }
 
+/// A new recording's id: random, so ids (and file names) never repeat across restarts.
+pub fn new_id() -> RecordingId {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).expect("the system's random source works");
+    u64::from_le_bytes(bytes) >> 1
+}
+
 /// The codec of a recorded packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaCodec {
@@ -123,6 +130,12 @@ pub(crate) struct Input {
 #[derive(Debug)]
 pub enum Event {
     Started(RecordingStart),
+    /// Recording `from` ends (its `Ended` follows) and the same feed goes on in `start`: the
+    /// feed changed codec, which its file cannot hold.
+    Continued {
+        from: RecordingId,
+        start: RecordingStart,
+    },
     /// The file exists: its container and name, and what it holds.
     Described {
         id: RecordingId,

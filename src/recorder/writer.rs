@@ -131,6 +131,9 @@ pub(super) fn run(
     disk: &DiskStatus,
 ) {
     let mut recordings: HashMap<RecordingId, Recording> = HashMap::new();
+    // A recording continued in a new one (the feed changed codec): packets and stops the SFU
+    // still sends under the old id go to the new one.
+    let mut continued: HashMap<RecordingId, RecordingId> = HashMap::new();
     // Stopped recordings finish once the packets queued before the stop are written.
     let mut stopping: Vec<(RecordingId, Instant, Option<String>)> = Vec::new();
     let mut ordered = Vec::new();
@@ -147,53 +150,51 @@ pub(super) fn run(
                         let _ = events.send(Event::Failed { id, reason: format!("not recorded: {}", report.reason()) });
                         continue;
                     }
-                    let now = Instant::now();
-                    recordings.insert(
-                        id,
-                        Recording {
-                            start,
-                            folder: folder.clone(),
-                            began: now,
-                            file: None,
-                            origin: None,
-                            video: Track::new(90_000),
-                            audio: Track::new(48_000),
-                            frames: None,
-                            video_codec: None,
-                            size: None,
-                            last_progress: now,
-                            keyframe_asked: None,
-                            last_audio_ms: None,
-                        },
-                    );
+                    recordings.insert(id, Recording::new(start, &folder));
                 }
-                Control::Stop { id, reason } => stopping.push((id, Instant::now(), reason)),
+                Control::Stop { id, reason } => {
+                    let id = continued.remove(&id).unwrap_or(id);
+                    stopping.push((id, Instant::now(), reason));
+                }
                 Control::Finish => break 'serving,
             }
         }
         match inputs.recv_timeout(TICK) {
             Ok(Input { id, video, codec, packet }) => {
-                let Some(recording) = recordings.get_mut(&id) else { continue };
-                let had_file = recording.file.is_some();
-                let taken = recording.take(video, codec, packet, &mut ordered);
-                if let Err(reason) = taken {
-                    if let Some(recording) = recordings.remove(&id) {
-                        let _ = events.send(recording.end(Some(reason)));
+                let id = continued.get(&id).copied().unwrap_or(id);
+                match feed(&mut recordings, id, video, codec, packet, &mut ordered, &events) {
+                    Ok(()) => {}
+                    Err(Stop::Failed(reason)) => {
+                        if let Some(recording) = recordings.remove(&id) {
+                            let _ = events.send(recording.end(Some(reason)));
+                        }
                     }
-                    continue;
-                }
-                if video && recording.wants_keyframe(Instant::now()) {
-                    let _ = events.send(Event::KeyframeWanted { id });
-                }
-                if let (false, Some(file)) = (had_file, &recording.file) {
-                    let container = file.container();
-                    let _ = events.send(Event::Described {
-                        id,
-                        container,
-                        file_name: format!("{}.{container}", recording.start.file_stem),
-                        video: recording.size.zip(recording.video_codec).map(|((w, h), codec)| (codec.id(), w, h)),
-                        audio: recording.start.has_audio.then_some("opus"),
-                    });
+                    Err(Stop::CodecChanged { from, packet }) => {
+                        // The file cannot take the new codec: it ends, and a new recording of the
+                        // same feed begins with the packet that showed the change.
+                        let Some(old) = recordings.remove(&id) else { continue };
+                        let mut start = old.start.clone();
+                        start.id = super::new_id();
+                        start.file_stem = super::key(start.id);
+                        let next = start.id;
+                        let _ = events.send(Event::Continued { from: id, start: start.clone() });
+                        let why = format!(
+                            "the feed changed from {} to {}: it goes on in a new recording",
+                            from.name(),
+                            codec.name()
+                        );
+                        let _ = events.send(old.end(Some(why)));
+                        recordings.insert(next, Recording::new(start, &folder));
+                        continued.retain(|_, to| *to != id);
+                        continued.insert(id, next);
+                        if let Err(Stop::Failed(reason)) =
+                            feed(&mut recordings, next, video, codec, packet, &mut ordered, &events)
+                        {
+                            if let Some(recording) = recordings.remove(&next) {
+                                let _ = events.send(recording.end(Some(reason)));
+                            }
+                        }
+                    }
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -268,32 +269,83 @@ fn watch_disk(
     }
 }
 
+/// Why a recording cannot take a packet.
+enum Stop {
+    /// It ends, with the reason.
+    Failed(String),
+    /// Its file has another video codec than the feed now sends: the packet is handed back.
+    CodecChanged { from: MediaCodec, packet: Packet },
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
+/// One packet into recording `id`, and what follows from it: a keyframe asked for, the file
+/// described once it exists.
+fn feed(
+    recordings: &mut HashMap<RecordingId, Recording>,
+    id: RecordingId,
+    video: bool,
+    codec: MediaCodec,
+    packet: Packet,
+    ordered: &mut Vec<Ordered>,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> Result<(), Stop> {
+    let Some(recording) = recordings.get_mut(&id) else { return Ok(()) };
+    let had_file = recording.file.is_some();
+    recording.take(video, codec, packet, ordered)?;
+    if video && recording.wants_keyframe(Instant::now()) {
+        let _ = events.send(Event::KeyframeWanted { id });
+    }
+    if let (false, Some(file)) = (had_file, &recording.file) {
+        let container = file.container();
+        let _ = events.send(Event::Described {
+            id,
+            container,
+            file_name: format!("{}.{container}", recording.start.file_stem),
+            video: recording.size.zip(recording.video_codec).map(|((w, h), codec)| (codec.id(), w, h)),
+            audio: recording.start.has_audio.then_some("opus"),
+        });
+    }
+    Ok(())
+}
+
 impl Recording {
-    /// One packet in; frames out into the file. An error ends the recording with its reason.
-    fn take(
-        &mut self,
-        video: bool,
-        codec: MediaCodec,
-        packet: Packet,
-        ordered: &mut Vec<Ordered>,
-    ) -> Result<(), String> {
+    fn new(start: RecordingStart, folder: &std::path::Path) -> Self {
+        let now = Instant::now();
+        Self {
+            start,
+            folder: folder.to_owned(),
+            began: now,
+            file: None,
+            origin: None,
+            video: Track::new(90_000),
+            audio: Track::new(48_000),
+            frames: None,
+            video_codec: None,
+            size: None,
+            last_progress: now,
+            keyframe_asked: None,
+            last_audio_ms: None,
+        }
+    }
+
+    /// One packet in; frames out into the file.
+    fn take(&mut self, video: bool, codec: MediaCodec, packet: Packet, ordered: &mut Vec<Ordered>) -> Result<(), Stop> {
         if video {
+            // A replacement may continue the file only with the same codec.
+            if let Some(in_file) = self.video_codec.filter(|c| *c != codec) {
+                return Err(Stop::CodecChanged { from: in_file, packet });
+            }
             if self.video.follow(&packet) {
                 self.frames = None; // a replacement: its own frames
             }
             let mut frames = match self.frames.take() {
                 Some(frames) => frames,
-                None => match self.video_codec {
-                    // A replacement may continue the file only with the same codec.
-                    Some(in_file) if in_file != codec => {
-                        return Err(format!(
-                            "the video codec changed from {} to {}: this recording ends here",
-                            in_file.name(),
-                            codec.name()
-                        ))
-                    }
-                    _ => VideoFrames::for_codec(codec)?,
-                },
+                None => VideoFrames::for_codec(codec)?,
             };
             self.video.reorder.push(packet, ordered);
             let mut written = Ok(());
@@ -308,7 +360,7 @@ impl Recording {
             written?;
         } else {
             if codec != MediaCodec::Opus {
-                return Err(format!("recording {} audio is not supported (Opus is)", codec.name()));
+                return Err(Stop::Failed(format!("recording {} audio is not supported (Opus is)", codec.name())));
             }
             self.audio.follow(&packet);
             self.audio.reorder.push(packet, ordered);

@@ -85,24 +85,15 @@ pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: S
 
 async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), sqlx::Error> {
     match event {
+        Event::Continued { from, start } => {
+            let to = start.id;
+            insert(pool, &start).await?;
+            sfu.recording_continued(from, to).await;
+            tracing::info!(recording = %key(from), continued = %key(to), "the feed changed codec: a new recording");
+        }
         Event::Started(start) => {
-            let id = key(start.id);
-            // Until the first video packet chooses the container, the row names the WebM file.
-            let path = format!("{}.webm", start.file_stem);
-            let new = NewRecording {
-                id: &id,
-                account_public_id: &start.account,
-                token_id: &start.token_id,
-                stream_name: &start.stream_name,
-                source_id: start.source_id.as_deref(),
-                container: "webm",
-                path: &path,
-                started_at: db::now_unix(),
-            };
-            if !db::recordings::insert(pool, &new).await? {
-                tracing::warn!(account = %start.account, "a recording of an account that no longer exists");
-            }
-            tracing::info!(recording = %id, stream = %start.stream_name, "recording started");
+            insert(pool, &start).await?;
+            tracing::info!(recording = %key(start.id), stream = %start.stream_name, "recording started");
         }
         Event::Described { id, container, file_name, video, audio } => {
             let what = Description {
@@ -141,6 +132,27 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
             sfu.recording_ended(id).await;
             tracing::warn!(recording = %row, %reason, "recording failed");
         }
+    }
+    Ok(())
+}
+
+/// A recording's row, as it begins.
+async fn insert(pool: &SqlitePool, start: &crate::recorder::RecordingStart) -> Result<(), sqlx::Error> {
+    let id = key(start.id);
+    // Until the first video packet chooses the container, the row names the WebM file.
+    let path = format!("{}.webm", start.file_stem);
+    let new = NewRecording {
+        id: &id,
+        account_public_id: &start.account,
+        token_id: &start.token_id,
+        stream_name: &start.stream_name,
+        source_id: start.source_id.as_deref(),
+        container: "webm",
+        path: &path,
+        started_at: db::now_unix(),
+    };
+    if !db::recordings::insert(pool, &new).await? {
+        tracing::warn!(account = %start.account, "a recording of an account that no longer exists");
     }
     Ok(())
 }

@@ -165,6 +165,11 @@ pub(crate) enum Command {
     RecordingEnded {
         id: crate::recorder::RecordingId,
     },
+    /// The feed of recording `from` is now recorded as `to` (it changed codec).
+    RecordingContinued {
+        from: crate::recorder::RecordingId,
+        to: crate::recorder::RecordingId,
+    },
     /// The recorder lost video packets and waits for a keyframe of this recording's feed.
     RecordingKeyframe {
         id: crate::recorder::RecordingId,

@@ -108,6 +108,11 @@ impl SfuHandle {
         let _ = self.commands.send(Command::RecordingEnded { id }).await;
     }
 
+    /// Tells the engine a feed's recording goes on under a new id (REC stays on).
+    pub async fn recording_continued(&self, from: crate::recorder::RecordingId, to: crate::recorder::RecordingId) {
+        let _ = self.commands.send(Command::RecordingContinued { from, to }).await;
+    }
+
     /// Asks the publisher of a recorded feed for a keyframe (within the viewers' throttle).
     pub async fn recording_keyframe(&self, id: crate::recorder::RecordingId) {
         let _ = self.commands.send(Command::RecordingKeyframe { id }).await;

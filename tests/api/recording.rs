@@ -557,3 +557,46 @@ async fn a_recorded_vp9_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_who
     assert_eq!((list[0]["container"].as_str(), list[0]["videoCodec"].as_str()), (Some("webm"), Some("vp9")));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_with_another_codec_goes_on_in_a_new_recording() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "switch@example.com", json!({ "label": "sw", "streams": ["show"], "record": true })).await;
+    let mut vp8 = PublishOptions::new(&s.token, "show");
+    vp8.media = Media::Clip;
+    let first = rtc::publish(&app, vp8).await.expect("publish");
+    wait_recordings(&app, "a recording starts", |rows| rows.len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The same source comes back from an encoder set to H.264: it takes over.
+    let mut h264 = PublishOptions::new(&s.token, "show");
+    h264.media = Media::H264Clip;
+    let second = rtc::publish(&app, h264).await.expect("replacement");
+    wait_recordings(&app, "the first ends and a second records", |rows| {
+        rows.len() == 2 && rows.iter().any(|r| r.0 == "complete") && rows.iter().any(|r| r.0 == "recording")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let streams: serde_json::Value =
+        s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(streams[0]["sources"][0]["recording"], true, "REC stays on across the change: {streams}");
+    drop(first);
+    let ended = s.client.delete(app.url(&second.session.location)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(ended.status(), 200);
+    let rows = wait_recordings(&app, "both complete", |rows| rows.iter().all(|r| r.0 == "complete")).await;
+    let webm = rows.iter().find(|r| r.1.ends_with(".webm")).expect("the VP8 part is WebM");
+    let mp4 = rows.iter().find(|r| r.1.ends_with(".mp4")).expect("the H.264 part is MP4");
+    assert!(webm.2.as_deref().is_some_and(|r| r.contains("from VP8 to H.264")), "{rows:?}");
+    assert_eq!(mp4.2, None, "the second ended with the broadcast: {rows:?}");
+    for (file, codec) in [(&webm.1, "vp8"), (&mp4.1, "h264")] {
+        let path = recording_file(&app, file);
+        let found = ffprobe(&path, &["-select_streams", "v", "-show_entries", "stream=codec_name", "-of", "csv=p=0"]);
+        assert_eq!(found.trim(), codec);
+        let duration: f64 =
+            ffprobe(&path, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
+        assert!(duration >= 1.5, "{file}: {duration} s");
+        let decode =
+            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output().unwrap();
+        assert!(decode.stderr.is_empty(), "{file}: {}", String::from_utf8_lossy(&decode.stderr));
+    }
+    app.stop().await;
+}

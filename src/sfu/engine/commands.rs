@@ -89,6 +89,13 @@ impl Engine {
                     }
                 }
             }
+            Command::RecordingContinued { from, to } => {
+                for (_, stream) in self.streams.iter_mut() {
+                    for source in stream.sources.iter_mut().filter(|s| s.recording == Some(from)) {
+                        source.recording = Some(to);
+                    }
+                }
+            }
             Command::RecordingKeyframe { id } => {
                 let recorded = self.streams.iter().find_map(|(_, stream)| {
                     stream.sources.iter().find(|s| s.recording == Some(id)).map(|s| s.publisher)

@@ -30,7 +30,7 @@ impl Engine {
             Some(name) => {
                 // What a recording of this feed would be, should one begin now.
                 let recording = peer.publisher().filter(|p| p.record && self.config.recorder.is_some()).map(|p| {
-                    let recording = super::recording_id();
+                    let recording = crate::recorder::new_id();
                     RecordingStart {
                         id: recording,
                         account: key.account.to_string(),

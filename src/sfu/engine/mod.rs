@@ -33,7 +33,7 @@ use tokio::{
 
 use outbox::{Io, Socket};
 
-use crate::recorder::{MediaCodec, Packet as RecordedPacket, RecordingId};
+use crate::recorder::{MediaCodec, Packet as RecordedPacket};
 use tcp::{TcpEvent, TcpLink};
 
 use super::{
@@ -490,13 +490,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// A new recording's id: random, so ids (and file names) never repeat across restarts.
-fn recording_id() -> RecordingId {
-    let mut bytes = [0u8; 8];
-    getrandom::getrandom(&mut bytes).expect("the system's random source works");
-    u64::from_le_bytes(bytes) >> 1
 }
 
 fn media_codec(codec: str0m::format::Codec) -> MediaCodec {
