@@ -93,10 +93,18 @@ pub(crate) mod ssr {
         url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
     }
 
-    /// Only same-site paths are followed after login, so `?next=` cannot send people elsewhere.
+    /// Only same-site paths are followed after login, so `?next=` cannot send people elsewhere:
+    /// one leading slash, then visible ASCII only. Browsers drop tabs and newlines from a
+    /// `Location` (`/<TAB>/evil.example` becomes `//evil.example`) and read `\` as `/`; a control
+    /// character cannot stand in a header at all.
     pub fn local_path_or_dashboard(next: Option<&str>) -> String {
+        let same_site = |path: &str| {
+            path.starts_with('/')
+                && !path.starts_with("//")
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        };
         match next {
-            Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+            Some(path) if same_site(path) => path.to_owned(),
             _ => "/tokens".to_owned(),
         }
     }
