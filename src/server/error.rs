@@ -37,7 +37,7 @@ pub enum ApiError {
     Conflict(String),
     #[error("too many failed attempts; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("request body is too large")]
+    #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("{0}")]
     Unavailable(String),

@@ -9,6 +9,7 @@ pub mod error;
 pub mod grants;
 mod headers;
 mod help;
+pub(crate) mod limits;
 pub mod live;
 mod origin;
 mod pages;
@@ -354,24 +355,28 @@ fn default_public_url(config: &Config, local_addr: SocketAddr, https: Option<&Ht
 }
 
 /// The whole HTTP surface. Request flow: client (trusted proxies, HSTS) → trace → compression →
-/// security headers → CSRF guard → page guard → route.
+/// security headers → CSRF guard → page guard → body limit (each door's: the API's and the
+/// signaling doors' sit inside their own error and CORS handling) → route.
 fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let provide_state = move || provide_context(context_state.clone());
 
-    Router::new()
+    let pages = Router::new()
         .route("/healthz", get(healthz))
         .route("/help/https", get(help::https))
-        .nest("/api/v1", api::router())
-        .merge(signaling::router())
         .route("/watch/{account}/{stream}", get(watch::page))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
             let leptos_options = leptos_options.clone();
             move || shell(leptos_options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(provide_state, shell))
+        .layer(middleware::from_fn(limits::limit_body));
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(signaling::router())
+        .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), pages::guard))
         .layer(middleware::from_fn_with_state(state.clone(), origin::refuse_cross_origin_mutations))
         .layer(middleware::from_fn(headers::security_headers))

@@ -4,6 +4,7 @@
 mod accounts;
 mod acme;
 mod binary;
+mod hardening;
 mod helpers;
 mod media_addresses;
 mod pages;

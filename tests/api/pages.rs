@@ -118,7 +118,9 @@ async fn login_never_redirects_to_another_site() {
     app.sign_up(&app.client(), "redir@example.com").await;
     // Browsers drop tabs and newlines from a Location and read a backslash as a slash: each of
     // these would leave the site, and a newline cannot even be put in a header.
-    for next in ["//evil.example/", "/\t/evil.example", "/\n/evil.example", "/\\evil.example", "/\r", "https://evil.example"] {
+    for next in
+        ["//evil.example/", "/\t/evil.example", "/\n/evil.example", "/\\evil.example", "/\r", "https://evil.example"]
+    {
         let response = app
             .client()
             .post(app.url("/rpc/login"))

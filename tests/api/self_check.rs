@@ -137,7 +137,7 @@ async fn bad_probe_requests_get_clear_refusals() {
     let huge =
         post_probe(&app, &logged_in(&app, "huge@example.com").await, "", "application/sdp", "v=0\r\n".repeat(100_000))
             .await;
-    assert_eq!(huge.status(), 400);
+    assert_eq!(huge.status(), 413);
     let not_a_session = client.delete(app.url("/self-check/probe/zzz")).send().await.unwrap();
     assert_eq!(not_a_session.status(), 404);
     // A probe's URL is not a WHEP session URL, nor the other way round.

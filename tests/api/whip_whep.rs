@@ -532,7 +532,7 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
         case("POST", whip, Some(good), Some(sdp), datachannel.as_bytes(), 400, "no audio or video"),
         case("POST", whip, Some(good), Some(sdp), truncated.as_bytes(), 400, ""),
         case("POST", whip, Some(good), Some(sdp), h264_only.as_bytes(), 406, "codec"),
-        case("POST", whip, Some(good), Some(sdp), huge.as_bytes(), 400, "larger"),
+        case("POST", whip, Some(good), Some(sdp), huge.as_bytes(), 413, "larger"),
         case("GET", whip, None, None, b"", 405, "POST"),
         case("PUT", whip, Some(good), Some(sdp), vp8.as_bytes(), 405, "POST"),
         case("GET", &session, None, None, b"", 405, "PATCH"),

@@ -99,9 +99,7 @@ pub(crate) mod ssr {
     /// character cannot stand in a header at all.
     pub fn local_path_or_dashboard(next: Option<&str>) -> String {
         let same_site = |path: &str| {
-            path.starts_with('/')
-                && !path.starts_with("//")
-                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+            path.starts_with('/') && !path.starts_with("//") && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         };
         match next {
             Some(path) if same_site(path) => path.to_owned(),

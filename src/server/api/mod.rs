@@ -17,9 +17,6 @@ pub use json::ApiJson;
 
 use super::{error::ApiError, AppState};
 
-/// Largest JSON body the API reads; account and token requests are far smaller.
-const MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// Routes of `/api/v1`, to be nested there. Unknown paths and methods answer JSON errors too.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,7 +39,8 @@ pub fn router() -> Router<AppState> {
         .route("/streams/{account}/{stream}/events", get(streams::public_events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(super::limits::limit_body))
+        .layer(DefaultBodyLimit::max(super::limits::MAX_REQUEST_BODY))
 }
 
 async fn not_found() -> ApiError {

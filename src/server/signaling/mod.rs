@@ -49,6 +49,7 @@ pub fn router() -> Router<AppState> {
             "/whep/{account}/{stream}/{session}/layer",
             axum::routing::post(events::select_source).fallback(not_allowed("POST, OPTIONS")),
         )
+        .layer(axum::middleware::from_fn(crate::server::limits::limit_body))
         .layer(cors())
         .layer(axum::middleware::from_fn(advertise_formats))
 }

@@ -1,0 +1,69 @@
+//! Abuse, faults and malformed input (issue 14): each weakness found, shown to be closed.
+
+use std::time::Duration;
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// POSTs to `path` over a raw connection: the head, then up to 4 MB of body (stopping when the
+/// server stops reading); answers the response's status line and body. A server that refuses
+/// early answers before the body is sent, which an HTTP client library reports as a write error.
+async fn raw_post(app: &TestApp, path: &str, content_type: &str, chunked: bool) -> (String, String) {
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let length = 4 << 20;
+    let framing = if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {length}") };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: {content_type}\r\n{framing}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let send = tokio::spawn(async move {
+        let block = vec![b'x'; 64 * 1024];
+        for _ in 0..length / block.len() {
+            let sent = if chunked {
+                let mut chunk = format!("{:x}\r\n", block.len()).into_bytes();
+                chunk.extend_from_slice(&block);
+                chunk.extend_from_slice(b"\r\n");
+                writer.write_all(&chunk).await
+            } else {
+                writer.write_all(&block).await
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut response)).await;
+    send.abort();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_413_on_every_door_not_a_500() {
+    let app = spawn_app().await;
+    let form = "application/x-www-form-urlencoded";
+    for (path, content_type) in [
+        ("/rpc/login", form),
+        ("/api/v1/login", "application/json"),
+        ("/tokens/new", form),
+        ("/whip/show", "application/sdp"),
+    ] {
+        for chunked in [false, true] {
+            let (status, body) = raw_post(&app, path, content_type, chunked).await;
+            assert!(status.starts_with("HTTP/1.1 413"), "{path} (chunked: {chunked}): {status} {body}");
+            assert!(body.contains("payload_too_large"), "{path}: {body}");
+        }
+    }
+    // And the server goes on answering.
+    assert_eq!(app.client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}
