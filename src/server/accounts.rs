@@ -111,26 +111,27 @@ impl Accounts {
             return Err(ApiError::invalid("password", format!("password must be at most {PASSWORD_MAX_BYTES} bytes")));
         }
         let address_key = client.to_string();
-        let wait = [self.per_account.check(&email), self.per_address.check(&address_key)]
-            .into_iter()
-            .filter_map(Result::err)
-            .max();
-        if let Some(wait) = wait {
-            return Err(ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) });
-        }
+        // Both attempts count as failures from here until the password is verified (a request
+        // cancelled meanwhile stays one); refused by either limit, neither counts.
+        let too_many = |wait: Duration| ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) };
+        let by_account = self.per_account.begin(&email).map_err(too_many)?;
+        let by_address = match self.per_address.begin(&address_key) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                by_account.succeeded();
+                return Err(too_many(wait));
+            }
+        };
 
         let account = db::accounts::find_by_email(&self.pool, &email).await?;
         let stored_hash = account.as_ref().map(|a| a.password_hash.clone());
         let verified = self.hasher.verify(password.to_owned(), stored_hash).await?;
-        let account = match account {
-            Some(account) if verified => account,
-            _ => {
-                self.per_account.record_failure(&email);
-                self.per_address.record_failure(&address_key);
-                tracing::info!(%client, "failed login");
-                return Err(ApiError::InvalidCredentials);
-            }
+        let Some(account) = account.filter(|_| verified) else {
+            tracing::info!(%client, "failed login");
+            return Err(ApiError::InvalidCredentials);
         };
+        by_address.succeeded();
+        by_account.succeeded();
         self.per_account.clear(&email);
         let session = self.open_session(&account).await?;
         Ok(LoggedIn { account, session })

@@ -67,3 +67,47 @@ async fn an_oversized_body_is_413_on_every_door_not_a_500() {
     assert_eq!(app.client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_passwords_are_verified_no_more_than_the_limit_allows() {
+    let app = spawn_app().await;
+    app.sign_up(&app.client(), "target@example.com").await;
+    let client = app.client();
+    let guesses = (0..60).map(|i| {
+        let (client, url) = (client.clone(), app.url("/api/v1/login"));
+        async move {
+            let body = serde_json::json!({ "email": "target@example.com", "password": format!("guess number {i}") });
+            client.post(url).json(&body).send().await.unwrap().status().as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let verified = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(verified + refused, 60, "{statuses:?}");
+    assert!(verified <= ferrocast::server::accounts::LOGIN_FAILURES_PER_ACCOUNT, "{verified} guesses were checked");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_cancelled_while_its_password_is_checked_counts_as_a_failure() {
+    let app = spawn_app().await;
+    app.sign_up(&app.client(), "patient@example.com").await;
+    let body = |password: &str| serde_json::json!({ "email": "patient@example.com", "password": password });
+    // How long one check takes here, so the cancelled ones give up in the middle of theirs.
+    let started = std::time::Instant::now();
+    let wrong = app.client().post(app.url("/api/v1/login")).json(&body("not it")).send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let check = started.elapsed();
+    assert!(check >= Duration::from_millis(20), "a password check takes {check:?}: too quick to cancel in its middle");
+    let impatient = reqwest::Client::builder().timeout(check / 3).build().unwrap();
+    // One failure above, and these use up the rest of the limit.
+    for i in 1..ferrocast::server::accounts::LOGIN_FAILURES_PER_ACCOUNT {
+        let sent = impatient.post(app.url("/api/v1/login")).json(&body(&format!("guess {i}"))).send().await;
+        assert!(sent.is_err(), "the client gave up before the answer");
+    }
+    tokio::time::sleep(check * 2).await;
+    // Every cancelled guess counted: even the right password must wait now.
+    let right = app.client().post(app.url("/api/v1/login")).json(&body(crate::helpers::PASSWORD)).send().await.unwrap();
+    assert_eq!(right.status(), 429);
+    app.stop().await;
+}
