@@ -21,6 +21,10 @@ use crate::{
 pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
 pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Sign-ups that pass the field checks allowed per client address in [`SIGNUP_WINDOW`] (taken
+/// emails included: each answer tells whether an email has an account).
+pub const SIGNUPS_PER_ADDRESS: usize = 30;
+pub const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Letters of the public account id: lowercase and digits, without look-alikes (0/o, 1/l/i).
 const ACCOUNT_ID_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
@@ -33,6 +37,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     per_account: FailureLimiter,
     per_address: FailureLimiter,
+    signups: FailureLimiter,
 }
 
 /// A successful login: the account and the session id to hand to the browser.
@@ -55,6 +60,7 @@ impl Accounts {
             hasher: PasswordHasher::default(),
             per_account: FailureLimiter::new(LOGIN_FAILURES_PER_ACCOUNT, LOGIN_WINDOW),
             per_address: FailureLimiter::new(LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW),
+            signups: FailureLimiter::new(SIGNUPS_PER_ADDRESS, SIGNUP_WINDOW),
         }
     }
 
@@ -68,12 +74,17 @@ impl Accounts {
     }
 
     /// Creates an account. Nothing is written unless every rule holds.
-    pub async fn sign_up(&self, email: &str, password: &str) -> Result<AccountRow, ApiError> {
+    pub async fn sign_up(&self, email: &str, password: &str, client: IpAddr) -> Result<AccountRow, ApiError> {
         if self.signup == SignupMode::Closed {
             return Err(ApiError::SignupClosed);
         }
         let email = model::normalize_email(email)?;
         model::check_new_password(password)?;
+        // Every sign-up that gets this far counts, whatever its outcome.
+        let _counted = self
+            .signups
+            .begin(&client.to_string())
+            .map_err(|wait| ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) })?;
         // Checked before hashing so a duplicate costs no argon2 time; the UNIQUE constraint
         // below still decides races.
         if db::accounts::email_exists(&self.pool, &email).await? {

@@ -35,8 +35,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    #[error("too many attempts; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The server is at a limit of its own (not the client's fault): 503 with `Retry-After`.
+    #[error("{message}; try again in {retry_after_secs} s")]
+    Busy { message: &'static str, retry_after_secs: u64 },
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -61,6 +64,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -82,6 +86,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Busy { .. } => "busy",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
@@ -119,7 +124,7 @@ impl IntoResponse for ApiError {
             body["error"]["field"] = json!(field_error.field);
         }
         let mut response = (status, Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_secs } = self {
+        if let Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs, .. } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if matches!(self, Self::Unauthenticated) {

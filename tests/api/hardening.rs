@@ -111,3 +111,21 @@ async fn a_login_cancelled_while_its_password_is_checked_counts_as_a_failure() {
     assert_eq!(right.status(), 429);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_from_one_address_are_limited() {
+    let app = spawn_app().await;
+    let limit = ferrocast::server::accounts::SIGNUPS_PER_ADDRESS;
+    let sign_up = |n: usize| {
+        let body = serde_json::json!({ "email": format!("many{n}@example.com"), "password": crate::helpers::PASSWORD });
+        app.client().post(app.url("/api/v1/signup")).json(&body).send()
+    };
+    for n in 0..limit {
+        assert_eq!(sign_up(n).await.unwrap().status(), 201, "sign-up {n}");
+    }
+    let refused = sign_up(limit).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(app.count("accounts").await, limit as i64, "the refused one wrote nothing");
+    app.stop().await;
+}

@@ -45,9 +45,10 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
 pub async fn sign_up(email: String, password: String) -> Result<(), ServerFnError> {
     use ssr::*;
     let state = state()?;
-    let account = state.accounts.sign_up(&email, &password).await.map_err(|e| fail(e, Some("/signup?")))?;
+    let client = client()?;
+    let account = state.accounts.sign_up(&email, &password, client.ip).await.map_err(|e| fail(e, Some("/signup?")))?;
     let session = state.accounts.open_session(&account).await.map_err(|e| fail(e, Some("/signup?")))?;
-    set_cookie(crate::server::session::set_cookie(&session, client()?.secure_cookies));
+    set_cookie(crate::server::session::set_cookie(&session, client.secure_cookies));
     leptos_axum::redirect("/tokens");
     Ok(())
 }

@@ -60,7 +60,7 @@ pub(crate) mod ssr {
         let message = err.public_message();
         if let Some(response) = use_context::<ResponseOptions>() {
             response.set_status(err.status());
-            if let ApiError::TooManyRequests { retry_after_secs } = err {
+            if let ApiError::TooManyRequests { retry_after_secs } | ApiError::Busy { retry_after_secs, .. } = err {
                 response.insert_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
         }

@@ -27,7 +27,7 @@ pub async fn sign_up(
     client: Client,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let account = state.accounts.sign_up(&body.email, &body.password).await?;
+    let account = state.accounts.sign_up(&body.email, &body.password, client.ip).await?;
     let session = state.accounts.open_session(&account).await?;
     let cookie = session::set_cookie(&session, client.secure_cookies);
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(AccountView::from(&account))).into_response())
