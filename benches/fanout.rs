@@ -239,9 +239,19 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
     let shared = Rc::new(Shared::default());
     let (stop_viewers, viewer_stop) = watch::channel(false);
     let whep_url = server.url(&format!("/whep/{}/{STREAM}", account.account));
+    // Viewers come from many loopback addresses, a few per address as behind a NAT: the server
+    // lets each address have only so many viewers connecting at once.
+    let per_address = ferrocast::sfu::PENDING_VIEWERS_PER_ADDRESS / 2;
+    let clients = (0..viewers.div_ceil(per_address))
+        .map(|i| {
+            let address = std::net::IpAddr::from([127, 1, (i / 250) as u8, (i % 250) as u8 + 1]);
+            reqwest::Client::builder().local_address(address).build().map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let watching: Vec<_> = (0..viewers)
-        .map(|_| {
-            tokio::task::spawn_local(viewer::watch(http.clone(), whep_url.clone(), viewer_stop.clone(), shared.clone()))
+        .map(|i| {
+            let http = clients[i / per_address].clone();
+            tokio::task::spawn_local(viewer::watch(http, whep_url.clone(), viewer_stop.clone(), shared.clone()))
         })
         .collect();
     let join_deadline = Instant::now() + JOIN_WINDOW;

@@ -44,6 +44,8 @@ pub struct ViewRequest {
     /// The source to show in the first audio/video pair; `None` = the main source.
     pub source: Option<String>,
     pub offer: String,
+    /// Who asks: viewers still connecting have a budget per address.
+    pub client: std::net::IpAddr,
 }
 
 /// A connectivity probe (`/api/v1/self-check/probe`): a session that only proves ICE and DTLS

@@ -68,6 +68,14 @@ pub enum TcpPort {
     Off,
 }
 
+/// Viewers still connecting (offer answered, ICE not done) allowed per stream, per client
+/// address, and in all. They do not count against the viewer caps, which count connected
+/// viewers; these budgets keep offers that never connect from crowding real viewers out, and
+/// leave room for a classroom behind one address joining at once.
+pub const PENDING_VIEWERS_PER_STREAM: usize = 128;
+pub const PENDING_VIEWERS_PER_ADDRESS: usize = 16;
+pub const PENDING_VIEWERS: usize = 1024;
+
 /// How the SFU is set up (from the command line).
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
@@ -96,7 +104,7 @@ impl Default for SfuConfig {
             max_sources_per_stream: 8,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
             orphan_grace: Duration::from_secs(60),
             recorder: None,
         }

@@ -108,6 +108,8 @@ impl Publisher {
 
 pub struct Viewer {
     pub pairs: Vec<Pair>,
+    /// The address that asked (its viewers still connecting are limited).
+    pub client: std::net::IpAddr,
 }
 
 /// An audio/video pair of a viewer's offer, showing one source.

@@ -130,10 +130,6 @@ impl Streams {
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&StreamKey, &mut Stream)> {
         self.map.iter_mut()
     }
-
-    pub fn total_viewers(&self) -> usize {
-        self.map.values().map(|s| s.viewers.len()).sum()
-    }
 }
 
 pub fn unix_now() -> i64 {

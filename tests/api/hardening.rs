@@ -129,3 +129,40 @@ async fn sign_ups_from_one_address_are_limited() {
     assert_eq!(app.count("accounts").await, limit as i64, "the refused one wrote nothing");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_that_never_connect_cannot_keep_real_viewers_out() {
+    let app = crate::helpers::spawn_app_with(|c| c.max_viewers_per_stream = 2).await;
+    let s =
+        crate::whip_whep::streamer(&app, "busy@example.com", serde_json::json!({ "label": "b", "streams": ["main"] }))
+            .await;
+    let _publisher = crate::rtc::publish(&app, crate::rtc::PublishOptions::new(&s.token, "main")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let whep = format!("/whep/{}/main", s.account);
+
+    // Another address posts offers and never does ICE: a few wait their turn, the rest are refused.
+    let flood = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let offer = crate::whip_whep::offer_with(
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..ferrocast::sfu::PENDING_VIEWERS_PER_ADDRESS + 8 {
+        let response =
+            flood.post(app.url(&whep)).header("content-type", "application/sdp").body(offer.clone()).send().await;
+        statuses.push(response.unwrap().status().as_u16());
+    }
+    let accepted = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(accepted, ferrocast::sfu::PENDING_VIEWERS_PER_ADDRESS, "one address's connecting viewers: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 503), "{statuses:?}");
+
+    // Real viewers from elsewhere connect and play up to the stream's cap of two.
+    let mut watching = Vec::new();
+    for _ in 0..2 {
+        let viewer = crate::rtc::view(&app, &whep, 1).await.expect("a real viewer is let in");
+        viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+        watching.push(viewer); // stays connected for the cap below
+    }
+    let third = crate::rtc::view(&app, &whep, 1).await.err().expect("the cap counts connected viewers");
+    assert_eq!(third.status, 503);
+    app.stop().await;
+}

@@ -6,7 +6,7 @@ use reqwest::Client;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{spawn_app, spawn_app_with, TestApp},
+    helpers::{self, spawn_app, spawn_app_with, TestApp},
     rtc::{self, assert_continuous, Candidates, Media, PublishOptions},
 };
 
@@ -276,7 +276,15 @@ async fn fifty_viewers_at_once_all_get_the_stream() {
     let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "big")).await.unwrap();
     wait_stream(&app, &s.account, "big", "live", is_live).await;
     let path = format!("/whep/{}/big", s.account);
-    let viewers = futures_util::future::join_all((0..50).map(|_| rtc::view(&app, &path, 1))).await;
+    // Fifty people: a few share an address, as behind a NAT (each address may have a limited
+    // number of viewers connecting at once).
+    let people: Vec<TestApp> = (0..50u8)
+        .map(|i| {
+            let address = std::net::IpAddr::from([127, 0, 1, i / 8 + 1]);
+            app.via(app.base.clone(), move || helpers::browser_like(reqwest::Client::builder().local_address(address)))
+        })
+        .collect();
+    let viewers = futures_util::future::join_all(people.iter().map(|person| rtc::view(person, &path, 1))).await;
     let viewers: Vec<_> = viewers.into_iter().map(|v| v.expect("every viewer is accepted")).collect();
     // Every viewer gets a keyframe and the frames after it.
     for (i, viewer) in viewers.iter().enumerate() {
@@ -379,7 +387,9 @@ async fn limits_answer_503_with_retry_after() {
     assert_eq!(second.status, 503);
     assert!(second.headers.contains_key("retry-after"));
     wait_stream(&app, &s.account, "s", "live", is_live).await;
-    let _viewer = rtc::view(&app, &format!("/whep/{}/s", s.account), 1).await.unwrap();
+    let viewer = rtc::view(&app, &format!("/whep/{}/s", s.account), 1).await.unwrap();
+    // The cap counts viewers who connected.
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| !t.packets.is_empty())).await;
     let over = rtc::view(&app, &format!("/whep/{}/s", s.account), 1).await.err().expect("over the viewer limit");
     assert_eq!(over.status, 503);
     assert!(over.headers.contains_key("retry-after"));

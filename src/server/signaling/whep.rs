@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     model::check_stream_name,
-    server::AppState,
+    server::{client::Client, AppState},
     sfu::{
         api::{SessionKind, SessionRef},
         SfuError, StreamKey, ViewRequest,
@@ -25,6 +25,7 @@ pub const EVENTS: &str = "active,inactive,viewercount,sources";
 
 pub async fn view(
     State(state): State<AppState>,
+    client: Client,
     Path((account, stream)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -34,7 +35,7 @@ pub async fn view(
     check_stream_name(&stream).map_err(SignalingError::bad_request)?;
     let source = source_id(query.as_deref())?;
     let offer = read_body(&headers, body, SDP).await?;
-    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer };
+    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip };
     let session = state.sfu.view(request).await?;
     let base = format!("/whep/{account}/{stream}/{}", session.session_id);
     let mut links = ice_server_links(&state.settings.ice_servers_now());

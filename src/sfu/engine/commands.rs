@@ -11,6 +11,7 @@ use str0m::{
 };
 
 use super::{settle, Engine, MAX_PROBES};
+use crate::sfu::{PENDING_VIEWERS, PENDING_VIEWERS_PER_ADDRESS, PENDING_VIEWERS_PER_STREAM};
 
 /// Video packets each viewer keeps for NACK retransmission: ~1.1 s at 2.5 Mbit/s, longer than any
 /// retransmission a live player can still use. str0m's default (1,000 packets, up to 3 s) keeps
@@ -291,21 +292,55 @@ impl Engine {
         Ok(created)
     }
 
+    /// The caps count viewers who connected; those still connecting (an offer costs nothing to
+    /// send, and a session waits [`crate::sfu::SfuConfig::connect_timeout`] for ICE) have small
+    /// budgets of their own, per stream, per address and in all, so that offers which never
+    /// connect cannot keep real viewers out.
+    fn admit_viewer(&self, stream: &crate::sfu::registry::Stream, client: std::net::IpAddr) -> Result<(), SfuError> {
+        let connected = |id: &PeerId| self.peers.get(id).is_some_and(|p| p.connected);
+        let watching = stream.viewers.iter().filter(|id| connected(id)).count();
+        if watching >= self.config.max_viewers_per_stream {
+            return Err(SfuError::LimitReached(format!(
+                "this stream has {watching} viewers, the most allowed; try again later"
+            )));
+        }
+        if stream.viewers.len() - watching >= PENDING_VIEWERS_PER_STREAM {
+            return Err(SfuError::LimitReached(
+                "too many viewers are connecting to this stream at once; try again in a few seconds".into(),
+            ));
+        }
+        let (mut connected_total, mut pending_total, mut pending_here) = (0, 0, 0);
+        for peer in self.peers.values() {
+            let Role::Viewer(viewer) = &peer.role else { continue };
+            if peer.connected {
+                connected_total += 1;
+            } else {
+                pending_total += 1;
+                pending_here += usize::from(viewer.client == client);
+            }
+        }
+        if connected_total >= self.config.max_viewers {
+            return Err(SfuError::LimitReached("this server has as many viewers as it allows; try again later".into()));
+        }
+        if pending_here >= PENDING_VIEWERS_PER_ADDRESS {
+            return Err(SfuError::LimitReached(
+                "too many viewers from your address are still connecting; try again in a few seconds".into(),
+            ));
+        }
+        if pending_total >= PENDING_VIEWERS {
+            return Err(SfuError::LimitReached(
+                "too many viewers are connecting at once; try again in a few seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn view(&mut self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
         let sections = offer::inspect(&request.offer, Intent::View)?;
         let asked: SourceName = request.source.as_deref().map(Arc::from);
         let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
         let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
-        if stream.viewers.len() >= self.config.max_viewers_per_stream {
-            return Err(SfuError::LimitReached(format!(
-                "this stream has {} viewers, the most allowed; try again later",
-                stream.viewers.len()
-            )));
-        }
-        let total = self.streams.total_viewers();
-        if total >= self.config.max_viewers {
-            return Err(SfuError::LimitReached("this server has as many viewers as it allows; try again later".into()));
-        }
+        self.admit_viewer(stream, request.client)?;
         let receiving = |kind: &str| -> Result<Vec<String>, SfuError> {
             sections
                 .iter()
@@ -330,7 +365,8 @@ impl Engine {
         let bindings: Vec<(usize, SourceName)> =
             pairs.iter().enumerate().filter_map(|(i, p)| p.bound.clone().map(|b| (i, b))).collect();
 
-        let (id, mut created) = self.accept(&request.offer, request.stream.clone(), Role::Viewer(Viewer { pairs }))?;
+        let role = Role::Viewer(Viewer { pairs, client: request.client });
+        let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
         let stream = self.streams.entry(&request.stream);
