@@ -129,6 +129,9 @@ pub enum StartError {
     Config(String),
 }
 
+/// How long a stopping server lets in-flight requests finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a stopping server waits for running recordings to be finished and noted.
 const RECORDINGS_FINISH: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -292,15 +295,26 @@ impl Application {
             });
         }
         let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
-        match self.https {
-            Some(https) => {
-                https.keep_current(stopped.clone());
-                let listener = TlsListener::new(self.listener, https.server_config())?;
-                axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+        // In-flight requests get SHUTDOWN_GRACE once the signal came; one that is still not done
+        // then (a client sending its body a byte a minute) does not keep the server from exiting.
+        let mut grace_ends = stopped.clone();
+        let deadline = async move {
+            let _ = grace_ends.wait_for(|stop| *stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let served = async {
+            match self.https {
+                Some(https) => {
+                    https.keep_current(stopped.clone());
+                    let listener = TlsListener::new(self.listener, https.server_config())?;
+                    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+                }
+                None => axum::serve(PlainListener(self.listener), service).with_graceful_shutdown(shutdown).await,
             }
-            None => {
-                axum::serve(PlainListener(self.listener), service).with_graceful_shutdown(shutdown).await?;
-            }
+        };
+        tokio::select! {
+            served = served => served?,
+            () = deadline => tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after the stop signal: closing them"),
         }
         // Running recordings are finished (cues, duration) and their rows say so before the
         // database closes; a recorder stuck on a dead disk does not hold the exit for long.

@@ -166,3 +166,32 @@ async fn offers_that_never_connect_cannot_keep_real_viewers_out() {
     assert_eq!(third.status, 503);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_ends_does_not_keep_the_server_from_stopping() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base) = crate::recording::start_binary(data.path());
+    let address = base.trim_start_matches("http://").to_owned();
+    // A request whose body never comes: it is in flight when the stop signal arrives.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    let term = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = asked + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running 20 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "a clean exit: {status}");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(13), "stopped within the grace: {took:?}");
+    drop(slow);
+}

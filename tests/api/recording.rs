@@ -209,7 +209,7 @@ async fn a_seamless_replacement_continues_the_same_recording() {
 }
 
 /// A server process that a failing test does not leave running.
-struct ServerProcess(std::process::Child);
+pub(crate) struct ServerProcess(std::process::Child);
 
 impl std::ops::Deref for ServerProcess {
     type Target = std::process::Child;
@@ -234,7 +234,7 @@ impl Drop for ServerProcess {
 }
 
 /// Starts the real binary on `data`; answers the process and its base URL.
-fn start_binary(data: &Path) -> (ServerProcess, String) {
+pub(crate) fn start_binary(data: &Path) -> (ServerProcess, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocast"));
     command.args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(data);
     spawn_server(command)
