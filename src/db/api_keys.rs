@@ -76,14 +76,18 @@ pub async fn account_by_secret_hash(
     .fetch_optional(pool)
     .await?;
     if account.is_some() {
-        // Minute resolution is enough for "last used" and spares a write per request.
-        sqlx::query(
+        // Minute resolution is enough for "last used" and spares a write per request. Best
+        // effort: a database that cannot write (a full disk) must not fail every API call.
+        let touched = sqlx::query(
             "UPDATE api_keys SET last_used_at = $2 WHERE secret_hash = $1 AND COALESCE(last_used_at, 0) < $2 - 60",
         )
         .bind(secret_hash)
         .bind(now)
         .execute(pool)
-        .await?;
+        .await;
+        if let Err(err) = touched {
+            tracing::warn!(%err, "cannot note an API key's last use");
+        }
     }
     Ok(account)
 }

@@ -97,7 +97,10 @@ pub async fn authorize(
     let now = db::now_unix();
     let verdict = evaluate(&token, now, request);
     if verdict.is_ok() {
-        db::tokens::touch(pool, &token.token.id, now).await?;
+        // Best effort: a database that cannot write (a full disk) must not stop publishing.
+        if let Err(err) = db::tokens::touch(pool, &token.token.id, now).await {
+            tracing::warn!(%err, "cannot note a token's last use");
+        }
     }
     Ok(verdict)
 }

@@ -195,3 +195,38 @@ async fn a_request_that_never_ends_does_not_keep_the_server_from_stopping() {
     assert!(took < Duration::from_secs(13), "stopped within the grace: {took:?}");
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_does_not_fail_api_calls_that_only_read() {
+    let data = tempfile::TempDir::new().unwrap();
+    // The data folder on a small tmpfs of the server's own (a mount namespace).
+    let mut command = std::process::Command::new("unshare");
+    if !crate::recording::is_root() {
+        command.arg("-r");
+    }
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=16m tmpfs "$1" && shift && exec "$@""#)
+        .arg("sh")
+        .arg(data.path())
+        .arg(env!("CARGO_BIN_EXE_ferrocast"))
+        .args(["--listen", "127.0.0.1:0", "--recordings-min-free", "0", "--data-dir"])
+        .arg(data.path());
+    let (server, base) = crate::recording::spawn_server(command);
+    let seen =
+        std::path::PathBuf::from(format!("/proc/{}/root", server.id())).join(data.path().strip_prefix("/").unwrap());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let client = app.client();
+    app.sign_up(&client, "full@example.com").await;
+    let created: serde_json::Value =
+        app.post_json(&client, "/api/v1/api-keys", serde_json::json!({ "label": "k" })).await.json().await.unwrap();
+    let key = created["secret"].as_str().unwrap().to_owned();
+    // Something else fills the disk.
+    let mut filler = std::fs::File::create(seen.join("filler")).unwrap();
+    let block = vec![1u8; 1 << 20];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let listed = reqwest::Client::new().get(app.url("/api/v1/tokens")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(listed.status(), 200, "reading needs no write: {}", listed.text().await.unwrap());
+    drop(server);
+}

@@ -263,11 +263,11 @@ fn start_binary_on_small_disk(data: &Path, size: &str, min_free: &str) -> (Serve
     (child, base, seen)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
-fn spawn_server(mut command: Command) -> (ServerProcess, String) {
+pub(crate) fn spawn_server(mut command: Command) -> (ServerProcess, String) {
     use std::io::{BufRead, BufReader};
     let mut child = ServerProcess(
         command
