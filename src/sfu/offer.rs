@@ -145,6 +145,10 @@ pub struct TrickleFragment {
     pub end_of_candidates: bool,
 }
 
+/// Most candidates one trickle PATCH may carry: a client gathers a handful per interface; each
+/// is parsed and checked on the media task.
+pub const MAX_CANDIDATES_PER_FRAGMENT: usize = 64;
+
 pub fn parse_fragment(body: &str) -> Result<TrickleFragment, SfuError> {
     let mut fragment = TrickleFragment::default();
     for raw in body.lines() {
@@ -163,6 +167,11 @@ pub fn parse_fragment(body: &str) -> Result<TrickleFragment, SfuError> {
         } else if let Some(pwd) = attr.strip_prefix("ice-pwd:") {
             fragment.pwd = Some(pwd.trim().to_owned());
         } else if attr.starts_with("candidate:") {
+            if fragment.candidates.len() == MAX_CANDIDATES_PER_FRAGMENT {
+                return Err(SfuError::BadRequest(format!(
+                    "a trickle fragment may carry at most {MAX_CANDIDATES_PER_FRAGMENT} candidates"
+                )));
+            }
             fragment.candidates.push(attr.to_owned());
         } else if attr == "end-of-candidates" {
             fragment.end_of_candidates = true;

@@ -230,3 +230,47 @@ async fn a_full_disk_does_not_fail_api_calls_that_only_read() {
     assert_eq!(listed.status(), 200, "reading needs no write: {}", listed.text().await.unwrap());
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_patch_carries_a_bounded_number_of_candidates() {
+    let app = spawn_app().await;
+    let s = crate::whip_whep::streamer(
+        &app,
+        "trickle@example.com",
+        serde_json::json!({ "label": "t", "streams": ["main"] }),
+    )
+    .await;
+    let _publisher = crate::rtc::publish(&app, crate::rtc::PublishOptions::new(&s.token, "main")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let offer = crate::whip_whep::offer_with(
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
+    );
+    let client = app.client();
+    let created = client
+        .post(app.url(&format!("/whep/{}/main", s.account)))
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let session = created.headers()["location"].to_str().unwrap().to_owned();
+    let fragment = |count: usize| {
+        let mut body =
+            "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+                .to_owned();
+        for i in 0..count {
+            body.push_str(&format!("a=candidate:{i} 1 udp 2122260223 127.0.0.1 {} typ host\r\n", 40000 + i));
+        }
+        body
+    };
+    let patch = |body: String| {
+        client.patch(app.url(&session)).header("content-type", "application/trickle-ice-sdpfrag").body(body).send()
+    };
+    let many = patch(fragment(ferrocast::sfu::offer::MAX_CANDIDATES_PER_FRAGMENT + 1)).await.unwrap();
+    assert_eq!(many.status(), 400);
+    assert!(many.text().await.unwrap().contains("at most 64 candidates"));
+    let enough = patch(fragment(ferrocast::sfu::offer::MAX_CANDIDATES_PER_FRAGMENT)).await.unwrap();
+    assert_eq!(enough.status(), 204, "{}", enough.text().await.unwrap());
+    app.stop().await;
+}
