@@ -274,3 +274,39 @@ async fn a_trickle_patch_carries_a_bounded_number_of_candidates() {
     assert_eq!(enough.status(), 204, "{}", enough.text().await.unwrap());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_token_or_logging_out_revokes_its_publish_grants() {
+    let app = spawn_app().await;
+    let s = crate::whip_whep::streamer(
+        &app,
+        "grants@example.com",
+        serde_json::json!({ "label": "g", "streams": ["main"] }),
+    )
+    .await;
+    let mint = || async {
+        let minted = app
+            .post_json(
+                &s.client,
+                &format!("/api/v1/tokens/{}/grants", s.token_id),
+                serde_json::json!({ "streamName": "main" }),
+            )
+            .await;
+        assert_eq!(minted.status(), 201);
+        minted.json::<serde_json::Value>().await.unwrap()["grant"].as_str().unwrap().to_owned()
+    };
+    let shared = &app;
+    let refused = |grant: String| async move {
+        crate::rtc::publish(shared, crate::rtc::PublishOptions::new(&grant, "main")).await.err().map(|r| r.status)
+    };
+    let before_rotation = mint().await;
+    let rotated =
+        app.post_json(&s.client, &format!("/api/v1/tokens/{}/rotate", s.token_id), serde_json::json!({})).await;
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(refused(before_rotation).await, Some(401), "rotation revokes the token's grants");
+    let before_logout = mint().await;
+    let out = app.post_json(&s.client, "/api/v1/logout", serde_json::json!({})).await;
+    assert_eq!(out.status(), 204);
+    assert_eq!(refused(before_logout).await, Some(401), "logging out revokes the session's grants");
+    app.stop().await;
+}

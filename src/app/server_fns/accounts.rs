@@ -62,6 +62,7 @@ pub async fn log_out() -> Result<(), ServerFnError> {
     let secure = client()?.secure_cookies;
     if let Some(id) = crate::server::session::from_headers(&parts.headers, secure) {
         state.accounts.log_out(id).await.map_err(|e| fail(e, None))?;
+        state.grants.revoke_session(&crate::server::session::hash_id(id));
     }
     set_cookie(crate::server::session::clear_cookie(secure));
     leptos_axum::redirect("/login");

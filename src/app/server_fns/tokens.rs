@@ -109,7 +109,9 @@ pub async fn set_token_enabled(id: String, enabled: bool) -> Result<TokenView, S
 #[server(prefix = "/rpc", endpoint = "rotate_token")]
 pub async fn rotate_token(id: String) -> Result<TokenWithSecret, ServerFnError> {
     let (state, account) = ssr::require_account().await?;
-    crate::server::tokens::rotate(&state.pool, &account, &id).await.map_err(|e| ssr::fail(e, None))
+    let rotated = crate::server::tokens::rotate(&state.pool, &account, &id).await.map_err(|e| ssr::fail(e, None))?;
+    state.grants.revoke_token(&id);
+    Ok(rotated)
 }
 
 /// Deletes a token for good.

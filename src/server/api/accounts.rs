@@ -48,6 +48,7 @@ pub async fn log_in(
 pub async fn log_out(State(state): State<AppState>, client: Client, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(id) = session::from_headers(&headers, client.secure_cookies) {
         state.accounts.log_out(id).await?;
+        state.grants.revoke_session(&session::hash_id(id));
     }
     let cookie = session::clear_cookie(client.secure_cookies);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

@@ -65,7 +65,9 @@ pub async fn rotate(
     CurrentAccount(account): CurrentAccount,
     Path(id): Path<String>,
 ) -> Result<Json<TokenWithSecret>, ApiError> {
-    Ok(Json(tokens::rotate(&state.pool, &account, &id).await?))
+    let rotated = tokens::rotate(&state.pool, &account, &id).await?;
+    state.grants.revoke_token(&id);
+    Ok(Json(rotated))
 }
 
 /// Body of `POST /api/v1/api-keys`.
@@ -114,6 +116,8 @@ pub struct GrantRequest {
 pub async fn grant(
     State(state): State<AppState>,
     CurrentAccount(account): CurrentAccount,
+    client: crate::server::client::Client,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<GrantRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
@@ -123,7 +127,10 @@ pub async fn grant(
     if let Some(source) = &source_id {
         crate::model::check_source_id(source).map_err(|m| ApiError::invalid("sourceId", m))?;
     }
-    let grant = state.grants.mint(&token.id, &input.stream_name, source_id.as_deref())?;
+    // A grant minted by a session dies with it (logout); one minted with an API key expires.
+    let session =
+        crate::server::session::from_headers(&headers, client.secure_cookies).map(crate::server::session::hash_id);
+    let grant = state.grants.mint(&token.id, &input.stream_name, source_id.as_deref(), session)?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
