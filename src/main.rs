@@ -18,6 +18,7 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let config = Config::parse();
+    raise_open_files_limit();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
@@ -34,6 +35,26 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!("server error: {err}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every viewer, feed and connection holds a file descriptor; the usual soft limit of 1,024 would
+/// stop a busy server long before its memory or CPU does (and then `/healthz` too). The hard limit
+/// is what the operator allows: take all of it.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed, which lives here.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::info!(before, now = limit.rlim_max, "open files limit raised to the hard limit");
+        } else {
+            tracing::warn!(limit = before, "cannot raise the open files limit");
         }
     }
 }

@@ -310,3 +310,22 @@ async fn rotating_the_token_or_logging_out_revokes_its_publish_grants() {
     assert_eq!(refused(before_logout).await, Some(401), "logging out revokes the session's grants");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_takes_the_whole_open_files_limit_it_is_allowed() {
+    let data = tempfile::TempDir::new().unwrap();
+    // Started with the soft limit far below the hard one, as a shell's default would.
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -S -n 256 && exec "$@""#, "sh"])
+        .arg(env!("CARGO_BIN_EXE_ferrocast"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path());
+    let (server, _) = crate::recording::spawn_server(command);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("a limits line").to_owned();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
+    assert_ne!(numbers[0], "256", "{line}");
+    drop(server);
+}
