@@ -52,6 +52,8 @@ struct Recording {
     /// The last audio time written: audio placed earlier (once sender reports corrected its
     /// place) is dropped rather than squeezed.
     last_audio_ms: Option<u64>,
+    /// The last video time written: a replacement publisher's video starts after it.
+    last_video_ms: Option<u64>,
 }
 
 /// One track's clock: its first packet's RTP time and arrival map RTP time to wall time; its
@@ -330,6 +332,7 @@ impl Recording {
             last_progress: now,
             keyframe_asked: None,
             last_audio_ms: None,
+            last_video_ms: None,
         }
     }
 
@@ -342,6 +345,7 @@ impl Recording {
             }
             if self.video.follow(&packet) {
                 self.frames = None; // a replacement: its own frames
+                self.after_written(true);
             }
             let mut frames = match self.frames.take() {
                 Some(frames) => frames,
@@ -362,7 +366,9 @@ impl Recording {
             if codec != MediaCodec::Opus {
                 return Err(Stop::Failed(format!("recording {} audio is not supported (Opus is)", codec.name())));
             }
-            self.audio.follow(&packet);
+            if self.audio.follow(&packet) {
+                self.after_written(false);
+            }
             self.audio.reorder.push(packet, ordered);
             for item in ordered.drain(..) {
                 if let Ordered::Packet(packet) = item {
@@ -455,6 +461,24 @@ impl Recording {
         self.write(AUDIO_TRACK, at, false, &packet.payload)
     }
 
+    /// A replacement publisher's track begins one frame after what its predecessor wrote: its
+    /// first packet may arrive "earlier" than the last frame written (two clocks), and frames
+    /// squeezed into the same millisecond are refused by players.
+    fn after_written(&mut self, video: bool) {
+        let (track, last, frame) = if video {
+            (&mut self.video, self.last_video_ms, Duration::from_millis(34))
+        } else {
+            (&mut self.audio, self.last_audio_ms, Duration::from_millis(20))
+        };
+        let (Some(origin), Some(last)) = (self.origin, last) else { return };
+        let earliest = origin + Duration::from_millis(last) + frame;
+        if let Some((ts, arrival)) = track.anchor {
+            if arrival < earliest {
+                track.anchor = Some((ts, earliest));
+            }
+        }
+    }
+
     /// Where audio with RTP time `rtp_ts` goes. Video keeps its own timeline (squeezing or
     /// stretching frames would show); audio is placed on it by the sender's clock once both
     /// tracks of the same publisher have a sender report (RFC 3550 §6.4.1), so what was
@@ -484,6 +508,8 @@ impl Recording {
                 return Ok(());
             }
             self.last_audio_ms = Some(ms);
+        } else {
+            self.last_video_ms = Some(self.last_video_ms.map_or(ms, |last| last.max(ms)));
         }
         file.write_frame(track, ms, keyframe, data)
             .map_err(|err| format!("stopped: the recordings disk refused a write ({err}); the file plays up to there"))
@@ -543,6 +569,68 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A replacement publisher whose first packet arrives "before" the last frame its
+    /// predecessor's clock placed: its frames start one frame later, never squeezed together.
+    #[test]
+    fn a_replacement_arriving_early_continues_after_the_last_frame_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (control, controls) = channel();
+        let (input, inputs) = sync_channel(10_000);
+        let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let folder = dir.path().to_owned();
+        let writer = std::thread::spawn(move || run(controls, inputs, events, folder, &DiskStatus::new(0)));
+        let start = RecordingStart {
+            id: 9,
+            account: "a".into(),
+            stream_name: "s".into(),
+            source_id: None,
+            token_id: "t".into(),
+            has_video: true,
+            has_audio: false,
+            file_stem: "swap".into(),
+        };
+        control.send(Control::Start(start)).unwrap();
+        let t0 = Instant::now();
+        let frame = |origin: u64, n: u16, number: u16, arrival: Instant| {
+            let mut payload = vec![0x10];
+            payload.extend_from_slice(if n % 30 == 0 { &KEY } else { &INTER });
+            payload.extend_from_slice(&number.to_be_bytes());
+            let packet = Packet {
+                origin,
+                seq: u64::from(n),
+                rtp_ts: u32::from(n) * 3000,
+                marker: true,
+                payload: Arc::from(payload),
+                arrival,
+                sender_report: None,
+            };
+            Input { id: 9, video: true, codec: MediaCodec::Vp8, packet }
+        };
+        // The first publisher's first packet came late (its clock runs 100 ms ahead of capture)...
+        for n in 0..30u16 {
+            let at = t0 + Duration::from_millis(100) + Duration::from_micros(u64::from(n) * 100_000 / 3);
+            input.send(frame(1, n, n, at)).unwrap();
+        }
+        // ...and its replacement's first packet arrives right on time, before that clock's end.
+        for n in 0..30u16 {
+            let at = t0 + Duration::from_millis(1000) + Duration::from_micros(u64::from(n) * 100_000 / 3);
+            input.send(frame(2, n, 100 + n, at)).unwrap();
+        }
+        control.send(Control::Stop { id: 9, reason: None }).unwrap();
+        std::thread::sleep(STOP_GRACE * 2);
+        drop(input);
+        writer.join().unwrap();
+        let mut file_name = None;
+        while let Ok(event) = reports.try_recv() {
+            if let Event::Described { file_name: name, .. } = event {
+                file_name = Some(name);
+            }
+        }
+        let times: Vec<i64> = blocks(&dir.path().join(file_name.expect("described"))).iter().map(|b| b.1).collect();
+        assert_eq!(times.len(), 60, "{times:?}");
+        assert!(times.windows(2).all(|w| w[1] - w[0] >= 20), "frames keep their spacing: {times:?}");
     }
 
     /// Video captured with audio but arriving 150 ms after it (as an encoder and a pacer make
