@@ -595,7 +595,7 @@ mod tests {
         let t0 = Instant::now();
         let frame = |origin: u64, n: u16, number: u16, arrival: Instant| {
             let mut payload = vec![0x10];
-            payload.extend_from_slice(if n % 30 == 0 { &KEY } else { &INTER });
+            payload.extend_from_slice(if n.is_multiple_of(30) { &KEY } else { &INTER });
             payload.extend_from_slice(&number.to_be_bytes());
             let packet = Packet {
                 origin,
