@@ -1,8 +1,23 @@
 //! A recording's file, whichever container it is: WebM for VP8, MP4 for H.264 (both with Opus).
 
-use std::io;
+use std::{
+    fs::File,
+    io::{self, Seek, SeekFrom, Write},
+};
 
 use super::{mp4::Mp4File, webm::WebmFile};
+
+/// Appends `bytes` at `end` whole, or nothing: a failed write (a full disk) is cut off again, so
+/// the file keeps ending with a whole cluster or fragment.
+pub(super) fn append_whole(file: &mut File, end: &mut u64, bytes: &[u8]) -> io::Result<()> {
+    if let Err(err) = file.write_all(bytes) {
+        let _ = file.set_len(*end);
+        let _ = file.seek(SeekFrom::Start(*end));
+        return Err(err);
+    }
+    *end += bytes.len() as u64;
+    Ok(())
+}
 
 pub enum RecordingFile {
     Webm(WebmFile),

@@ -220,13 +220,7 @@ impl Mp4File {
 
     /// Appends `bytes` whole, or nothing (a failed write is cut off again).
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Err(err) = self.file.write_all(bytes) {
-            let _ = self.file.set_len(self.end);
-            let _ = self.file.seek(SeekFrom::Start(self.end));
-            return Err(err);
-        }
-        self.end += bytes.len() as u64;
-        Ok(())
+        super::file::append_whole(&mut self.file, &mut self.end, bytes)
     }
 
     /// Writes what is gathered as a fragment (the recording thread calls it when it stops).

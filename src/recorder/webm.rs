@@ -296,13 +296,7 @@ impl WebmFile {
 
     /// Appends `bytes` whole, or nothing.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Err(err) = self.file.write_all(bytes) {
-            let _ = self.file.set_len(self.end);
-            let _ = self.file.seek(SeekFrom::Start(self.end));
-            return Err(err);
-        }
-        self.end += bytes.len() as u64;
-        Ok(())
+        super::file::append_whole(&mut self.file, &mut self.end, bytes)
     }
 
     /// The latest frame time in the file (written clusters), in ms.

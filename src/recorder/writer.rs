@@ -571,27 +571,47 @@ mod tests {
         out
     }
 
-    /// A replacement publisher whose first packet arrives "before" the last frame its
-    /// predecessor's clock placed: its frames start one frame later, never squeezed together.
-    #[test]
-    fn a_replacement_arriving_early_continues_after_the_last_frame_written() {
+    /// Records `inputs` (id 7) through a writer thread as a real recording would be, stopped
+    /// once they are queued; answers every block of the file written.
+    fn record(has_audio: bool, inputs: Vec<Input>) -> Vec<(u64, i64, u16)> {
         let dir = tempfile::tempdir().unwrap();
         let (control, controls) = channel();
-        let (input, inputs) = sync_channel(10_000);
+        let (input, queue) = sync_channel(10_000);
         let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
         let folder = dir.path().to_owned();
-        let writer = std::thread::spawn(move || run(controls, inputs, events, folder, &DiskStatus::new(0)));
+        let writer = std::thread::spawn(move || run(controls, queue, events, folder, &DiskStatus::new(0)));
         let start = RecordingStart {
-            id: 9,
+            id: 7,
             account: "a".into(),
             stream_name: "s".into(),
             source_id: None,
             token_id: "t".into(),
             has_video: true,
-            has_audio: false,
-            file_stem: "swap".into(),
+            has_audio,
+            file_stem: "test".into(),
         };
         control.send(Control::Start(start)).unwrap();
+        for packet in inputs {
+            input.send(packet).unwrap();
+        }
+        // The stop waits out its grace for what is queued; then the thread ends with its queue.
+        control.send(Control::Stop { id: 7, reason: None }).unwrap();
+        std::thread::sleep(STOP_GRACE * 2);
+        drop(input);
+        writer.join().unwrap();
+        let mut file_name = None;
+        while let Ok(event) = reports.try_recv() {
+            if let Event::Described { file_name: name, .. } = event {
+                file_name = Some(name);
+            }
+        }
+        blocks(&dir.path().join(file_name.expect("the file was described")))
+    }
+
+    /// A replacement publisher whose first packet arrives "before" the last frame its
+    /// predecessor's clock placed: its frames start one frame later, never squeezed together.
+    #[test]
+    fn a_replacement_arriving_early_continues_after_the_last_frame_written() {
         let t0 = Instant::now();
         let frame = |origin: u64, n: u16, number: u16, arrival: Instant| {
             let mut payload = vec![0x10];
@@ -606,29 +626,20 @@ mod tests {
                 arrival,
                 sender_report: None,
             };
-            Input { id: 9, video: true, codec: MediaCodec::Vp8, packet }
+            Input { id: 7, video: true, codec: MediaCodec::Vp8, packet }
         };
+        let mut sent = Vec::new();
         // The first publisher's first packet came late (its clock runs 100 ms ahead of capture)...
         for n in 0..30u16 {
             let at = t0 + Duration::from_millis(100) + Duration::from_micros(u64::from(n) * 100_000 / 3);
-            input.send(frame(1, n, n, at)).unwrap();
+            sent.push(frame(1, n, n, at));
         }
         // ...and its replacement's first packet arrives right on time, before that clock's end.
         for n in 0..30u16 {
             let at = t0 + Duration::from_millis(1000) + Duration::from_micros(u64::from(n) * 100_000 / 3);
-            input.send(frame(2, n, 100 + n, at)).unwrap();
+            sent.push(frame(2, n, 100 + n, at));
         }
-        control.send(Control::Stop { id: 9, reason: None }).unwrap();
-        std::thread::sleep(STOP_GRACE * 2);
-        drop(input);
-        writer.join().unwrap();
-        let mut file_name = None;
-        while let Ok(event) = reports.try_recv() {
-            if let Event::Described { file_name: name, .. } = event {
-                file_name = Some(name);
-            }
-        }
-        let times: Vec<i64> = blocks(&dir.path().join(file_name.expect("described"))).iter().map(|b| b.1).collect();
+        let times: Vec<i64> = record(false, sent).iter().map(|b| b.1).collect();
         assert_eq!(times.len(), 60, "{times:?}");
         assert!(times.windows(2).all(|w| w[1] - w[0] >= 20), "frames keep their spacing: {times:?}");
     }
@@ -638,31 +649,13 @@ mod tests {
     /// shared clock, frames captured together are written together.
     #[test]
     fn sender_reports_put_audio_and_video_captured_together_at_the_same_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let (control, controls) = channel();
-        let (input, inputs) = sync_channel(10_000);
-        let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
-        let folder = dir.path().to_owned();
-        let writer = std::thread::spawn(move || run(controls, inputs, events, folder, &DiskStatus::new(0)));
-        let start = RecordingStart {
-            id: 7,
-            account: "a".into(),
-            stream_name: "s".into(),
-            source_id: None,
-            token_id: "t".into(),
-            has_video: true,
-            has_audio: true,
-            file_stem: "sync".into(),
-        };
-        control.send(Control::Start(start)).unwrap();
-
         let t0 = Instant::now();
         let ntp0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let mut sent = Vec::new();
         for frame in 0..90u16 {
             let capture = Duration::from_micros(u64::from(frame) * 100_000 / 3);
             let mut payload = vec![0x10]; // VP8 descriptor: start of a frame
-            payload.extend_from_slice(if frame % 30 == 0 { &KEY } else { &INTER });
+            payload.extend_from_slice(if frame.is_multiple_of(30) { &KEY } else { &INTER });
             payload.extend_from_slice(&frame.to_be_bytes());
             let rtp_ts = u32::from(frame) * 3000;
             let packet = Packet {
@@ -690,21 +683,7 @@ mod tests {
             sent.push(Input { id: 7, video: false, codec: MediaCodec::Opus, packet });
         }
         sent.sort_by_key(|i| i.packet.arrival);
-        for packet in sent {
-            input.send(packet).unwrap();
-        }
-        // The stop waits out its grace for what is queued; then the thread ends with its queue.
-        control.send(Control::Stop { id: 7, reason: None }).unwrap();
-        std::thread::sleep(STOP_GRACE * 2);
-        drop(input);
-        writer.join().unwrap();
-        let mut file_name = None;
-        while let Ok(event) = reports.try_recv() {
-            if let Event::Described { file_name: name, .. } = event {
-                file_name = Some(name);
-            }
-        }
-        let written = blocks(&dir.path().join(file_name.expect("the file was described")));
+        let written = record(true, sent);
         let time = |track: u64, number: u16| written.iter().find(|b| b.0 == track && b.2 == number).map(|b| b.1);
         let mut compared = 0;
         // Every 100 ms, video frame 3k and audio frame 5k were captured at the same moment.

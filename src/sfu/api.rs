@@ -163,14 +163,11 @@ pub(crate) enum Command {
         session: SessionRef,
         reply: Reply<SessionInfo>,
     },
-    /// The recorder stopped writing this recording (failed, or the disk is full).
-    RecordingEnded {
-        id: crate::recorder::RecordingId,
-    },
-    /// The feed of recording `from` is now recorded as `to` (it changed codec).
-    RecordingContinued {
+    /// The feed of recording `from` is now recorded as `to` (it changed codec), or, with `None`,
+    /// no more (the recording failed, or the disk is full).
+    RecordingMoved {
         from: crate::recorder::RecordingId,
-        to: crate::recorder::RecordingId,
+        to: Option<crate::recorder::RecordingId>,
     },
     /// The recorder lost video packets and waits for a keyframe of this recording's feed.
     RecordingKeyframe {

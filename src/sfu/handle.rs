@@ -105,12 +105,12 @@ impl SfuHandle {
 
     /// Tells the engine a recording is no longer written (its source stops showing REC).
     pub async fn recording_ended(&self, id: crate::recorder::RecordingId) {
-        let _ = self.commands.send(Command::RecordingEnded { id }).await;
+        let _ = self.commands.send(Command::RecordingMoved { from: id, to: None }).await;
     }
 
     /// Tells the engine a feed's recording goes on under a new id (REC stays on).
     pub async fn recording_continued(&self, from: crate::recorder::RecordingId, to: crate::recorder::RecordingId) {
-        let _ = self.commands.send(Command::RecordingContinued { from, to }).await;
+        let _ = self.commands.send(Command::RecordingMoved { from, to: Some(to) }).await;
     }
 
     /// Asks the publisher of a recorded feed for a keyframe (within the viewers' throttle).

@@ -71,10 +71,11 @@ pub enum TcpPort {
 /// Viewers still connecting (offer answered, ICE not done) allowed per stream, per client
 /// address, and in all. They do not count against the viewer caps, which count connected
 /// viewers; these budgets keep offers that never connect from crowding real viewers out, and
-/// leave room for a classroom behind one address joining at once.
-pub const PENDING_VIEWERS_PER_STREAM: usize = 128;
+/// leave room for a classroom behind one address, or a join storm of hundreds on one stream
+/// (`cargo bench --bench fanout -- --viewers 150` joins 150 at once), connecting at once.
+pub const PENDING_VIEWERS_PER_STREAM: usize = 512;
 pub const PENDING_VIEWERS_PER_ADDRESS: usize = 16;
-pub const PENDING_VIEWERS: usize = 1024;
+pub const PENDING_VIEWERS: usize = 2048;
 
 /// How the SFU is set up (from the command line).
 #[derive(Clone, Debug)]

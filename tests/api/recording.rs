@@ -51,6 +51,11 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Debian's ffmpeg decodes `path` to the end (its `-v error` output is what went wrong).
+fn decode(path: &Path) -> std::process::Output {
+    Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-f", "null", "-"]).output().unwrap()
+}
+
 fn recording_file(app: &TestApp, path: &str) -> PathBuf {
     app.data_dir.join("recordings").join(path)
 }
@@ -99,8 +104,7 @@ async fn a_recorded_vp8_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_who
         (video_start - audio_start).abs() <= 0.040,
         "audio and video start together: {video_start} / {audio_start}"
     );
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
 
     let streams: serde_json::Value =
@@ -202,8 +206,7 @@ async fn a_seamless_replacement_continues_the_same_recording() {
     let duration: f64 =
         ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
     assert!((4.0..=7.0).contains(&duration), "both feeds in one file: {duration} s");
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
     app.stop().await;
 }
@@ -315,8 +318,7 @@ async fn a_recording_cut_by_kill_9_is_interrupted_and_plays_up_to_its_last_secon
     .expect("a frame count");
     // The file begins at the first keyframe (≤ 1 s in) and loses at most the last open cluster.
     assert!(frames >= (recorded - 2.0) * 30.0, "{frames} frames readable after {recorded:.1} s of recording");
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.status.success(), "ffmpeg reads it to the end: {}", String::from_utf8_lossy(&decode.stderr));
     restarted.kill().unwrap();
     restarted.wait().unwrap();
@@ -377,8 +379,7 @@ async fn below_the_minimum_free_space_recordings_end_playable_and_new_ones_are_r
     let reason = rows[0].2.clone().unwrap_or_default();
     assert!(reason.contains("less than the 1 MiB"), "{reason}");
     let file = folder.join(&rows[0].1);
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     let streams: serde_json::Value =
         s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
@@ -420,8 +421,7 @@ async fn a_write_the_full_disk_refuses_ends_that_one_recording_with_a_playable_f
     assert_eq!(rows[0].0, "complete", "{rows:?}");
     assert!(rows[0].2.as_deref().is_some_and(|r| r.contains("refused a write")), "{rows:?}");
     let file = folder.join(&rows[0].1);
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     let duration: f64 =
         ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
@@ -458,8 +458,7 @@ async fn two_percent_video_loss_still_decodes_to_the_end_and_the_recorder_asks_f
     assert_eq!(ended.status(), 200);
     let rows = wait_recordings(&app, "the recording is complete", |rows| rows[0].0 == "complete").await;
     let file = recording_file(&app, &rows[0].1);
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     let duration: f64 =
         ffprobe(&file, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
@@ -501,8 +500,7 @@ async fn a_recorded_h264_and_opus_broadcast_becomes_a_fragmented_mp4_ffprobe_rea
     assert!((frames - duration * 30.0).abs() <= 4.0, "{frames} frames in {duration} s at 30 fps: none lost");
     let (video_start, audio_start) = (number(&video["start_time"]), number(&audio["start_time"]));
     assert!((video_start - audio_start).abs() <= 0.040, "start together: {video_start} / {audio_start}");
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
 
     let list: serde_json::Value =
@@ -549,8 +547,7 @@ async fn a_recorded_vp9_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_who
     let number = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a number");
     let frames = number(&video["nb_read_frames"]);
     assert!((frames - duration * 30.0).abs() <= 4.0, "{frames} frames in {duration} s at 30 fps: none lost");
-    let decode =
-        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let decode = decode(&file);
     assert!(decode.stderr.is_empty(), "decodes without an error: {}", String::from_utf8_lossy(&decode.stderr));
     let list: serde_json::Value =
         s.client.get(app.url("/api/v1/recordings")).send().await.unwrap().json().await.unwrap();
@@ -594,8 +591,7 @@ async fn a_replacement_with_another_codec_goes_on_in_a_new_recording() {
         let duration: f64 =
             ffprobe(&path, &["-show_entries", "format=duration", "-of", "csv=p=0"]).trim().parse().expect("a duration");
         assert!(duration >= 1.5, "{file}: {duration} s");
-        let decode =
-            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output().unwrap();
+        let decode = decode(&path);
         assert!(decode.stderr.is_empty(), "{file}: {}", String::from_utf8_lossy(&decode.stderr));
     }
     app.stop().await;

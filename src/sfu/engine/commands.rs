@@ -83,17 +83,10 @@ impl Engine {
                 list.sort_by(|a, b| (&a.account_id, &a.stream_name).cmp(&(&b.account_id, &b.stream_name)));
                 let _ = reply.send(list);
             }
-            Command::RecordingEnded { id } => {
-                for (_, stream) in self.streams.iter_mut() {
-                    for source in stream.sources.iter_mut().filter(|s| s.recording == Some(id)) {
-                        source.recording = None;
-                    }
-                }
-            }
-            Command::RecordingContinued { from, to } => {
+            Command::RecordingMoved { from, to } => {
                 for (_, stream) in self.streams.iter_mut() {
                     for source in stream.sources.iter_mut().filter(|s| s.recording == Some(from)) {
-                        source.recording = Some(to);
+                        source.recording = to;
                     }
                 }
             }
