@@ -48,3 +48,10 @@ pub async fn email_exists(pool: &SqlitePool, email: &str) -> Result<bool, sqlx::
         sqlx::query_scalar("SELECT id FROM accounts WHERE email = $1").bind(email).fetch_optional(pool).await?;
     Ok(found.is_some())
 }
+
+/// Whether an account has this public id (the one in stream URLs).
+pub async fn public_id_exists(pool: &SqlitePool, public_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM accounts WHERE public_id = $1").bind(public_id).fetch_optional(pool).await?;
+    Ok(found.is_some())
+}

@@ -42,6 +42,8 @@ pub enum ApiError {
     Busy { message: &'static str, retry_after_secs: u64 },
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("the request body was not sent in time")]
+    RequestTimeout,
     #[error("{0}")]
     Unavailable(String),
     #[error("database error")]
@@ -66,6 +68,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,6 +91,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Busy { .. } => "busy",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::Unavailable(_) => "unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
@@ -104,6 +108,16 @@ impl ApiError {
     /// Shorthand for a 422 on one field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Validation(FieldError { field, message: message.into() })
+    }
+}
+
+impl From<crate::server::live::FeedRefused> for ApiError {
+    fn from(refused: crate::server::live::FeedRefused) -> Self {
+        use crate::server::live::FeedRefused;
+        match refused {
+            FeedRefused::Address => Self::TooManyRequests { retry_after_secs: 10 },
+            FeedRefused::Server => Self::Busy { message: refused.message(), retry_after_secs: 10 },
+        }
     }
 }
 

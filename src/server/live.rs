@@ -1,75 +1,169 @@
-//! Live state for HTTP: a stream of a value that changes when the SFU announces a change to one
-//! stream, shared by the public stream feed and the WHEP events extension.
+//! Live state for HTTP: the feeds (server-sent events) of the public stream state and of each
+//! WHEP session, read from the SFU's board (see `sfu::board`) without asking the media task, and
+//! the caps that keep held feeds from taking every file descriptor.
 
-use std::{future::Future, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
-use crate::sfu::{SfuHandle, SourceInfo, StreamInfo, StreamKey};
+use crate::sfu::{LiveState, PairInfo, StreamKey, Watching};
 
-/// Without announcements, values are refreshed this often anyway (viewer counts, bitrates).
-const REFRESH: Duration = Duration::from_secs(5);
+/// Feeds one client address may hold: a `/watch` page holds two; a household or an office
+/// behind one NAT address holds a few dozen.
+pub const FEEDS_PER_ADDRESS: usize = 64;
 
-/// Yields `fetch()` now and again whenever it differs after a change to `key`; ends when `fetch`
-/// answers `None` or the SFU stops.
-pub fn watch<T, F, Fut>(
-    sfu: &SfuHandle,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    key: StreamKey,
-    fetch: F,
-) -> impl Stream<Item = T> + Send + 'static
-where
-    T: PartialEq + Clone + Send + 'static,
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = Option<T>> + Send,
-{
-    struct State<T, F> {
-        changes: tokio::sync::broadcast::Receiver<crate::sfu::StreamChange>,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-        key: StreamKey,
-        fetch: F,
-        last: Option<T>,
-        first: bool,
+/// Feeds the whole server holds at most, whatever the descriptor limit allows.
+const FEEDS_MAX: usize = 20_000;
+
+/// Why a feed was not opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FeedRefused {
+    /// This address holds [`FEEDS_PER_ADDRESS`] already (429).
+    Address,
+    /// The server holds all the feeds it allows (503).
+    Server,
+}
+
+impl FeedRefused {
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::Address => "too many live feeds open from this address",
+            Self::Server => "the server holds all the live feeds it can",
+        }
     }
-    let state = State { changes: sfu.subscribe(), shutdown, key, fetch, last: None, first: true };
+}
+
+/// Counts open feeds, in total and per client address.
+pub struct FeedLimits {
+    total_max: usize,
+    held: Mutex<FeedCounts>,
+}
+
+#[derive(Default)]
+struct FeedCounts {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+impl FeedLimits {
+    /// Feeds may use at most half the open-files limit: the other half stays for page requests,
+    /// the database, connections of viewers and publishers, recordings.
+    pub fn for_open_files(open_files: u64) -> Self {
+        Self::new((open_files / 2).min(FEEDS_MAX as u64) as usize)
+    }
+
+    pub fn new(total_max: usize) -> Self {
+        Self { total_max, held: Mutex::default() }
+    }
+
+    /// A place for one more feed of `client`, given back when the permit drops.
+    pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<FeedPermit, FeedRefused> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.total >= self.total_max {
+            return Err(FeedRefused::Server);
+        }
+        let of_client = held.by_address.entry(client).or_default();
+        if *of_client >= FEEDS_PER_ADDRESS {
+            return Err(FeedRefused::Address);
+        }
+        *of_client += 1;
+        held.total += 1;
+        Ok(FeedPermit { limits: self.clone(), client })
+    }
+
+    /// Feeds open now.
+    pub fn open(&self) -> usize {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).total
+    }
+}
+
+/// One open feed's place; travels with the response body.
+pub struct FeedPermit {
+    limits: Arc<FeedLimits>,
+    client: IpAddr,
+}
+
+impl Drop for FeedPermit {
+    fn drop(&mut self) {
+        let mut held = self.limits.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.total -= 1;
+        if let Some(count) = held.by_address.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                held.by_address.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// What a feed follows: one stream's state and, for a WHEP session, what its pairs show.
+pub struct Followed {
+    pub stream: Watching,
+    pub pairs: Option<watch::Receiver<Vec<PairInfo>>>,
+}
+
+/// A snapshot of what a feed follows.
+#[derive(Clone, PartialEq)]
+pub struct View {
+    pub stream: LiveState,
+    pub pairs: Vec<PairInfo>,
+}
+
+/// Yields the view now and again after each change; ends on shutdown, or when a followed session
+/// ends (its pairs' sender is gone). The permit is held until the stream is dropped.
+pub fn feed(
+    followed: Followed,
+    permit: FeedPermit,
+    shutdown: watch::Receiver<bool>,
+) -> impl Stream<Item = View> + Send + 'static {
+    struct State {
+        followed: Followed,
+        last: Option<View>,
+        shutdown: watch::Receiver<bool>,
+        _permit: FeedPermit,
+    }
+    let state = State { followed, last: None, shutdown, _permit: permit };
     futures_util::stream::unfold(state, |mut state| async move {
         loop {
             if *state.shutdown.borrow() {
                 return None;
             }
-            if !state.first {
-                let changes = &mut state.changes;
-                let key = &state.key;
-                let changed = async {
-                    loop {
-                        match changes.recv().await {
-                            Ok(change) if change.stream == *key => return true,
-                            Ok(_) => continue,
-                            Err(RecvError::Lagged(_)) => return true,
-                            Err(RecvError::Closed) => return false,
-                        }
+            if state.last.is_some() {
+                // Changes between two polls coalesce: a feed shows the newest state, never a backlog.
+                let pairs = &mut state.followed.pairs;
+                let pairs_changed = async {
+                    match pairs {
+                        Some(pairs) => pairs.changed().await.is_ok(),
+                        None => std::future::pending().await,
                     }
                 };
-                let stopping = state.shutdown.wait_for(|stopping| *stopping);
                 tokio::select! {
-                    going_on = tokio::time::timeout(REFRESH, changed) => {
-                        if going_on == Ok(false) {
-                            return None;
-                        }
-                    }
-                    _ = stopping => return None,
+                    changed = state.followed.stream.receiver().changed() => if changed.is_err() { return None },
+                    going_on = pairs_changed => if !going_on { return None },
+                    _ = state.shutdown.wait_for(|stop| *stop) => return None,
                 }
             }
-            state.first = false;
-            let value = (state.fetch)().await?;
-            if state.last.as_ref() != Some(&value) {
-                state.last = Some(value.clone());
-                return Some((value, state));
+            let view = state.followed.view();
+            if state.last.as_ref() != Some(&view) {
+                state.last = Some(view.clone());
+                return Some((view, state));
             }
         }
     })
+}
+
+impl Followed {
+    fn view(&mut self) -> View {
+        let stream = self.stream.receiver().borrow_and_update().clone();
+        let pairs = self.pairs.as_mut().map(|p| p.borrow_and_update().clone()).unwrap_or_default();
+        View { stream, pairs }
+    }
 }
 
 /// What anyone may know about a stream (`GET /api/v1/streams/{accountId}/{streamName}`).
@@ -78,57 +172,12 @@ where
 pub struct PublicStream {
     pub account_id: String,
     pub stream_name: String,
-    pub live: bool,
-    pub viewers: usize,
-    pub started_at: Option<i64>,
-    pub sources: Vec<PublicSource>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PublicSource {
-    pub source_id: Option<String>,
-    pub active: bool,
-    pub tracks: Vec<PublicTrack>,
-}
-
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct PublicTrack {
-    pub kind: &'static str,
-    pub codec: Option<&'static str>,
+    #[serde(flatten)]
+    pub state: LiveState,
 }
 
 impl PublicStream {
-    pub fn offline(key: &StreamKey) -> Self {
-        Self {
-            account_id: key.account.to_string(),
-            stream_name: key.name.to_string(),
-            live: false,
-            viewers: 0,
-            started_at: None,
-            sources: Vec::new(),
-        }
-    }
-
-    pub fn from_info(key: &StreamKey, info: Option<&StreamInfo>) -> Self {
-        let Some(info) = info else { return Self::offline(key) };
-        Self {
-            account_id: info.account_id.clone(),
-            stream_name: info.stream_name.clone(),
-            live: info.live,
-            viewers: info.viewers,
-            started_at: info.started_at,
-            sources: info.sources.iter().map(PublicSource::from).collect(),
-        }
-    }
-}
-
-impl From<&SourceInfo> for PublicSource {
-    fn from(source: &SourceInfo) -> Self {
-        Self {
-            source_id: source.source_id.clone(),
-            active: source.active,
-            tracks: source.tracks.iter().map(|t| PublicTrack { kind: t.kind, codec: t.codec }).collect(),
-        }
+    pub fn new(key: &StreamKey, state: LiveState) -> Self {
+        Self { account_id: key.account.to_string(), stream_name: key.name.to_string(), state }
     }
 }

@@ -50,7 +50,7 @@ use crate::{
     sfu::{self, IceServer, SfuHandle},
 };
 use accounts::Accounts;
-use transport::{Https, PeerAddr, PlainListener, TlsListener};
+use transport::{Https, PlainListener, TlsListener};
 
 /// Settings derived once from the configuration.
 #[derive(Debug)]
@@ -99,6 +99,8 @@ pub struct AppState {
     pub sfu: SfuHandle,
     /// Short-lived publish grants for the online broadcaster.
     pub grants: Arc<grants::PublishGrants>,
+    /// Live-state feeds held open, capped per address and in total.
+    pub feeds: Arc<live::FeedLimits>,
     /// The recording thread's handle: its disk state for the pages.
     pub recorder: crate::recorder::Recorder,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
@@ -214,6 +216,7 @@ impl Application {
             settings,
             sfu,
             grants: Arc::default(),
+            feeds: Arc::new(live::FeedLimits::for_open_files(limits::open_files_limit())),
             recorder,
             shutdown: shutdown_rx,
             leptos_options,
@@ -283,18 +286,12 @@ impl Application {
             let _ = stopping.send(true);
         };
         if let Some((helper, router)) = self.http_helper {
-            let service = router.into_make_service();
             let mut helper_stopped = stopped.clone();
             let stop = async move {
                 let _ = helper_stopped.wait_for(|stop| *stop).await;
             };
-            tokio::spawn(async move {
-                if let Err(err) = axum::serve(helper, service).with_graceful_shutdown(stop).await {
-                    tracing::error!(%err, "the --http-listen helper stopped");
-                }
-            });
+            tokio::spawn(transport::serve::serve(PlainListener(helper), router, stop));
         }
-        let service = self.router.into_make_service_with_connect_info::<PeerAddr>();
         // In-flight requests get SHUTDOWN_GRACE once the signal came; one that is still not done
         // then (a client sending its body a byte a minute) does not keep the server from exiting.
         let mut grace_ends = stopped.clone();
@@ -307,10 +304,11 @@ impl Application {
                 Some(https) => {
                     https.keep_current(stopped.clone());
                     let listener = TlsListener::new(self.listener, https.server_config())?;
-                    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+                    transport::serve::serve(listener, self.router, shutdown).await;
                 }
-                None => axum::serve(PlainListener(self.listener), service).with_graceful_shutdown(shutdown).await,
+                None => transport::serve::serve(PlainListener(self.listener), self.router, shutdown).await,
             }
+            Ok::<_, std::io::Error>(())
         };
         tokio::select! {
             served = served => served?,

@@ -185,11 +185,12 @@ pub struct SessionRef {
     pub stream_name: String,
 }
 
-/// Enough about a viewer session to serve its event feed.
-#[derive(Debug, Clone, PartialEq)]
+/// Enough about a session to serve its event feed.
+#[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub stream: StreamKey,
-    pub pairs: Vec<PairInfo>,
+    /// What a viewer's audio/video pairs show, as it changes (`None` for a publisher).
+    pub pairs: Option<tokio::sync::watch::Receiver<Vec<PairInfo>>>,
 }
 
 /// What one audio/video pair of a viewer shows.
@@ -202,12 +203,6 @@ pub struct PairInfo {
     pub source_id: Option<String>,
     pub video: bool,
     pub audio: bool,
-}
-
-/// A change the engine announces: subscribers fetch the stream's snapshot.
-#[derive(Clone, Debug)]
-pub struct StreamChange {
-    pub stream: StreamKey,
 }
 
 /// The live state of one stream.

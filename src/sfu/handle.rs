@@ -2,11 +2,14 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-use super::api::{
-    Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamChange, StreamInfo,
-    StreamKey, ViewRequest,
+use super::{
+    api::{
+        Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamInfo,
+        StreamKey, ViewRequest,
+    },
+    board::Board,
 };
 
 /// How long a caller waits for the engine before answering 503: it only stalls if it is
@@ -16,7 +19,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
-    changes: broadcast::Sender<StreamChange>,
+    board: Board,
     udp_addrs: Arc<[SocketAddr]>,
     tcp_addrs: Arc<[SocketAddr]>,
 }
@@ -24,11 +27,11 @@ pub struct SfuHandle {
 impl SfuHandle {
     pub(super) fn new(
         commands: mpsc::Sender<Command>,
-        changes: broadcast::Sender<StreamChange>,
+        board: Board,
         udp_addrs: Vec<SocketAddr>,
         tcp_addrs: Vec<SocketAddr>,
     ) -> Self {
-        Self { commands, changes, udp_addrs: udp_addrs.into(), tcp_addrs: tcp_addrs.into() }
+        Self { commands, board, udp_addrs: udp_addrs.into(), tcp_addrs: tcp_addrs.into() }
     }
 
     /// The UDP addresses peers reach the SFU at (as announced in candidates).
@@ -46,9 +49,9 @@ impl SfuHandle {
         !self.commands.is_closed()
     }
 
-    /// Announcements of changes to any stream (sources, viewers); lagging receivers lose old ones.
-    pub fn subscribe(&self) -> broadcast::Receiver<StreamChange> {
-        self.changes.subscribe()
+    /// Every stream's live state, read without asking the engine.
+    pub fn board(&self) -> &Board {
+        &self.board
     }
 
     pub async fn publish(&self, request: PublishRequest) -> Result<SessionCreated, SfuError> {

@@ -27,6 +27,7 @@
 //! choice in `Pair`, and a recorder subscribes to a source like a viewer.
 
 pub mod api;
+pub mod board;
 // `demux` and `forward` are public for the hot-path benchmarks (benches/hot_path.rs).
 pub mod demux;
 mod engine;
@@ -38,9 +39,10 @@ mod peer;
 mod registry;
 
 pub use api::{
-    IceServer, PairInfo, PublishRequest, SessionCreated, SessionInfo, SfuError, SourceInfo, StreamChange, StreamInfo,
-    StreamKey, TrackInfo, ViewRequest,
+    IceServer, PairInfo, PublishRequest, SessionCreated, SessionInfo, SfuError, SourceInfo, StreamInfo, StreamKey,
+    TrackInfo, ViewRequest,
 };
+pub use board::{Board, LiveSource, LiveState, LiveTrack, Watching};
 pub use handle::SfuHandle;
 
 use std::{net::IpAddr, time::Duration};

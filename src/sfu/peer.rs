@@ -14,7 +14,7 @@ use str0m::{
 };
 
 use super::{
-    api::{SessionKind, StreamKey},
+    api::{PairInfo, SessionKind, StreamKey},
     demux::Remote,
     forward::OutTrack,
     keyframe::KeyframeThrottle,
@@ -110,6 +110,41 @@ pub struct Viewer {
     pub pairs: Vec<Pair>,
     /// The address that asked (its viewers still connecting are limited).
     pub client: std::net::IpAddr,
+    /// What the pairs show, for the session's event feed (written when a pair changes source).
+    pub shown: tokio::sync::watch::Sender<Vec<PairInfo>>,
+}
+
+impl Viewer {
+    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr) -> Self {
+        let shown = tokio::sync::watch::Sender::new(Self::describe(&pairs));
+        Self { pairs, client, shown }
+    }
+
+    fn describe(pairs: &[Pair]) -> Vec<PairInfo> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(pair, p)| PairInfo {
+                pair,
+                assigned: p.bound.is_some(),
+                source_id: p.bound.clone().flatten().as_deref().map(str::to_owned),
+                video: p.video.is_some(),
+                audio: p.audio.is_some(),
+            })
+            .collect()
+    }
+
+    /// Tells the session's feed what the pairs show now, if that changed.
+    pub fn publish_pairs(&self) {
+        let now = Self::describe(&self.pairs);
+        self.shown.send_if_modified(|shown| {
+            let changed = *shown != now;
+            if changed {
+                *shown = now;
+            }
+            changed
+        });
+    }
 }
 
 /// An audio/video pair of a viewer's offer, showing one source.

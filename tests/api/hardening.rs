@@ -329,3 +329,162 @@ async fn the_server_takes_the_whole_open_files_limit_it_is_allowed() {
     assert_ne!(numbers[0], "256", "{line}");
     drop(server);
 }
+
+/// Opens `GET path` from `from` over a raw connection and reads the response head: the status,
+/// and the connection (held open: a feed lives as long as it) when the status is 200.
+async fn open_feed(server: &str, from: std::net::Ipv4Addr, path: &str) -> (u16, Option<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((from, 0).into()).unwrap();
+    let Ok(Ok(mut stream)) =
+        tokio::time::timeout(Duration::from_secs(5), socket.connect(server.parse().unwrap())).await
+    else {
+        return (0, None);
+    };
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nAccept: text/event-stream\r\n\r\n");
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return (0, None);
+    }
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buffer[..n]),
+            _ => return (0, None),
+        }
+    }
+    let status = String::from_utf8_lossy(&received).split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.unwrap_or(0);
+    (status, (status == 200).then_some(stream))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_feeds_are_capped_and_every_other_route_keeps_answering() {
+    let data = tempfile::TempDir::new().unwrap();
+    // The usual soft limit, and no hard limit above it to raise it to.
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", r#"ulimit -S -n 1024 && ulimit -H -n 1024 && exec "$@""#, "sh"])
+        .arg(env!("CARGO_BIN_EXE_ferrocast"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path());
+    let (server, base) = crate::recording::spawn_server(command);
+    let app = TestApp::running_at(base.clone(), data.path().to_owned());
+    let s =
+        crate::whip_whep::streamer(&app, "feeds@example.com", serde_json::json!({ "label": "f", "streams": ["main"] }))
+            .await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let path = format!("/api/v1/streams/{}/main/events", s.account);
+
+    // More feeds than the server has descriptors, from 20 addresses (each under its own cap).
+    let mut held = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..1100u32 {
+        let from = std::net::Ipv4Addr::new(127, 0, 1, 1 + (i % 20) as u8);
+        let (status, feed) = open_feed(&address, from, &path).await;
+        *statuses.entry(status).or_default() += 1;
+        held.extend(feed);
+    }
+    assert_eq!(statuses.get(&200), Some(&512), "half the open-files limit: {statuses:?}");
+    assert_eq!(statuses.get(&503), Some(&588), "the rest are refused, not left hanging: {statuses:?}");
+
+    // While they are held, the rest of the server answers.
+    let health = app.client().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(app.client().get(app.url("/login")).send().await.unwrap().status(), 200);
+    let one = app.client().get(app.url(&format!("/api/v1/streams/{}/main", s.account))).send().await.unwrap();
+    assert_eq!(one.status(), 200);
+
+    // A dropped feed gives its place back.
+    held.truncate(500);
+    let mut reopened = None;
+    for _ in 0..50 {
+        let (status, feed) = open_feed(&address, std::net::Ipv4Addr::new(127, 0, 1, 99), &path).await;
+        if status == 200 {
+            reopened = feed;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "a place freed by a closed feed is given again");
+    drop(held);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_a_bounded_number_of_feeds_and_unknown_streams_get_none() {
+    let app = spawn_app().await;
+    let s =
+        crate::whip_whep::streamer(&app, "few@example.com", serde_json::json!({ "label": "f", "streams": ["main"] }))
+            .await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let from = std::net::Ipv4Addr::new(127, 0, 2, 1);
+    let path = format!("/api/v1/streams/{}/main/events", s.account);
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..ferrocast::server::live::FEEDS_PER_ADDRESS + 3 {
+        let (status, feed) = open_feed(&address, from, &path).await;
+        statuses.push(status);
+        held.extend(feed);
+    }
+    assert_eq!(held.len(), ferrocast::server::live::FEEDS_PER_ADDRESS, "{statuses:?}");
+    assert_eq!(&statuses[held.len()..], &[429, 429, 429]);
+    // Another address is not held back by this one.
+    let (status, _other) = open_feed(&address, std::net::Ipv4Addr::new(127, 0, 2, 2), &path).await;
+    assert_eq!(status, 200);
+
+    for bad in ["/api/v1/streams/nosuchaccount/main/events", "/api/v1/streams/UPPER/main/events"] {
+        let (status, _) = open_feed(&address, std::net::Ipv4Addr::new(127, 0, 2, 3), bad).await;
+        assert_eq!(status, 404, "{bad}");
+    }
+    let bad_name = format!("/api/v1/streams/{}/bad%20name/events", s.account);
+    assert_eq!(open_feed(&address, std::net::Ipv4Addr::new(127, 0, 2, 3), &bad_name).await.0, 404);
+    let unknown = app.client().get(app.url("/api/v1/streams/nosuchaccount/main")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    drop(held);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_slow_bodies_are_cut_off() {
+    let app = spawn_app().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+
+    // Slow-loris: a header line a second, never the blank line that ends them.
+    let mut loris = TcpStream::connect(&address).await.unwrap();
+    loris.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let closed = async {
+        let mut buffer = [0u8; 256];
+        for i in 0.. {
+            if loris.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).await.is_err() {
+                return;
+            }
+            if let Ok(read) = tokio::time::timeout(Duration::from_secs(1), loris.read(&mut buffer)).await {
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), closed).await.expect("a slow-loris connection is closed");
+    let took = started.elapsed();
+    let limit = ferrocast::server::transport::serve::HEADER_READ_TIMEOUT;
+    assert!(took >= limit - Duration::from_secs(1) && took < limit + Duration::from_secs(5), "closed after {took:?}");
+
+    // A body that stalls halfway is answered 408, not held.
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(40), slow.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "a stalled body is not held forever");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+
+    // Meanwhile, and after, the server answers everyone else.
+    assert_eq!(app.client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.stop().await;
+}

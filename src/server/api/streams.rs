@@ -5,16 +5,21 @@ use std::convert::Infallible;
 
 use axum::{
     extract::{Path, State},
-    response::sse::{Event, KeepAlive, Sse},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
     Json,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
 use crate::{
+    db,
     server::{
         auth::CurrentAccount,
+        client::Client,
         error::ApiError,
-        live::{self, PublicStream},
+        live::{self, Followed, PublicStream},
         AppState,
     },
     sfu::{SfuError, StreamInfo, StreamKey},
@@ -34,31 +39,40 @@ pub async fn public(
     State(state): State<AppState>,
     Path((account, stream)): Path<(String, String)>,
 ) -> Result<Json<PublicStream>, ApiError> {
-    let key = StreamKey::new(&account, &stream);
-    let info = state.sfu.stream(key.clone()).await.map_err(sfu_unavailable)?;
-    Ok(Json(PublicStream::from_info(&key, info.as_ref())))
+    let key = known_stream(&state, &account, &stream).await?;
+    Ok(Json(PublicStream::new(&key, state.sfu.board().current(&key))))
 }
 
 /// `GET /api/v1/streams/{accountId}/{streamName}/events`: the same as server-sent `stream` events,
 /// one now and one per change.
 pub async fn public_events(
     State(state): State<AppState>,
+    client: Client,
     Path((account, stream)): Path<(String, String)>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let key = StreamKey::new(&account, &stream);
-    let sfu = state.sfu.clone();
-    let fetch_key = key.clone();
-    let updates = live::watch(&state.sfu, state.shutdown.clone(), key, move || {
-        let sfu = sfu.clone();
-        let key = fetch_key.clone();
-        async move {
-            let info = sfu.stream(key.clone()).await.ok()?;
-            Some(PublicStream::from_info(&key, info.as_ref()))
-        }
+) -> Result<Response, ApiError> {
+    let key = known_stream(&state, &account, &stream).await?;
+    let permit = state.feeds.admit(client.ip).map_err(ApiError::from)?;
+    let followed = Followed { stream: state.sfu.board().watch(&key), pairs: None };
+    let events = live::feed(followed, permit, state.shutdown.clone()).map(move |view| {
+        let body = serde_json::to_string(&PublicStream::new(&key, view.stream)).unwrap_or_default();
+        Ok::<_, Infallible>(Event::default().event("stream").data(body))
     });
-    let events = updates
-        .map(|stream| Ok(Event::default().event("stream").data(serde_json::to_string(&stream).unwrap_or_default())));
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The stream of an existing account with a well-formed name, else 404: nobody holds a feed or
+/// fills the live board for names that cannot exist.
+async fn known_stream(state: &AppState, account: &str, stream: &str) -> Result<StreamKey, ApiError> {
+    let not_found = || ApiError::NotFound(format!("there is no stream {account}/{stream}"));
+    if !crate::model::is_account_id(account) || crate::model::check_stream_name(stream).is_err() {
+        return Err(not_found());
+    }
+    let key = StreamKey::new(account, stream);
+    if state.sfu.board().current(&key).exists || db::accounts::public_id_exists(&state.pool, account).await? {
+        Ok(key)
+    } else {
+        Err(not_found())
+    }
 }
 
 fn sfu_unavailable(err: SfuError) -> ApiError {

@@ -24,61 +24,37 @@ use futures_util::{stream, StreamExt};
 use serde::Deserialize;
 
 use super::{whep::session_ref, SignalingError};
-use crate::{
-    server::{
-        live::{self, PublicSource},
-        AppState,
-    },
-    sfu::{PairInfo, StreamKey},
+use crate::server::{
+    client::Client,
+    live::{self, Followed, View},
+    AppState,
 };
-
-#[derive(Clone, PartialEq)]
-struct SessionView {
-    live: bool,
-    viewers: usize,
-    sources: Vec<PublicSource>,
-    pairs: Vec<PairInfo>,
-}
 
 pub async fn session_events(
     State(state): State<AppState>,
+    client: Client,
     Path((account, stream, session)): Path<(String, String, String)>,
 ) -> Result<Response, SignalingError> {
-    let session = session_ref(account.clone(), stream.clone(), session)?;
-    state.sfu.session(session.clone()).await?;
-    let key = StreamKey::new(&account, &stream);
-    let sfu = state.sfu.clone();
-    let fetch_key = key.clone();
-    let views = live::watch(&state.sfu, state.shutdown.clone(), key, move || {
-        let sfu = sfu.clone();
-        let session = session.clone();
-        let key = fetch_key.clone();
-        async move {
-            let info = sfu.session(session).await.ok()?;
-            let stream = sfu.stream(key).await.ok()?;
-            Some(SessionView {
-                live: stream.as_ref().is_some_and(|s| s.live),
-                viewers: stream.as_ref().map_or(0, |s| s.viewers),
-                sources: stream
-                    .as_ref()
-                    .map(|s| s.sources.iter().map(PublicSource::from).collect())
-                    .unwrap_or_default(),
-                pairs: info.pairs,
-            })
-        }
-    });
-    let mut previous: Option<SessionView> = None;
-    let events = views.flat_map(move |view| {
+    let session = session_ref(account, stream, session)?;
+    let info = state.sfu.session(session).await?;
+    let permit = state
+        .feeds
+        .admit(client.ip)
+        .map_err(|refused| SignalingError::from(crate::sfu::SfuError::LimitReached(refused.message().into())))?;
+    let followed = Followed { stream: state.sfu.board().watch(&info.stream), pairs: info.pairs };
+    let mut previous: Option<View> = None;
+    let events = live::feed(followed, permit, state.shutdown.clone()).flat_map(move |view| {
         let mut out = Vec::new();
-        let was = previous.as_ref();
-        if was.map(|p| p.live) != Some(view.live) {
-            out.push(Event::default().event(if view.live { "active" } else { "inactive" }).data("{}"));
+        let was = previous.as_ref().map(|p| &p.stream);
+        let now = &view.stream;
+        if was.map(|p| p.live) != Some(now.live) {
+            out.push(Event::default().event(if now.live { "active" } else { "inactive" }).data("{}"));
         }
-        if was.map(|p| p.viewers) != Some(view.viewers) {
-            out.push(Event::default().event("viewercount").data(format!("{{\"viewercount\":{}}}", view.viewers)));
+        if was.map(|p| p.viewers) != Some(now.viewers) {
+            out.push(Event::default().event("viewercount").data(format!("{{\"viewercount\":{}}}", now.viewers)));
         }
-        if was.map(|p| (&p.sources, &p.pairs)) != Some((&view.sources, &view.pairs)) {
-            let body = serde_json::json!({ "sources": view.sources, "pairs": view.pairs });
+        if previous.as_ref().map(|p| (&p.stream.sources, &p.pairs)) != Some((&now.sources, &view.pairs)) {
+            let body = serde_json::json!({ "sources": now.sources, "pairs": view.pairs });
             out.push(Event::default().event("sources").data(body.to_string()));
         }
         previous = Some(view);

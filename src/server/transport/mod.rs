@@ -5,13 +5,11 @@
 pub mod acme;
 pub mod certs;
 pub mod redirect;
+pub mod serve;
 
 use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use axum::{
-    extract::connect_info::Connected,
-    serve::{IncomingStream, Listener},
-};
+use axum::serve::Listener;
 use rustls::{crypto::CryptoProvider, pki_types::pem::PemObject, ServerConfig};
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -31,18 +29,6 @@ const MAX_PENDING_HANDSHAKES: usize = 1024;
 /// The TCP peer of a connection, as the listener saw it (before any proxy headers).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// The plain-HTTP listener of `--listen`.
 pub struct PlainListener(pub TcpListener);

@@ -30,9 +30,10 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 ];
 use crate::sfu::{
     api::{
-        Command, PairInfo, ProbeRequest, ProbeTransport, PublishRequest, SessionCreated, SessionInfo, SessionRef,
-        SfuError, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest, PROBE_STREAM,
+        Command, ProbeRequest, ProbeTransport, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError,
+        SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest, PROBE_STREAM,
     },
+    board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
     offer::{self, Intent},
     peer::{Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
@@ -105,19 +106,8 @@ impl Engine {
                 let result = self.find_session(&session).map(|id| {
                     let peer = &self.peers[&id];
                     let pairs = match &peer.role {
-                        Role::Viewer(v) => v
-                            .pairs
-                            .iter()
-                            .enumerate()
-                            .map(|(pair, p)| PairInfo {
-                                pair,
-                                assigned: p.bound.is_some(),
-                                source_id: p.bound.clone().flatten().as_deref().map(str::to_owned),
-                                video: p.video.is_some(),
-                                audio: p.audio.is_some(),
-                            })
-                            .collect(),
-                        Role::Publisher(_) | Role::Probe => Vec::new(),
+                        Role::Viewer(viewer) => Some(viewer.shown.subscribe()),
+                        Role::Publisher(_) | Role::Probe => None,
                     };
                     SessionInfo { stream: peer.stream.clone(), pairs }
                 });
@@ -358,7 +348,7 @@ impl Engine {
         let bindings: Vec<(usize, SourceName)> =
             pairs.iter().enumerate().filter_map(|(i, p)| p.bound.clone().map(|b| (i, b))).collect();
 
-        let role = Role::Viewer(Viewer { pairs, client: request.client });
+        let role = Role::Viewer(Viewer::new(pairs, request.client));
         let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
@@ -426,6 +416,7 @@ impl Engine {
         }
         slot.tracks_mut().for_each(OutTrack::switch);
         stream.subscribe(&name, id, pair);
+        viewer.publish_pairs();
         self.request_keyframe(&key, &name);
         Ok(())
     }
@@ -440,6 +431,39 @@ impl Engine {
             Ok(id)
         } else {
             Err(SfuError::SessionNotFound)
+        }
+    }
+
+    /// What the stream's feeds show (see [`crate::sfu::board`]).
+    pub(super) fn live_state(&self, stream: &Stream) -> LiveState {
+        let sources: Vec<LiveSource> = stream
+            .sources
+            .iter()
+            .map(|source| LiveSource {
+                source_id: source.name.as_deref().map(str::to_owned),
+                active: source.active,
+                tracks: self
+                    .peers
+                    .get(&source.publisher)
+                    .and_then(Peer::publisher)
+                    .map(|p| {
+                        p.tracks
+                            .iter()
+                            .map(|t| LiveTrack {
+                                kind: if t.kind == MediaKind::Video { "video" } else { "audio" },
+                                codec: t.params.map(|p| codec_name(p.spec().codec)),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+        LiveState {
+            exists: true,
+            live: stream.is_live(),
+            viewers: stream.viewers.len(),
+            started_at: stream.sources.iter().filter(|s| s.active).map(|s| s.started_at).min(),
+            sources,
         }
     }
 

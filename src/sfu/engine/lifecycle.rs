@@ -11,7 +11,7 @@ use super::{settle, Engine, PROBE_LIFETIME, PROMOTE_AFTER};
 use crate::{
     recorder::RecordingStart,
     sfu::{
-        api::{StreamChange, StreamKey},
+        api::StreamKey,
         forward::OutTrack,
         peer::{Pair, Peer, PeerId, Role, SourceName, TrackIn},
     },
@@ -91,6 +91,7 @@ impl Engine {
                     }
                 }
             }
+            viewer.publish_pairs();
         }
         self.request_keyframe(key, name);
     }
@@ -218,6 +219,11 @@ impl Engine {
                     }
                 }
             }
+            // What changes without an event of its own (a codec learnt from the first packet, a
+            // replacement promoted) reaches the board within a second; unchanged states wake nobody.
+            for (key, stream) in self.streams.iter() {
+                self.board.publish(key, self.live_state(stream));
+            }
         }
     }
 
@@ -274,8 +280,12 @@ impl Engine {
         self.notify(&key);
     }
 
+    /// Writes the stream's state on the board (what every feed of it shows).
     pub(super) fn notify(&self, key: &StreamKey) {
-        let _ = self.changes.send(StreamChange { stream: key.clone() });
+        match self.streams.get(key) {
+            Some(stream) => self.board.publish(key, self.live_state(stream)),
+            None => self.board.forget(key),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use str0m::{
 };
 use tokio::{
     net::UdpSocket,
-    sync::{broadcast, mpsc, Semaphore},
+    sync::{mpsc, Semaphore},
 };
 
 use outbox::{Io, Socket};
@@ -37,7 +37,8 @@ use crate::recorder::{MediaCodec, Packet as RecordedPacket};
 use tcp::{TcpEvent, TcpLink};
 
 use super::{
-    api::{Command, StreamChange},
+    api::Command,
+    board::Board,
     demux::{Demux, Remote, Route},
     forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
     handle::SfuHandle,
@@ -120,14 +121,14 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     drop(tcp_sender);
 
     let (commands_tx, commands) = mpsc::channel(1024);
-    let (changes, _) = broadcast::channel(1024);
+    let board = Board::default();
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
     let engine = Engine {
         config,
         io: Io::new(sockets, tcp_addrs.clone()),
         commands,
         tcp_events: (!tcp_addrs.is_empty()).then_some(tcp_events),
-        changes: changes.clone(),
+        board: board.clone(),
         cert,
         peers: HashMap::new(),
         sessions: HashMap::new(),
@@ -145,7 +146,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     };
     tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
     tokio::spawn(engine.run());
-    Ok(SfuHandle::new(commands_tx, changes, udp_addrs, tcp_addrs))
+    Ok(SfuHandle::new(commands_tx, board, udp_addrs, tcp_addrs))
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -182,7 +183,8 @@ struct Engine {
     commands: mpsc::Receiver<Command>,
     /// What ICE-TCP connections deliver (`None` without a TCP listener).
     tcp_events: Option<mpsc::Receiver<TcpEvent>>,
-    changes: broadcast::Sender<StreamChange>,
+    /// Each stream's live state, for feeds that must not ask the engine.
+    board: Board,
     cert: Option<DtlsCert>,
     peers: HashMap<PeerId, Peer>,
     sessions: HashMap<String, PeerId>,

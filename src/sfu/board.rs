@@ -1,0 +1,191 @@
+//! The live board: one snapshot per stream, written by the engine when the stream changes and
+//! read by any number of feeds (the public stream events, each WHEP session's events, the viewer
+//! page's first GET) without asking the engine. A join storm of N viewers then costs the media
+//! task N snapshot writes, not N² questions.
+//!
+//! An entry exists while the stream exists in the engine or somebody watches it; the board lock
+//! is held only to find or drop an entry, never across an await.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::api::StreamKey;
+
+/// What anyone may know of one stream as it is now: the state every live feed shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveState {
+    /// Whether the engine knows the stream at all (published or watched); a feed of a stream
+    /// nobody publishes shows the default (offline) state.
+    #[serde(skip)]
+    pub exists: bool,
+    pub live: bool,
+    pub viewers: usize,
+    /// Unix seconds when the oldest live source started.
+    pub started_at: Option<i64>,
+    pub sources: Vec<LiveSource>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveSource {
+    /// `null` for the main source.
+    pub source_id: Option<String>,
+    pub active: bool,
+    pub tracks: Vec<LiveTrack>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LiveTrack {
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// `opus`, `vp8`, `vp9`, `h264`, `av1`; `null` before the first packet.
+    pub codec: Option<&'static str>,
+}
+
+/// Cheap to clone: every clone is the same board.
+#[derive(Clone, Default)]
+pub struct Board {
+    entries: Arc<Mutex<HashMap<StreamKey, watch::Sender<LiveState>>>>,
+}
+
+impl Board {
+    fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, watch::Sender<LiveState>>> {
+        // Nothing panics while holding the lock; a poisoned map is still a consistent map.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The stream's state now (offline when nobody publishes or watches it).
+    pub fn current(&self, key: &StreamKey) -> LiveState {
+        self.lock().get(key).map(|entry| entry.borrow().clone()).unwrap_or_default()
+    }
+
+    /// Follows one stream until the returned [`Watching`] is dropped.
+    pub fn watch(&self, key: &StreamKey) -> Watching {
+        let mut entries = self.lock();
+        let entry = entries.entry(key.clone()).or_insert_with(|| watch::Sender::new(LiveState::default()));
+        Watching { board: self.clone(), key: key.clone(), receiver: Some(entry.subscribe()) }
+    }
+
+    /// The engine's write: wakes the stream's feeds only when what they show changed.
+    pub(super) fn publish(&self, key: &StreamKey, state: LiveState) {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some(entry) => {
+                entry.send_if_modified(|now| {
+                    let changed = *now != state;
+                    if changed {
+                        *now = state;
+                    }
+                    changed
+                });
+            }
+            None if state.exists => {
+                entries.insert(key.clone(), watch::Sender::new(state));
+            }
+            None => {}
+        }
+    }
+
+    /// The engine forgot the stream: its feeds see it offline; unwatched, the entry goes.
+    pub(super) fn forget(&self, key: &StreamKey) {
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get(key) {
+            if entry.receiver_count() == 0 {
+                entries.remove(key);
+            } else {
+                entry.send_if_modified(|now| {
+                    let changed = *now != LiveState::default();
+                    *now = LiveState::default();
+                    changed
+                });
+            }
+        }
+    }
+
+    /// How many streams have an entry (the engine's, or a watched offline one).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A feed's view of one stream's entry; dropping it drops the entry of an offline stream that
+/// nobody else watches.
+pub struct Watching {
+    board: Board,
+    key: StreamKey,
+    receiver: Option<watch::Receiver<LiveState>>,
+}
+
+impl Watching {
+    pub fn receiver(&mut self) -> &mut watch::Receiver<LiveState> {
+        self.receiver.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        let mut entries = self.board.lock();
+        if entries.get(&self.key).is_some_and(|entry| entry.receiver_count() == 0 && !entry.borrow().exists) {
+            entries.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(viewers: usize) -> LiveState {
+        LiveState { exists: true, live: true, viewers, started_at: Some(1), sources: Vec::new() }
+    }
+
+    #[test]
+    fn a_watcher_sees_changes_and_only_changes() {
+        let board = Board::default();
+        let key = StreamKey::new("acct", "show");
+        let mut watching = board.watch(&key);
+        assert_eq!(*watching.receiver().borrow_and_update(), LiveState::default());
+        board.publish(&key, live(1));
+        assert!(watching.receiver().has_changed().unwrap());
+        assert_eq!(watching.receiver().borrow_and_update().viewers, 1);
+        board.publish(&key, live(1));
+        assert!(!watching.receiver().has_changed().unwrap(), "the same state wakes nobody");
+        board.forget(&key);
+        assert!(watching.receiver().has_changed().unwrap());
+        assert!(!watching.receiver().borrow_and_update().live);
+        assert_eq!(board.len(), 1, "a watched stream keeps its entry");
+        drop(watching);
+        assert!(board.is_empty(), "the last watcher of an offline stream drops its entry");
+    }
+
+    #[test]
+    fn a_live_stream_keeps_its_entry_without_watchers() {
+        let board = Board::default();
+        let key = StreamKey::new("acct", "show");
+        board.publish(&key, live(0));
+        drop(board.watch(&key));
+        assert_eq!(board.current(&key).viewers, 0);
+        assert!(board.current(&key).live);
+        board.forget(&key);
+        assert!(board.is_empty());
+        assert!(!board.current(&key).live);
+    }
+
+    #[test]
+    fn offline_streams_are_not_entered_by_the_engine() {
+        let board = Board::default();
+        board.publish(&StreamKey::new("acct", "gone"), LiveState::default());
+        assert!(board.is_empty());
+    }
+}
