@@ -44,5 +44,7 @@ pub fn open_files_limit() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 1024;
     }
-    limit.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 here, not on every target
+    let soft = limit.rlim_cur as u64;
+    soft
 }

@@ -310,9 +310,12 @@ impl Application {
             }
             Ok::<_, std::io::Error>(())
         };
+        let engine = self.state.sfu.clone();
+        let mut engine_died = false;
         tokio::select! {
             served = served => served?,
             () = deadline => tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after the stop signal: closing them"),
+            () = engine.failed() => engine_died = true,
         }
         // Running recordings are finished (cues, duration) and their rows say so before the
         // database closes; a recorder stuck on a dead disk does not hold the exit for long.
@@ -323,6 +326,11 @@ impl Application {
             );
         }
         self.state.pool.close().await;
+        if engine_died {
+            return Err(std::io::Error::other(
+                "the media engine died; stopping so that a supervisor restarts the server",
+            ));
+        }
         tracing::info!("ferrocast stopped");
         Ok(())
     }

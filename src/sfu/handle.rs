@@ -20,6 +20,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
     board: Board,
+    /// Turns `true` if the engine task died of a panic.
+    failed: tokio::sync::watch::Receiver<bool>,
     udp_addrs: Arc<[SocketAddr]>,
     tcp_addrs: Arc<[SocketAddr]>,
 }
@@ -28,10 +30,11 @@ impl SfuHandle {
     pub(super) fn new(
         commands: mpsc::Sender<Command>,
         board: Board,
+        failed: tokio::sync::watch::Receiver<bool>,
         udp_addrs: Vec<SocketAddr>,
         tcp_addrs: Vec<SocketAddr>,
     ) -> Self {
-        Self { commands, board, udp_addrs: udp_addrs.into(), tcp_addrs: tcp_addrs.into() }
+        Self { commands, board, failed, udp_addrs: udp_addrs.into(), tcp_addrs: tcp_addrs.into() }
     }
 
     /// The UDP addresses peers reach the SFU at (as announced in candidates).
@@ -42,6 +45,14 @@ impl SfuHandle {
     /// The ICE-TCP addresses (passive candidates); empty when TCP is off.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp_addrs
+    }
+
+    /// Completes if the engine task dies (a panic no guard caught); never on a normal stop.
+    pub async fn failed(&self) {
+        let mut failed = self.failed.clone();
+        if failed.wait_for(|failed| *failed).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Whether the engine task is still running.

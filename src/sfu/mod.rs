@@ -31,6 +31,7 @@ pub mod board;
 // `demux` and `forward` are public for the hot-path benchmarks (benches/hot_path.rs).
 pub mod demux;
 mod engine;
+pub mod fault;
 pub mod forward;
 mod handle;
 mod keyframe;

@@ -488,3 +488,89 @@ async fn slow_headers_and_slow_bodies_are_cut_off() {
     assert_eq!(app.client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
     app.stop().await;
 }
+
+/// The session id at the end of a session URL.
+fn session_id(location: &str) -> &str {
+    location.rsplit('/').next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_one_viewers_packets_ends_that_viewer_only() {
+    use crate::rtc;
+    let app = spawn_app().await;
+    let s =
+        crate::whip_whep::streamer(&app, "pv@example.com", serde_json::json!({ "label": "p", "streams": ["main"] }))
+            .await;
+    let _publisher = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "main")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let whep = format!("/whep/{}/main", s.account);
+    let healthy = rtc::view(&app, &whep, 1).await.unwrap();
+    let doomed = rtc::view(&app, &whep, 1).await.unwrap();
+    for viewer in [&healthy, &doomed] {
+        viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+    }
+    ferrocast::sfu::fault::panic_on_packets(session_id(&doomed.session.location));
+
+    // The doomed viewer's session is gone; the other keeps playing, the stream stays live.
+    let gone = async {
+        loop {
+            let patch = app
+                .client()
+                .patch(app.url(&doomed.session.location))
+                .header("content-type", "application/trickle-ice-sdpfrag")
+                .body("a=end-of-candidates\r\n")
+                .send()
+                .await
+                .unwrap();
+            if patch.status() == 404 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone).await.expect("the panicking viewer is dropped");
+    let before = healthy.video(0).unwrap().packets.len();
+    healthy.wait_for("more video", |v| v.video(0).is_some_and(|t| t.packets.len() >= before + 30)).await;
+    assert_eq!(crate::whip_whep::public_stream(&app, &s.account, "main").await["live"], true);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_on_a_publishers_packet_or_offer_ends_that_publisher_only() {
+    use crate::rtc;
+    let app = spawn_app().await;
+    let s =
+        crate::whip_whep::streamer(&app, "pp@example.com", serde_json::json!({ "label": "p", "streams": ["*"] })).await;
+    let doomed = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "doomed")).await.unwrap();
+    let _other = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "other")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "doomed", "live", |v| v["live"] == true).await;
+    crate::whip_whep::wait_stream(&app, &s.account, "other", "live", |v| v["live"] == true).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/other", s.account), 1).await.unwrap();
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+
+    ferrocast::sfu::fault::panic_on_packets(session_id(&doomed.session.location));
+    crate::whip_whep::wait_stream(&app, &s.account, "doomed", "offline", |v| v["live"] == false).await;
+    let before = viewer.video(0).unwrap().packets.len();
+    viewer.wait_for("more video", |v| v.video(0).is_some_and(|t| t.packets.len() >= before + 30)).await;
+
+    // An offer whose parsing panics is refused (400) and nothing else notices.
+    ferrocast::sfu::fault::panic_on_offer(&format!("{}/broken", s.account));
+    let refused = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "broken")).await.err().expect("refused");
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let again = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "fine")).await.expect("the next offer is taken");
+    crate::whip_whep::wait_stream(&app, &s.account, "fine", "live", |v| v["live"] == true).await;
+    drop(again);
+    let before = viewer.video(0).unwrap().packets.len();
+    viewer.wait_for("still more video", |v| v.video(0).is_some_and(|t| t.packets.len() >= before + 30)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_dies_stops_the_server_with_an_error() {
+    let mut app = spawn_app().await;
+    assert_eq!(app.client().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    ferrocast::sfu::fault::panic_engine(app.rtc_addrs[0]);
+    let ended = app.ended_by_itself(Duration::from_secs(10)).await.expect("the server stops by itself");
+    let err = ended.expect_err("it stops with an error (the binary exits non-zero)");
+    assert!(err.to_string().contains("media engine died"), "{err}");
+}

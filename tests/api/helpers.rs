@@ -119,6 +119,14 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it; the data folder stays.
+    /// How the server's run ended, without a stop signal: `None` if still running after `within`.
+    pub async fn ended_by_itself(&mut self, within: std::time::Duration) -> Option<std::io::Result<()>> {
+        let task = self.task.as_mut()?;
+        let ended = tokio::time::timeout(within, task).await.ok()?;
+        self.task = None;
+        Some(ended.expect("server task"))
+    }
+
     pub async fn stop(mut self) -> (PathBuf, Option<TempDir>) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -185,8 +185,19 @@ impl Engine {
         role: Role,
         transport: ProbeTransport,
     ) -> Result<(PeerId, SessionCreated), SfuError> {
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|err| SfuError::BadOffer(format!("the SDP offer does not parse: {err}")))?;
+        // str0m's parser meets the client's bytes first: a panic in it refuses this offer only.
+        let parsed = std::panic::catch_unwind(|| {
+            crate::sfu::fault::offer(&stream.to_string());
+            SdpOffer::from_sdp_string(sdp)
+        });
+        let offer = match parsed {
+            Ok(Ok(offer)) => offer,
+            Ok(Err(err)) => return Err(SfuError::BadOffer(format!("the SDP offer does not parse: {err}"))),
+            Err(_) => {
+                tracing::error!(%stream, "str0m panicked parsing an offer; refused");
+                return Err(SfuError::BadOffer("the SDP offer cannot be parsed".to_owned()));
+            }
+        };
         let mut rtc = self.new_rtc(&role, transport)?;
         let answer = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rtc.sdp_api().accept_offer(offer)))
         {
@@ -382,7 +393,8 @@ impl Engine {
         for line in &fragment.candidates {
             // mDNS (.local) and other unresolvable candidates are skipped: with ICE-lite the
             // client's checks reveal its address anyway.
-            if let Ok(candidate) = Candidate::from_sdp_string(line) {
+            let parsed = std::panic::catch_unwind(|| Candidate::from_sdp_string(line));
+            if let Ok(Ok(candidate)) = parsed {
                 if peer.guarded(|rtc| rtc.add_remote_candidate(candidate)).is_none() {
                     self.doomed.push(id);
                 }

@@ -13,6 +13,7 @@ use std::{
     future::poll_fn,
     io,
     net::{IpAddr, SocketAddr},
+    panic::{catch_unwind, AssertUnwindSafe},
     sync::Arc,
     task::Poll,
     time::{Duration, Instant},
@@ -40,6 +41,7 @@ use super::{
     api::Command,
     board::Board,
     demux::{Demux, Remote, Route},
+    fault,
     forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
     handle::SfuHandle,
     peer::{Peer, PeerId, Role},
@@ -145,8 +147,17 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         buffer: vec![0; 2048],
     };
     tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
-    tokio::spawn(engine.run());
-    Ok(SfuHandle::new(commands_tx, board, udp_addrs, tcp_addrs))
+    // A panic that escapes every per-peer guard ends the engine: the server must then stop (and
+    // be restarted by its supervisor) rather than serve pages without media.
+    let (failed_tx, failed) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(engine.run());
+    tokio::spawn(async move {
+        if let Err(err) = running.await {
+            tracing::error!(%err, "the media engine died: every stream stopped");
+            let _ = failed_tx.send(true);
+        }
+    });
+    Ok(SfuHandle::new(commands_tx, board, failed, udp_addrs, tcp_addrs))
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -277,6 +288,7 @@ impl Engine {
                     _ = tick.tick() => Wake::Tick,
                 }
             };
+            fault::engine(self.io.sockets[0].announced[0]);
             match wake {
                 Wake::Command(None) => break,
                 Wake::Command(Some(command)) => self.on_command(command),
@@ -441,13 +453,29 @@ impl Engine {
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
         let Engine { config, peers, streams, io, timers, events, doomed, .. } = self;
         let Some(publisher_peer) = peers.get_mut(&from) else { return };
-        let Peer { rtc, role: Role::Publisher(publisher), stream: key, .. } = publisher_peer else { return };
+        let Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, .. } = publisher_peer else {
+            return;
+        };
         let has_video = publisher.has_video();
         let pt = packet.header.payload_type;
-        let Some((track, params)) = publisher.track_for(rtc, packet.header.ssrc, pt) else { return };
-        track.bytes += packet.payload.len() as u64;
-        let kind = track.kind;
-        let is_keyframe = kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
+        // The publisher's packet meets str0m's lookups and our keyframe parsers: a panic there
+        // ends this publisher, not the engine.
+        let inspected = catch_unwind(AssertUnwindSafe(|| {
+            fault::packet(session_id);
+            let (track, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
+            track.bytes += packet.payload.len() as u64;
+            let is_keyframe = track.kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
+            Some((track.kind, params, is_keyframe))
+        }));
+        let (kind, params, is_keyframe) = match inspected {
+            Ok(Some(inspected)) => inspected,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::error!(session = %session_id, "a publisher's packet panicked the media path; dropping the publisher");
+                doomed.push(from);
+                return;
+            }
+        };
         let Some(source) = streams.get_mut(key).and_then(|stream| stream.source_mut(&publisher.source)) else { return };
 
         if source.publisher != from {
@@ -487,8 +515,14 @@ impl Engine {
         };
         for &(viewer_id, pair) in &source.subscribers {
             let Some(viewer) = peers.get_mut(&viewer_id) else { continue };
-            if send_to_viewer(viewer, pair, &outgoing) {
-                settle(viewer, io, timers, events, doomed);
+            // str0m's packetising and SRTP for one viewer: a panic there ends that viewer only.
+            match catch_unwind(AssertUnwindSafe(|| send_to_viewer(viewer, pair, &outgoing))) {
+                Ok(true) => settle(viewer, io, timers, events, doomed),
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!(session = %viewer.session_id, "sending to a viewer panicked; dropping the viewer");
+                    doomed.push(viewer_id);
+                }
             }
         }
     }
@@ -524,6 +558,7 @@ fn send_to_viewer(viewer: &mut Peer, pair: usize, out: &Outgoing) -> bool {
     if !viewer.connected {
         return false;
     }
+    fault::packet(&viewer.session_id);
     let Peer { rtc, role: Role::Viewer(v), .. } = viewer else { return false };
     let Some(track) = v.pairs.get_mut(pair).and_then(|p| p.track_mut(out.kind)) else { return false };
     if track.waiting_keyframe {

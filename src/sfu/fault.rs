@@ -1,0 +1,79 @@
+//! Injected panics, for the tests that show a panic on one peer's input ends only that peer and
+//! that a dead engine stops the process. Compiled only with the `fault-injection` feature, which
+//! only test and bench builds turn on (the package's dev-dependency on itself): without it every
+//! check below is an empty function.
+
+#[cfg(feature = "fault-injection")]
+mod injected {
+    use std::{
+        collections::HashSet,
+        net::SocketAddr,
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Mutex,
+        },
+    };
+
+    /// Whether anything was injected at all: the per-packet checks cost one load until then.
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static TARGETS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+    fn arm(target: String) {
+        TARGETS.lock().unwrap().get_or_insert_with(HashSet::new).insert(target);
+        ARMED.store(true, Ordering::Release);
+    }
+
+    fn hit(target: &str) -> bool {
+        ARMED.load(Ordering::Acquire) && TARGETS.lock().unwrap().as_ref().is_some_and(|t| t.contains(target))
+    }
+
+    /// The next offer for this stream (`account/name`) panics while it is parsed.
+    pub fn panic_on_offer(stream: &str) {
+        arm(format!("offer {stream}"));
+    }
+
+    /// Every packet written to or read from this session panics on the media path.
+    pub fn panic_on_packets(session_id: &str) {
+        arm(format!("packets {session_id}"));
+    }
+
+    /// The engine bound to this media address panics outside any guard.
+    pub fn panic_engine(media: SocketAddr) {
+        arm(format!("engine {media}"));
+    }
+
+    pub(crate) fn offer(stream: &str) {
+        if hit(&format!("offer {stream}")) {
+            panic!("injected: offer for {stream}");
+        }
+    }
+
+    pub(crate) fn packet(session_id: &str) {
+        if ARMED.load(Ordering::Relaxed) && hit(&format!("packets {session_id}")) {
+            panic!("injected: packet of session {session_id}");
+        }
+    }
+
+    pub(crate) fn engine(media: SocketAddr) {
+        if ARMED.load(Ordering::Relaxed) && hit(&format!("engine {media}")) {
+            panic!("injected: engine at {media}");
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) use injected::{engine, offer, packet};
+#[cfg(feature = "fault-injection")]
+pub use injected::{panic_engine, panic_on_offer, panic_on_packets};
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn offer(_stream: &str) {}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn packet(_session_id: &str) {}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn engine(_media: std::net::SocketAddr) {}
