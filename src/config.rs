@@ -94,6 +94,14 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_MAX_SOURCES_PER_STREAM", default_value_t = 8)]
     pub max_sources_per_stream: usize,
 
+    /// Most feeds one account may publish at once, over all its streams and tokens.
+    #[arg(long, env = "FERROCAST_MAX_PUBLISHERS_PER_ACCOUNT", default_value_t = 32)]
+    pub max_publishers_per_account: usize,
+
+    /// Most feeds one publish token may publish at once.
+    #[arg(long, env = "FERROCAST_MAX_PUBLISHERS_PER_TOKEN", default_value_t = 16)]
+    pub max_publishers_per_token: usize,
+
     /// Most viewers one stream may have at once.
     #[arg(long, env = "FERROCAST_MAX_VIEWERS_PER_STREAM", default_value_t = 1000)]
     pub max_viewers_per_stream: usize,
@@ -131,6 +139,11 @@ pub struct Config {
     /// redirects everything else to HTTPS (308). Needs `--tls-cert` or `--acme-domain`.
     #[arg(long, env = "FERROCAST_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+
+    /// Also serve `GET /metrics` (Prometheus) here, to any client that reaches it; the main
+    /// listener answers it to loopback clients only.
+    #[arg(long, env = "FERROCAST_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// A reverse proxy's address range (CIDR, repeatable): only requests from there may name the
     /// client address (`X-Forwarded-For`, `Forwarded`) and scheme (`X-Forwarded-Proto`).
@@ -238,6 +251,8 @@ impl Config {
             turn_secret: None,
             turn_ttl: std::time::Duration::from_secs(3600),
             max_sources_per_stream: 8,
+            max_publishers_per_account: 32,
+            max_publishers_per_token: 16,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
             tls_cert: None,
@@ -247,6 +262,7 @@ impl Config {
             acme_directory: Url::parse(LETS_ENCRYPT_PRODUCTION).expect("a valid URL"),
             acme_ca_root: None,
             http_listen: None,
+            metrics_listen: None,
             trusted_proxies: Vec::new(),
         }
     }
@@ -284,6 +300,8 @@ impl Config {
                 MediaAddresses::Announced { bind: self.rtc_bind, public: self.rtc_public_ips.clone() }
             },
             max_sources_per_stream: self.max_sources_per_stream,
+            max_publishers_per_account: self.max_publishers_per_account,
+            max_publishers_per_token: self.max_publishers_per_token,
             max_viewers_per_stream: self.max_viewers_per_stream,
             max_viewers: self.max_viewers,
             ..SfuConfig::default()

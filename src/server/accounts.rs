@@ -81,10 +81,10 @@ impl Accounts {
         let email = model::normalize_email(email)?;
         model::check_new_password(password)?;
         // Every sign-up that gets this far counts, whatever its outcome.
-        let _counted = self
-            .signups
-            .begin(&client.to_string())
-            .map_err(|wait| ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) })?;
+        let _counted = self.signups.begin(&client.to_string()).map_err(|wait| {
+            super::metrics::rate_limited("signup");
+            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
+        })?;
         // Checked before hashing so a duplicate costs no argon2 time; the UNIQUE constraint
         // below still decides races.
         if db::accounts::email_exists(&self.pool, &email).await? {
@@ -124,7 +124,10 @@ impl Accounts {
         let address_key = client.to_string();
         // Both attempts count as failures from here until the password is verified (a request
         // cancelled meanwhile stays one); refused by either limit, neither counts.
-        let too_many = |wait: Duration| ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) };
+        let too_many = |wait: Duration| {
+            super::metrics::rate_limited("login");
+            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
+        };
         let by_account = self.per_account.begin(&email).map_err(too_many)?;
         let by_address = match self.per_address.begin(&address_key) {
             Ok(attempt) => attempt,
@@ -139,6 +142,7 @@ impl Accounts {
         let verified = self.hasher.verify(password.to_owned(), stored_hash).await?;
         let Some(account) = account.filter(|_| verified) else {
             tracing::info!(%client, "failed login");
+            super::metrics::login_failed();
             return Err(ApiError::InvalidCredentials);
         };
         by_address.succeeded();

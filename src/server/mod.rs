@@ -11,6 +11,7 @@ mod headers;
 mod help;
 pub(crate) mod limits;
 pub mod live;
+pub mod metrics;
 mod origin;
 mod pages;
 pub mod password;
@@ -20,6 +21,7 @@ pub mod recordings;
 pub mod secrets;
 pub mod session;
 mod signaling;
+pub use signaling::throttle as signaling_limits;
 pub mod timestamps;
 pub mod tokens;
 pub mod transport;
@@ -101,6 +103,8 @@ pub struct AppState {
     pub grants: Arc<grants::PublishGrants>,
     /// Live-state feeds held open, capped per address and in total.
     pub feeds: Arc<live::FeedLimits>,
+    /// Per-address rate limits of the WHIP/WHEP doors.
+    pub throttle: signaling::throttle::Shared,
     /// The recording thread's handle: its disk state for the pages.
     pub recorder: crate::recorder::Recorder,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
@@ -149,6 +153,8 @@ pub struct Application {
     http_helper: Option<(TcpListener, Router)>,
     /// The task keeping the `recordings` table; it ends after the recorder's last report.
     recordings_kept: tokio::task::JoinHandle<()>,
+    /// `--metrics-listen`, when configured.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -171,6 +177,12 @@ impl Application {
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?),
+            None => None,
+        };
+        metrics::handle();
 
         let http_helper = match config.http_listen {
             Some(addr) => {
@@ -217,6 +229,7 @@ impl Application {
             sfu,
             grants: Arc::default(),
             feeds: Arc::new(live::FeedLimits::for_open_files(limits::open_files_limit())),
+            throttle: Arc::default(),
             recorder,
             shutdown: shutdown_rx,
             leptos_options,
@@ -245,7 +258,7 @@ impl Application {
         let warm = state.accounts.clone();
         tokio::spawn(async move { warm.warm_up().await });
         tracing::info!(listen = %local_addr, public_url = %state.settings.public_url, "ferrocast ready");
-        Ok(Self { listener, router, state, shutdown, https, http_helper, recordings_kept })
+        Ok(Self { listener, router, state, shutdown, https, http_helper, recordings_kept, metrics_listener })
     }
 
     /// `https` or `http`: what `--listen` speaks.
@@ -260,6 +273,11 @@ impl Application {
     /// The HTTP-01 answers the `--http-listen` helper serves (ACME fills them during an order).
     pub fn acme_http01_answers(&self) -> Option<Arc<transport::acme::Http01Answers>> {
         self.https.as_ref().map(|https| https.http01.clone())
+    }
+
+    /// The address of the `--metrics-listen` server (resolves port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// The address of the `--http-listen` helper (resolves port 0).
@@ -291,6 +309,16 @@ impl Application {
                 let _ = helper_stopped.wait_for(|stop| *stop).await;
             };
             tokio::spawn(transport::serve::serve(PlainListener(helper), router, stop));
+        }
+        if let Some(listener) = self.metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving /metrics");
+            }
+            let mut metrics_stopped = stopped.clone();
+            let stop = async move {
+                let _ = metrics_stopped.wait_for(|stop| *stop).await;
+            };
+            tokio::spawn(transport::serve::serve(PlainListener(listener), metrics::router(self.state.clone()), stop));
         }
         // In-flight requests get SHUTDOWN_GRACE once the signal came; one that is still not done
         // then (a client sending its body a byte a minute) does not keep the server from exiting.
@@ -385,6 +413,7 @@ fn router(state: AppState) -> Router {
 
     let pages = Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::on_main_listener))
         .route("/help/https", get(help::https))
         .route("/watch/{account}/{stream}", get(watch::page))
         .leptos_routes_with_context(&state, routes, provide_state.clone(), {
@@ -395,12 +424,13 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(limits::limit_body));
     Router::new()
         .nest("/api/v1", api::router())
-        .merge(signaling::router())
+        .merge(signaling::router(&state))
         .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), pages::guard))
         .layer(middleware::from_fn_with_state(state.clone(), origin::refuse_cross_origin_mutations))
         .layer(middleware::from_fn(headers::security_headers))
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(metrics::track_requests))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
             let client = client::Client::from_extensions(request.extensions());
             tracing::info_span!("request", method = %request.method(), uri = %request.uri(), client = %client.ip)

@@ -114,6 +114,9 @@ pub enum SfuError {
     NotFound(String),
     #[error("{0}")]
     LimitReached(String),
+    /// A cap of the account or token that asks (not of the server): 429.
+    #[error("{0}")]
+    QuotaReached(String),
     #[error("ICE restarts are not supported; start a new session")]
     IceRestartUnsupported,
     #[error("the ETag in If-Match does not match this session")]

@@ -15,7 +15,7 @@
 //!   each `Output::Transmit` is sent with a non-blocking `try_send_to`. The payload is an
 //!   `Arc<[u8]>` shared by every viewer: no copy until SRTP encrypts.
 //! * **A slow viewer** never blocks anything: sends never wait (a full socket buffer drops the
-//!   datagram and counts it), the viewer's NACKs are answered from its own send buffer, and a viewer
+//!   datagram and counts it in `/metrics`), the viewer's NACKs are answered from its own send buffer, and a viewer
 //!   that stops answering ICE is disconnected by str0m and removed.
 //! * **Keyframes**: a viewer that joins or switches waits for a keyframe and asks the publisher for
 //!   one through [`keyframe::KeyframeThrottle`] (one per 300 ms per track, with a trailing request).
@@ -89,6 +89,11 @@ pub struct SfuConfig {
     /// Where the UDP sockets (and TCP listeners) bind and which addresses their candidates announce.
     pub addresses: MediaAddresses,
     pub max_sources_per_stream: usize,
+    /// Feeds one account (the stream key's account) may publish at once; a replacement of a
+    /// running feed does not count twice.
+    pub max_publishers_per_account: usize,
+    /// Feeds one publish token may publish at once.
+    pub max_publishers_per_token: usize,
     pub max_viewers_per_stream: usize,
     pub max_viewers: usize,
     /// How long a peer may take from its offer to ICE + DTLS connected.
@@ -106,6 +111,8 @@ impl Default for SfuConfig {
             tcp_port: TcpPort::SameAsUdp,
             addresses: MediaAddresses::Direct(vec![IpAddr::from([127, 0, 0, 1])]),
             max_sources_per_stream: 8,
+            max_publishers_per_account: 32,
+            max_publishers_per_token: 16,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
             connect_timeout: Duration::from_secs(10),

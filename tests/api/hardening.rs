@@ -574,3 +574,177 @@ async fn an_engine_that_dies_stops_the_server_with_an_error() {
     let err = ended.expect_err("it stops with an error (the binary exits non-zero)");
     assert!(err.to_string().contains("media engine died"), "{err}");
 }
+
+/// A WHIP offer that never connects: enough to hold a feed's place until the connect timeout.
+async fn post_publish(app: &TestApp, token: &str, stream: &str, from: std::net::Ipv4Addr) -> reqwest::Response {
+    let offer = crate::whip_whep::offer_with(
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
+    );
+    let client = reqwest::Client::builder().local_address(std::net::IpAddr::from(from)).build().unwrap();
+    client
+        .post(app.url(&format!("/whip/{stream}")))
+        .bearer_auth(token)
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_per_token_and_per_account_are_capped() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.max_publishers_per_account = 3;
+        c.max_publishers_per_token = 2;
+    })
+    .await;
+    let s = crate::whip_whep::streamer(&app, "caps@example.com", serde_json::json!({ "label": "a", "streams": ["*"] }))
+        .await;
+    let second =
+        app.post_json(&s.client, "/api/v1/tokens", serde_json::json!({ "label": "b", "streams": ["*"] })).await;
+    let second: serde_json::Value = second.json().await.unwrap();
+    let second = second["secret"].as_str().unwrap().to_owned();
+    let from = std::net::Ipv4Addr::new(127, 0, 3, 1);
+
+    assert_eq!(post_publish(&app, &s.token, "one", from).await.status(), 201);
+    assert_eq!(post_publish(&app, &s.token, "two", from).await.status(), 201);
+    let over_token = post_publish(&app, &s.token, "three", from).await;
+    assert_eq!(over_token.status(), 429);
+    assert!(over_token.headers().contains_key("retry-after"));
+    assert!(over_token.text().await.unwrap().contains("this token publishes 2 feeds"));
+    // Replacing a running feed is not a new one.
+    assert_eq!(post_publish(&app, &s.token, "one", from).await.status(), 201);
+
+    assert_eq!(post_publish(&app, &second, "four", from).await.status(), 201);
+    let over_account = post_publish(&app, &second, "five", from).await;
+    assert_eq!(over_account.status(), 429);
+    assert!(over_account.text().await.unwrap().contains("this account publishes 3 feeds"));
+
+    // Another account is not held back.
+    let other =
+        crate::whip_whep::streamer(&app, "free@example.com", serde_json::json!({ "label": "o", "streams": ["*"] }))
+            .await;
+    assert_eq!(post_publish(&app, &other.token, "one", from).await.status(), 201);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_flood_the_signaling_doors() {
+    use ferrocast::server::signaling_limits::OFFER_BURST;
+    let app = spawn_app().await;
+    let s =
+        crate::whip_whep::streamer(&app, "flood@example.com", serde_json::json!({ "label": "f", "streams": ["*"] }))
+            .await;
+    let flood = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 4, 1])).build().unwrap();
+    let whep = app.url(&format!("/whep/{}/nothing", s.account));
+    let offer = crate::whip_whep::offer_with(
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n",
+    );
+    let mut statuses = Vec::new();
+    let mut refusal = None;
+    for _ in 0..OFFER_BURST + 20 {
+        let response = flood
+            .post(&whep)
+            .header("content-type", "application/sdp")
+            .header("origin", "https://player.example")
+            .body(offer.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == 429 && refusal.is_none() {
+            refusal = Some(response);
+        }
+    }
+    assert!(statuses[..OFFER_BURST as usize].iter().all(|s| *s == 404), "the burst passes: {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 10, "{statuses:?}");
+    let refusal = refusal.unwrap();
+    assert!(refusal.headers().contains_key("retry-after"));
+    assert_eq!(refusal.headers()["access-control-allow-origin"], "*", "a browser player can read the refusal");
+
+    // Others still get in: a publisher from another address, and pages for the flooding one.
+    let publisher = crate::rtc::publish(&app, crate::rtc::PublishOptions::new(&s.token, "main")).await;
+    assert!(publisher.is_ok());
+    let page = flood.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_media_path_and_refusals_to_loopback_only() {
+    let app = crate::helpers::spawn_app_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let s = crate::whip_whep::streamer(
+        &app,
+        "metrics@example.com",
+        serde_json::json!({ "label": "m", "streams": ["main"] }),
+    )
+    .await;
+    let _publisher = crate::rtc::publish(&app, crate::rtc::PublishOptions::new(&s.token, "main")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let viewer = crate::rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 30)).await;
+    let wrong = app
+        .post_json(
+            &app.client(),
+            "/api/v1/login",
+            serde_json::json!({ "email": "metrics@example.com", "password": "wrong-password" }),
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    // The engine hands its counters over once a second.
+    let mut text = String::new();
+    for _ in 0..30 {
+        let response = app.client().get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        text = response.text().await.unwrap();
+        if text.contains("ferrocast_packets_forwarded_total ")
+            && value(&text, "ferrocast_packets_forwarded_total") >= 30.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(value(&text, "ferrocast_packets_forwarded_total") >= 30.0, "{text}");
+    assert!(value(&text, "ferrocast_bytes_forwarded_total") > 1000.0);
+    assert!(value(&text, "ferrocast_login_failures_total") >= 1.0);
+    assert!(text.contains("ferrocast_viewers{state=\"connected\"}"), "{text}");
+    assert!(text.contains("ferrocast_datagrams_dropped_total"), "{text}");
+    assert!(text.contains("ferrocast_http_requests_total{route=\"/api/v1/login\",status=\"401\"}"), "{text}");
+    assert!(
+        text.contains("ferrocast_http_request_duration_seconds_bucket{route=\"/healthz\"")
+            || text.contains("ferrocast_http_request_duration_seconds_bucket{route=\"/api/v1/login\""),
+        "{text}"
+    );
+
+    // A client that is not on this machine (as a trusted proxy says) is told nothing is there.
+    let remote = app.client().get(app.url("/metrics")).header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+    assert_eq!(remote.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_listen_serves_metrics_on_an_address_of_its_own() {
+    let data = tempfile::TempDir::new().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path());
+    let (server, _base) = crate::recording::spawn_server(command);
+    let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("ferrocast_"), "{text}");
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/login")).await.unwrap();
+    assert_eq!(other.status(), 404, "only /metrics is served there");
+    drop(server);
+}

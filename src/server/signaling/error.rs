@@ -9,18 +9,19 @@ use axum::{
 use crate::{server::publish_rule::PublishDenied, sfu::SfuError};
 
 /// Seconds a client should wait before retrying a stream that is not live or a full server.
-const RETRY_AFTER_SECS: u32 = 5;
+const RETRY_AFTER_SECS: u64 = 5;
 
 #[derive(Debug)]
 pub struct SignalingError {
     status: StatusCode,
     message: String,
-    retry_after: bool,
+    /// Seconds for `Retry-After`, when the client should come back.
+    retry_after: Option<u64>,
 }
 
 impl SignalingError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), retry_after: false }
+        Self { status, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -37,6 +38,11 @@ impl SignalingError {
 
     pub fn unsupported_media_type(expected: &str) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("the body must be {expected}"))
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self { status: StatusCode::TOO_MANY_REQUESTS, message: message.into(), retry_after: Some(retry_after_secs) }
     }
 
     pub fn internal() -> Self {
@@ -57,11 +63,16 @@ impl From<SfuError> for SignalingError {
             SfuError::NoCommonCodec(_) => StatusCode::NOT_ACCEPTABLE,
             SfuError::NotLive | SfuError::SessionNotFound | SfuError::NotFound(_) => StatusCode::NOT_FOUND,
             SfuError::LimitReached(_) | SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SfuError::QuotaReached(_) => StatusCode::TOO_MANY_REQUESTS,
             // RFC 9725 §4.3.1: a session that supports trickle but not ICE restarts answers 422.
             SfuError::IceRestartUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
             SfuError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         };
-        let retry_after = matches!(err, SfuError::NotLive | SfuError::LimitReached(_) | SfuError::Unavailable);
+        let retry_after = matches!(
+            err,
+            SfuError::NotLive | SfuError::LimitReached(_) | SfuError::QuotaReached(_) | SfuError::Unavailable
+        )
+        .then_some(RETRY_AFTER_SECS);
         Self { status, message: err.to_string(), retry_after }
     }
 }
@@ -77,8 +88,8 @@ impl IntoResponse for SignalingError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -5,6 +5,7 @@
 mod error;
 mod events;
 mod probe;
+pub mod throttle;
 mod whep;
 mod whip;
 
@@ -33,7 +34,7 @@ pub const TRICKLE: &str = "application/trickle-ice-sdpfrag";
 pub const REL_SSE: &str = "urn:ietf:params:whep:ext:core:server-sent-events";
 pub const REL_LAYER: &str = "urn:ietf:params:whep:ext:core:layer";
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/whip/{stream}", endpoint(whip::publish))
         .route("/whip/{stream}/{session}", session_routes(whip::patch, whip::delete))
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(events::select_source).fallback(not_allowed("POST, OPTIONS")),
         )
         .layer(axum::middleware::from_fn(crate::server::limits::limit_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit))
         .layer(cors())
         .layer(axum::middleware::from_fn(advertise_formats))
 }

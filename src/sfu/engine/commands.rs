@@ -243,6 +243,9 @@ impl Engine {
                 "this stream already has {sources} sources, the most allowed; try again when one ends"
             )));
         }
+        if !replacing {
+            self.admit_publisher(&request.stream, &request.token_id)?;
+        }
         let mut tracks = Vec::new();
         for section in sections.iter().filter(|s| s.is_av() && !s.rejected && s.sends()) {
             let mid = section.mid.as_deref().ok_or_else(|| SfuError::BadOffer("every m-line needs an a=mid".into()))?;
@@ -290,6 +293,32 @@ impl Engine {
     /// send, and a session waits [`crate::sfu::SfuConfig::connect_timeout`] for ICE) have small
     /// budgets of their own, per stream, per address and in all, so that offers which never
     /// connect cannot keep real viewers out.
+    /// The account's and the token's caps on feeds published at once (replacements waiting to
+    /// take over are not counted: they end one feed as they start another).
+    fn admit_publisher(&self, stream: &StreamKey, token_id: &str) -> Result<(), SfuError> {
+        let (mut of_account, mut of_token) = (0, 0);
+        for (_, registered) in self.streams.iter().filter(|(key, _)| key.account == stream.account) {
+            for source in &registered.sources {
+                of_account += 1;
+                let token = self.peers.get(&source.publisher).and_then(Peer::publisher).map(|p| p.token_id.as_str());
+                if token == Some(token_id) {
+                    of_token += 1;
+                }
+            }
+        }
+        if of_account >= self.config.max_publishers_per_account {
+            return Err(SfuError::QuotaReached(format!(
+                "this account publishes {of_account} feeds, the most allowed; end one first"
+            )));
+        }
+        if of_token >= self.config.max_publishers_per_token {
+            return Err(SfuError::QuotaReached(format!(
+                "this token publishes {of_token} feeds, the most allowed; end one or use another token"
+            )));
+        }
+        Ok(())
+    }
+
     fn admit_viewer(&self, stream: &crate::sfu::registry::Stream, client: std::net::IpAddr) -> Result<(), SfuError> {
         let connected = |id: &PeerId| self.peers.get(id).is_some_and(|p| p.connected);
         let watching = stream.viewers.iter().filter(|id| connected(id)).count();

@@ -128,6 +128,7 @@ impl Engine {
             }
         }
         if sent {
+            self.counts.keyframe_requests += 1;
             settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }
     }
@@ -219,12 +220,43 @@ impl Engine {
                     }
                 }
             }
+            self.report_metrics();
             // What changes without an event of its own (a codec learnt from the first packet, a
             // replacement promoted) reaches the board within a second; unchanged states wake nobody.
             for (key, stream) in self.streams.iter() {
                 self.board.publish(key, self.live_state(stream));
             }
         }
+    }
+
+    /// Hands the packet path's counters and the engine's census to the metrics recorder.
+    fn report_metrics(&mut self) {
+        let counts = &mut self.counts;
+        let now = [counts.packets_forwarded, counts.bytes_forwarded, counts.keyframe_requests, self.io.dropped];
+        let names = [
+            "ferrocast_packets_forwarded_total",
+            "ferrocast_bytes_forwarded_total",
+            "ferrocast_keyframe_requests_total",
+            "ferrocast_datagrams_dropped_total",
+        ];
+        for ((name, now), reported) in names.into_iter().zip(now).zip(&mut counts.reported) {
+            metrics::counter!(name).increment(now - *reported);
+            *reported = now;
+        }
+        let (mut publishers, mut connected, mut pending) = (0, 0, 0);
+        for peer in self.peers.values() {
+            match (&peer.role, peer.connected) {
+                (Role::Publisher(_), _) => publishers += 1,
+                (Role::Viewer(_), true) => connected += 1,
+                (Role::Viewer(_), false) => pending += 1,
+                (Role::Probe, _) => {}
+            }
+        }
+        let live = self.streams.iter().filter(|(_, s)| s.is_live()).count();
+        metrics::gauge!("ferrocast_streams_live").set(live as f64);
+        metrics::gauge!("ferrocast_publishers").set(publishers as f64);
+        metrics::gauge!("ferrocast_viewers", "state" => "connected").set(connected as f64);
+        metrics::gauge!("ferrocast_viewers", "state" => "pending").set(pending as f64);
     }
 
     pub(super) fn remove_peer(&mut self, id: PeerId) {

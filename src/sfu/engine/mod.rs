@@ -144,6 +144,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         last_stats: Instant::now(),
         reported_dropped: 0,
         reported_recorder_dropped: 0,
+        counts: Counts::default(),
         buffer: vec![0; 2048],
     };
     tracing::info!(udp = ?udp_addrs, tcp = ?tcp_addrs, "SFU listening");
@@ -214,7 +215,19 @@ struct Engine {
     /// `io.dropped` and the recorder's dropped packets as last logged.
     reported_dropped: u64,
     reported_recorder_dropped: u64,
+    /// What `/metrics` shows of the packet path, handed to the metrics recorder once a second.
+    counts: Counts,
     buffer: Vec<u8>,
+}
+
+/// Plain counters of the packet path (a `u64` add per packet, no lookup); `reported` is what
+/// the metrics recorder has already been given.
+#[derive(Default)]
+struct Counts {
+    packets_forwarded: u64,
+    bytes_forwarded: u64,
+    keyframe_requests: u64,
+    reported: [u64; 4],
 }
 
 enum Wake {
@@ -451,7 +464,7 @@ impl Engine {
     /// keyframe, hand it to the recorder when the source is recorded, then send it to every
     /// viewer pair showing the source ([`send_to_viewer`]).
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
-        let Engine { config, peers, streams, io, timers, events, doomed, .. } = self;
+        let Engine { config, peers, streams, io, timers, events, doomed, counts, .. } = self;
         let Some(publisher_peer) = peers.get_mut(&from) else { return };
         let Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, .. } = publisher_peer else {
             return;
@@ -517,7 +530,11 @@ impl Engine {
             let Some(viewer) = peers.get_mut(&viewer_id) else { continue };
             // str0m's packetising and SRTP for one viewer: a panic there ends that viewer only.
             match catch_unwind(AssertUnwindSafe(|| send_to_viewer(viewer, pair, &outgoing))) {
-                Ok(true) => settle(viewer, io, timers, events, doomed),
+                Ok(true) => {
+                    counts.packets_forwarded += 1;
+                    counts.bytes_forwarded += packet.payload.len() as u64;
+                    settle(viewer, io, timers, events, doomed);
+                }
                 Ok(false) => {}
                 Err(_) => {
                     tracing::error!(session = %viewer.session_id, "sending to a viewer panicked; dropping the viewer");
