@@ -97,3 +97,56 @@ test('an unknown page is a 404 with a way back', async () => {
   await page.getByRole('heading', { name: 'Page not found' }).waitFor();
   await page.close();
 });
+
+test('the account page changes the password, logs out everywhere and deletes the account', async () => {
+  const mine = `e2e-account-${Date.now()}@example.com`;
+  // Browsers of its own: the shared one is logged in to another account.
+  const own = await launchBrowser();
+  const page = await own.context.newPage();
+  await page.goto(server.url + '/signup');
+  await waitForHydration(page);
+  await page.getByLabel('Email').fill(mine);
+  await page.locator('#password').fill(password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL('**/tokens');
+  // A second browser logged in to the same account.
+  const other = await launchBrowser();
+  const otherPage = await other.context.newPage();
+  await otherPage.goto(server.url + '/login');
+  const login = async (p, pw) => p.evaluate(async ([e, pw]) => (await fetch('/api/v1/login', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: e, password: pw }),
+  })).status, [mine, pw]);
+  assert.equal(await login(otherPage, password), 200);
+
+  await page.locator('summary.account-button').click();
+  await page.getByRole('link', { name: 'Account settings' }).click();
+  await page.waitForURL('**/account');
+  await page.getByRole('heading', { name: 'Account', exact: true }).waitFor();
+  await waitForHydration(page);
+
+  const form = page.locator('#change-password');
+  await form.locator('#current_password').fill('not the password');
+  await form.locator('#new_password').fill('a brand new secret');
+  await form.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('the current password is not right').waitFor();
+  await form.locator('#current_password').fill(password);
+  await form.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('Password changed.').waitFor();
+  assert.equal(await otherPage.evaluate(async () => (await fetch('/api/v1/me')).status), 401, 'the other browser is out');
+  assert.equal(await page.evaluate(async () => (await fetch('/api/v1/me')).status), 200, 'this one stays in');
+
+  await page.getByRole('button', { name: 'Log out everywhere' }).click();
+  await page.waitForURL('**/login');
+  assert.equal(await page.evaluate(async () => (await fetch('/api/v1/me')).status), 401);
+
+  assert.equal(await login(page, 'a brand new secret'), 200);
+  await page.goto(server.url + '/account');
+  await waitForHydration(page);
+  const remove = page.locator('#delete-account');
+  await remove.locator('#password').fill('a brand new secret');
+  await remove.getByRole('button', { name: 'Delete account' }).click();
+  await page.waitForURL('**/signup');
+  assert.equal(await login(page, 'a brand new secret'), 401, 'the account is gone');
+  await other.close();
+  await own.close();
+});

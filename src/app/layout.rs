@@ -86,6 +86,7 @@ fn AccountMenu(account: AccountView) -> impl IntoView {
                     <strong class="menu-email">{account.email.clone()}</strong>
                     <span class="menu-label">"Account ID " <code class="account-id">{account.account_id.clone()}</code></span>
                 </div>
+                <a class="menu-item" href="/account">"Account settings"</a>
                 <ActionForm action=logout>
                     <button type="submit" class="menu-item">"Log out"</button>
                 </ActionForm>

@@ -15,6 +15,7 @@ use leptos_router::{
 
 use layout::DashboardLayout;
 use pages::{
+    account::AccountPage,
     api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
     broadcast::BroadcastPage,
@@ -70,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/live") view=LivePage ssr=SsrMode::Async/>
                     <Route path=path!("/recordings") view=RecordingsPage ssr=SsrMode::Async/>
                     <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

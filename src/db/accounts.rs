@@ -55,3 +55,20 @@ pub async fn public_id_exists(pool: &SqlitePool, public_id: &str) -> Result<bool
         sqlx::query_scalar("SELECT id FROM accounts WHERE public_id = $1").bind(public_id).fetch_optional(pool).await?;
     Ok(found.is_some())
 }
+
+/// Stores a new password hash.
+pub async fn set_password_hash(pool: &SqlitePool, id: i64, password_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes an account; its sessions, tokens, API keys and recording rows go with it (`ON DELETE
+/// CASCADE`).
+pub async fn delete(pool: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}

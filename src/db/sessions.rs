@@ -46,3 +46,17 @@ pub async fn delete_expired(pool: &SqlitePool, now: i64) -> Result<u64, sqlx::Er
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await?;
     Ok(done.rows_affected())
 }
+
+/// Ends every session of an account but `keep` (the one asking, when it should stay logged
+/// in); answers the hashes of the ended ones.
+pub async fn delete_for_account(
+    pool: &SqlitePool,
+    account_id: i64,
+    keep: Option<&str>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("DELETE FROM sessions WHERE account_id = $1 AND ($2 IS NULL OR id_hash <> $2) RETURNING id_hash")
+        .bind(account_id)
+        .bind(keep)
+        .fetch_all(pool)
+        .await
+}

@@ -167,6 +167,49 @@ impl Accounts {
         Ok(db::sessions::find_account(&self.pool, &session::hash_id(session_id), db::now_unix()).await?)
     }
 
+    /// Checks the account's own password again before a change that cannot be undone; wrong
+    /// guesses count against the same limit as logins to this account.
+    pub async fn confirm_password(&self, account: &AccountRow, password: &str) -> Result<(), ApiError> {
+        if password.is_empty() || password.len() > PASSWORD_MAX_BYTES {
+            return Err(ApiError::invalid("password", "your current password is required"));
+        }
+        let attempt = self.per_account.begin(&account.email).map_err(|wait| {
+            super::metrics::rate_limited("login");
+            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
+        })?;
+        let verified = self.hasher.verify(password.to_owned(), Some(account.password_hash.clone())).await?;
+        if !verified {
+            super::metrics::login_failed();
+            return Err(ApiError::invalid("password", "the current password is not right"));
+        }
+        attempt.succeeded();
+        Ok(())
+    }
+
+    /// Sets a new password after checking the current one; every other session of the account
+    /// ends (answered by hash, so their publish grants can be revoked too).
+    pub async fn change_password(
+        &self,
+        account: &AccountRow,
+        current: &str,
+        new: &str,
+        keep_session: Option<&str>,
+    ) -> Result<Vec<String>, ApiError> {
+        model::check_new_password(new).map_err(|e| ApiError::invalid("newPassword", e.message))?;
+        self.confirm_password(account, current).await?;
+        let hash = self.hasher.hash(new.to_owned()).await?;
+        db::accounts::set_password_hash(&self.pool, account.id, &hash).await?;
+        let keep = keep_session.map(session::hash_id);
+        let ended = db::sessions::delete_for_account(&self.pool, account.id, keep.as_deref()).await?;
+        tracing::info!(account = %account.public_id, ended = ended.len(), "password changed");
+        Ok(ended)
+    }
+
+    /// Ends every session of the account (this one too); answers their hashes.
+    pub async fn end_all_sessions(&self, account: &AccountRow) -> Result<Vec<String>, ApiError> {
+        Ok(db::sessions::delete_for_account(&self.pool, account.id, None).await?)
+    }
+
     /// Revokes a session: the same cookie no longer works, even if a copy of it survives.
     pub async fn log_out(&self, session_id: &str) -> Result<(), ApiError> {
         Ok(db::sessions::delete(&self.pool, &session::hash_id(session_id)).await?)

@@ -1,6 +1,7 @@
 //! The HTTP side: axum router, state, authentication, the JSON API and the Leptos pages.
 //! It knows HTTP and SQL; it never touches a peer connection.
 
+pub mod account_settings;
 pub mod accounts;
 pub mod api;
 pub mod auth;

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real application on port 0 with a fresh data folder and
 //! talks to it over HTTP.
 
+mod account_settings;
 mod accounts;
 mod acme;
 mod binary;

@@ -29,7 +29,7 @@ async fn recordings(app: &TestApp) -> Vec<(String, String, Option<String>)> {
     rows
 }
 
-async fn wait_recordings(
+pub(crate) async fn wait_recordings(
     app: &TestApp,
     what: &str,
     check: impl Fn(&[(String, String, Option<String>)]) -> bool,

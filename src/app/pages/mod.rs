@@ -1,5 +1,6 @@
 //! One module per page (or group of pages).
 
+pub mod account;
 pub mod api_keys;
 pub mod auth;
 pub mod broadcast;

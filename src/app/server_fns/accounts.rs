@@ -68,3 +68,41 @@ pub async fn log_out() -> Result<(), ServerFnError> {
     leptos_axum::redirect("/login");
     Ok(())
 }
+
+/// Sets a new password; the other sessions of the account end, this one stays.
+#[server(prefix = "/rpc", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), ServerFnError> {
+    use ssr::*;
+    let (state, account) = require_account().await?;
+    let parts = request_parts()?;
+    let this_session = crate::server::session::from_headers(&parts.headers, client()?.secure_cookies);
+    crate::server::account_settings::change_password(&state, &account, &current_password, &new_password, this_session)
+        .await
+        .map_err(|e| fail(e, Some("/account?")))
+}
+
+/// Ends every session of the account, this one too, and goes to the login page.
+#[server(prefix = "/rpc", endpoint = "logout_everywhere")]
+pub async fn log_out_everywhere() -> Result<(), ServerFnError> {
+    use ssr::*;
+    let (state, account) = require_account().await?;
+    crate::server::account_settings::log_out_everywhere(&state, &account)
+        .await
+        .map_err(|e| fail(e, Some("/account?")))?;
+    set_cookie(crate::server::session::clear_cookie(client()?.secure_cookies));
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Deletes the account (after its password) with everything it owns, and goes to the sign-up page.
+#[server(prefix = "/rpc", endpoint = "delete_account")]
+pub async fn delete_account(password: String) -> Result<(), ServerFnError> {
+    use ssr::*;
+    let (state, account) = require_account().await?;
+    crate::server::account_settings::delete_account(&state, &account, &password)
+        .await
+        .map_err(|e| fail(e, Some("/account?")))?;
+    set_cookie(crate::server::session::clear_cookie(client()?.secure_cookies));
+    leptos_axum::redirect("/signup");
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! `/api/v1/signup`, `/login`, `/logout`, `/me`.
+//! `/api/v1/signup`, `/login`, `/logout`, `/me` and what an account does to itself:
+//! `/me/password`, `/me/logout-everywhere`, `DELETE /me`.
 
 use axum::{
     extract::State,
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use super::ApiJson;
 use crate::{
     model::AccountView,
-    server::{auth::CurrentAccount, client::Client, error::ApiError, session, AppState},
+    server::{account_settings, auth::CurrentAccount, client::Client, error::ApiError, session, AppState},
 };
 
 /// Body of signup and login.
@@ -57,4 +58,54 @@ pub async fn log_out(State(state): State<AppState>, client: Client, headers: Hea
 /// `GET /api/v1/me` → `{"accountId", "email"}`.
 pub async fn me(CurrentAccount(account): CurrentAccount) -> Json<AccountView> {
     Json(AccountView::from(&account))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/me/password` `{currentPassword, newPassword}` → 204; every other session ends.
+pub async fn change_password(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    CurrentAccount(account): CurrentAccount,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Response, ApiError> {
+    let this_session = session::from_headers(&headers, client.secure_cookies);
+    account_settings::change_password(&state, &account, &body.current_password, &body.new_password, this_session)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/me/logout-everywhere` → 204; every session of the account ends, this one too.
+pub async fn log_out_everywhere(
+    State(state): State<AppState>,
+    client: Client,
+    CurrentAccount(account): CurrentAccount,
+) -> Result<Response, ApiError> {
+    account_settings::log_out_everywhere(&state, &account).await?;
+    let cookie = session::clear_cookie(client.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordConfirmation {
+    password: String,
+}
+
+/// `DELETE /api/v1/me` `{password}` → 204: the account, its tokens, keys, sessions, feeds and
+/// recordings are gone.
+pub async fn delete_account(
+    State(state): State<AppState>,
+    client: Client,
+    CurrentAccount(account): CurrentAccount,
+    ApiJson(body): ApiJson<PasswordConfirmation>,
+) -> Result<Response, ApiError> {
+    account_settings::delete_account(&state, &account, &body.password).await?;
+    let cookie = session::clear_cookie(client.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
