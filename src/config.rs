@@ -18,10 +18,25 @@ pub enum SignupMode {
     Closed,
 }
 
+/// What `ferrocast` does instead of serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Writes a consistent copy of the database (of `--data-dir`) to FILE, also while the server
+    /// runs; FILE must not exist. Recordings are files in the data folder: copy them as files.
+    Backup {
+        /// Where the copy goes.
+        file: PathBuf,
+    },
+}
+
 /// Everything the server needs to start; every field has a default that makes a first run work.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "ferrocast", version, about = "Self-hosted real-time streaming (WHIP/WHEP SFU + dashboard)")]
 pub struct Config {
+    /// Without a command the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address the HTTP server listens on (port 0 picks a free port).
     #[arg(long, env = "FERROCAST_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -235,6 +250,7 @@ impl Config {
     /// The configuration a test or an embedding program gets without parsing a command line.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
+            command: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             public_url: None,

@@ -1,7 +1,10 @@
 //! The `ferrocast` server: parse the configuration, build the application, serve until a signal.
 
 use clap::Parser;
-use ferrocast::{config::Config, server::Application};
+use ferrocast::{
+    config::{Command, Config},
+    server::Application,
+};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: page rendering allocates many small short-lived objects,
@@ -18,6 +21,18 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let config = Config::parse();
+    if let Some(Command::Backup { file }) = &config.command {
+        return match ferrocast::db::backup(&config.data_dir, file).await {
+            Ok(()) => {
+                println!("database copied to {}", file.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("ferrocast backup: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     raise_open_files_limit();
     let app = match Application::build(config).await {
         Ok(app) => app,

@@ -587,7 +587,11 @@ impl Peer {
                     frames += 1;
                     let pts = self.pts(&state, 0);
                     let vp8 = pts.iter().copied().find(|pt| {
-                        state.rtc.codec_config().iter().any(|p| p.pt() == *pt && p.spec().codec == str0m::format::Codec::Vp8)
+                        state
+                            .rtc
+                            .codec_config()
+                            .iter()
+                            .any(|p| p.pt() == *pt && p.spec().codec == str0m::format::Codec::Vp8)
                     });
                     if let Some(pt) = vp8.or(pts.first().copied()) {
                         let frame = vp8_frame(keyframe, frames);

@@ -37,6 +37,37 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, sqlx::Error> {
     Ok(pool)
 }
 
+/// Why a backup was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0} exists already; name a new file")]
+    Exists(String),
+    #[error("there is no database in {0}")]
+    NoDatabase(String),
+    #[error("{0}")]
+    Sqlite(#[from] sqlx::Error),
+}
+
+/// Writes a consistent copy of the database in `data_dir` to `file` (`VACUUM INTO`: one read
+/// transaction, so a running server's writes go on meanwhile and none is half in the copy).
+pub async fn backup(data_dir: &Path, file: &Path) -> Result<(), BackupError> {
+    if file.exists() {
+        return Err(BackupError::Exists(file.display().to_string()));
+    }
+    let path = data_dir.join(DATABASE_FILE);
+    if !path.is_file() {
+        return Err(BackupError::NoDatabase(data_dir.display().to_string()));
+    }
+    let options =
+        SqliteConnectOptions::from_str("sqlite:")?.filename(path).read_only(true).busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    let target = file.to_str().ok_or_else(|| BackupError::Exists(format!("{} (not UTF-8)", file.display())))?;
+    let result = sqlx::query("VACUUM INTO $1").bind(target).execute(&pool).await;
+    pool.close().await;
+    result?;
+    Ok(())
+}
+
 /// Seconds since the Unix epoch: the unit of every timestamp column.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

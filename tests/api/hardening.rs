@@ -748,3 +748,96 @@ async fn metrics_listen_serves_metrics_on_an_address_of_its_own() {
     assert_eq!(other.status(), 404, "only /metrics is served there");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_a_201_loses_no_account_token_or_key() {
+    use crate::helpers::PASSWORD;
+    let data = tempfile::TempDir::new().unwrap();
+    let (mut server, base) = crate::recording::start_binary(data.path());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let client = app.client();
+    app.sign_up(&client, "durable@example.com").await;
+    let token =
+        app.post_json(&client, "/api/v1/tokens", serde_json::json!({ "label": "t", "streams": ["main"] })).await;
+    assert_eq!(token.status(), 201);
+    let token: serde_json::Value = token.json().await.unwrap();
+    let key = app.post_json(&client, "/api/v1/api-keys", serde_json::json!({ "label": "k" })).await;
+    assert_eq!(key.status(), 201);
+    let key: serde_json::Value = key.json().await.unwrap();
+    // No graceful stop: SIGKILL the moment the last 201 is read.
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (_again, base) = crate::recording::start_binary(data.path());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let client = app.client();
+    let login = app
+        .post_json(
+            &client,
+            "/api/v1/login",
+            serde_json::json!({ "email": "durable@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(login.status(), 200, "the account survived");
+    let tokens: serde_json::Value = client.get(app.url("/api/v1/tokens")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(tokens[0]["id"], token["token"]["id"], "the token survived: {tokens}");
+    let with_key =
+        app.client().get(app.url("/api/v1/me")).bearer_auth(key["secret"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(with_key.status(), 200, "the key survived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_copies_the_database_while_the_server_runs() {
+    let data = tempfile::TempDir::new().unwrap();
+    let (_server, base) = crate::recording::start_binary(data.path());
+    let app = TestApp::running_at(base, data.path().to_owned());
+    let client = app.client();
+    app.sign_up(&client, "backed@example.com").await;
+    // Writes go on while the copy is made.
+    let writer = {
+        let client = client.clone();
+        let url = app.url("/api/v1/tokens");
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let body = serde_json::json!({ "label": format!("t{i}"), "streams": ["main"] });
+                assert_eq!(client.post(&url).json(&body).send().await.unwrap().status(), 201);
+            }
+        })
+    };
+    let copy = data.path().join("copy.sqlite3");
+    let run = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("backup")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let made = run(&copy);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    writer.await.unwrap();
+
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy).read_only(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&pool).await.unwrap();
+    assert_eq!(check, "ok");
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM accounts").fetch_all(&pool).await.unwrap();
+    assert_eq!(emails, ["backed@example.com"]);
+    pool.close().await;
+
+    // Bad input: an existing file is not overwritten; a folder without a database is named.
+    let again = run(&copy);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let empty = tempfile::TempDir::new().unwrap();
+    let nothing = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+        .arg("--data-dir")
+        .arg(empty.path())
+        .arg("backup")
+        .arg(empty.path().join("copy"))
+        .output()
+        .unwrap();
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("there is no database"));
+}
