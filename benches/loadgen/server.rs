@@ -125,6 +125,7 @@ impl Drop for Server {
 }
 
 /// An account on the server, signed in, with a publish token for `stream`.
+#[derive(Clone)]
 pub struct Streamer {
     pub client: reqwest::Client,
     pub email: String,

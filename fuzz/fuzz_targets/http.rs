@@ -166,7 +166,6 @@ impl<'a> Arbitrary<'a> for Body {
 
 #[derive(Clone, Debug)]
 struct Known {
-    whep: bool,
     account: String,
     stream: String,
     id: String,
@@ -222,26 +221,20 @@ fn known_from(location: &str, etag: &str) -> Option<Known> {
     let parts: Vec<&str> = location.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["whip", stream, id] => Some(Known {
-            whep: false,
             account: String::new(),
             stream: (*stream).to_owned(),
             id: (*id).to_owned(),
             etag: etag.to_owned(),
         }),
         ["whep", account, stream, id] => Some(Known {
-            whep: true,
             account: (*account).to_owned(),
             stream: (*stream).to_owned(),
             id: (*id).to_owned(),
             etag: etag.to_owned(),
         }),
-        ["self-check", "probe", id] => Some(Known {
-            whep: true,
-            account: String::new(),
-            stream: String::new(),
-            id: (*id).to_owned(),
-            etag: etag.to_owned(),
-        }),
+        ["self-check", "probe", id] => {
+            Some(Known { account: String::new(), stream: String::new(), id: (*id).to_owned(), etag: etag.to_owned() })
+        }
         _ => None,
     }
 }

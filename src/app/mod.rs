@@ -29,6 +29,8 @@ use pages::{
 
 /// The document around the app: head, hydration scripts, body.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_script_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -43,6 +45,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Only scripts this response names may run: those carrying its nonce (the hydration scripts,
+/// the page modules), and what they load (`'strict-dynamic'`), plus compiling the page's wasm. An
+/// injected `<script>` or `on…=` attribute does not run. (`frame-ancestors` is added for every
+/// response by the security headers.)
+#[cfg(feature = "ssr")]
+fn set_script_policy() {
+    let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy =
+        format!("script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'");
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 

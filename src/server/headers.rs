@@ -19,11 +19,19 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
-    if frameable {
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors *"));
+    let framing = if frameable {
+        "frame-ancestors *"
     } else {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+        "frame-ancestors 'none'"
+    };
+    // A page that set its own policy (the script nonce of a dashboard page) keeps it.
+    let policy = match headers.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
+        Some(own) => format!("{own}; {framing}"),
+        None => framing.to_owned(),
+    };
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     // Event streams must reach the browser as they happen: this tells nginx (and proxies that
     // copy its convention) not to buffer them, whatever its configuration says.

@@ -81,6 +81,9 @@ pub fn router(state: AppState) -> Router {
 
 fn render(state: &AppState) -> Response {
     metrics::gauge!("ferrocast_feeds_open").set(state.feeds.open() as f64);
+    // Tasks of the runtime serving this request: a leak shows as a count that only grows.
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    metrics::gauge!("ferrocast_tasks_alive").set(tasks as f64);
     let handle = handle();
     handle.run_upkeep();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()

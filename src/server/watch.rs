@@ -16,7 +16,7 @@ pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
             .into_response();
     }
     // Both are plain [a-z0-9_.-] here, so they need no escaping in HTML.
-    Html(format!(
+    let page = Html(format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -50,6 +50,7 @@ pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
 </body>
 </html>
 "#
-    ))
-    .into_response()
+    ));
+    // The player's own scripts only, nothing inline (frame-ancestors is added for every response).
+    ([(header::CONTENT_SECURITY_POLICY, "script-src 'self'; object-src 'none'; base-uri 'none'")], page).into_response()
 }

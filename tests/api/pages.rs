@@ -220,3 +220,43 @@ async fn page_server_functions_need_an_account() {
         assert_eq!(response.status(), 401, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_run_only_the_scripts_they_name() {
+    let app = spawn_app().await;
+    let client = app.client();
+    app.sign_up(&client, "csp@example.com").await;
+    for path in ["/tokens", "/live", "/account", "/login", "/no-such-page"] {
+        let client = if path == "/login" { app.client() } else { client.clone() };
+        let response = client.get(app.url(path)).send().await.unwrap();
+        let policy = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: no script nonce in {policy}"))
+            .to_owned();
+        assert!(policy.contains("'strict-dynamic'") && policy.contains("object-src 'none'"), "{path}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        let html = response.text().await.unwrap();
+        let scripts: Vec<&str> = html.split("<script").skip(1).map(|s| s.split('>').next().unwrap()).collect();
+        assert!(!scripts.is_empty(), "{path}: the page hydrates with scripts");
+        for script in scripts {
+            assert!(
+                script.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: a script without the nonce: <script{script}>"
+            );
+        }
+    }
+    // Another response, another nonce.
+    let policy = |r: &Response| r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let first = client.get(app.url("/tokens")).send().await.unwrap();
+    let second = client.get(app.url("/tokens")).send().await.unwrap();
+    assert_ne!(policy(&first), policy(&second));
+
+    // The embeddable player: its own scripts, framed anywhere.
+    let watch = app.client().get(app.url("/watch/abcdef/show")).send().await.unwrap();
+    let policy = policy(&watch);
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors *"), "{policy}");
+    app.stop().await;
+}

@@ -17,6 +17,6 @@ pub fn BroadcastPage() -> impl IntoView {
             <p class="page-loading">"Loading the broadcaster…"</p>
             <noscript><p class="alert error">"The broadcaster needs JavaScript."</p></noscript>
         </div>
-        <script type="module" src="/broadcaster.js"></script>
+        <script type="module" src="/broadcaster.js" nonce=leptos::nonce::use_nonce()></script>
     }
 }

@@ -77,7 +77,7 @@ pub fn LivePage() -> impl IntoView {
         <section id="self-check" class="card self-check" aria-label="Connectivity self-check">
             <p class="page-loading">"Loading the connectivity self-check…"</p>
         </section>
-        <script type="module" src="/self-check.js"></script>
+        <script type="module" src="/self-check.js" nonce=leptos::nonce::use_nonce()></script>
     }
 }
 
