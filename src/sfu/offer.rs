@@ -2,6 +2,8 @@
 //! reason (RFC 9725 asks for 400 on a malformed offer and 406 when nothing can be negotiated), and
 //! fixing up answers.
 
+use str0m::media::{Direction, MediaKind};
+
 use super::api::SfuError;
 
 /// What the server does with each codec it may meet, by the name in `a=rtpmap`.
@@ -11,10 +13,11 @@ const HELPERS: &[&str] = &["rtx", "red", "ulpfec", "flexfec-03", "telephone-even
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
-    pub kind: String,
+    /// Audio or video; `None` for any other m-line (data channels, text).
+    pub kind: Option<MediaKind>,
     pub mid: Option<String>,
-    /// sendonly, recvonly, sendrecv or inactive (default sendrecv).
-    pub direction: String,
+    /// As the offerer sees it (`a=sendrecv` when none is given, RFC 8866 §6.7).
+    pub direction: Direction,
     pub rejected: bool,
     /// Lowercase codec names from `a=rtpmap`, helpers excluded.
     pub codecs: Vec<String>,
@@ -22,15 +25,15 @@ pub struct MediaSection {
 
 impl MediaSection {
     pub fn is_av(&self) -> bool {
-        self.kind == "audio" || self.kind == "video"
+        self.kind.is_some()
     }
 
     pub fn sends(&self) -> bool {
-        self.direction == "sendonly" || self.direction == "sendrecv"
+        matches!(self.direction, Direction::SendOnly | Direction::SendRecv)
     }
 
     pub fn receives(&self) -> bool {
-        self.direction == "recvonly" || self.direction == "sendrecv"
+        matches!(self.direction, Direction::RecvOnly | Direction::SendRecv)
     }
 
     fn usable(&self) -> bool {
@@ -71,7 +74,11 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
         }
         if let Some(m) = line.strip_prefix("m=") {
             let mut parts = m.split_whitespace();
-            let kind = parts.next().unwrap_or_default().to_owned();
+            let kind = match parts.next().unwrap_or_default() {
+                "audio" => Some(MediaKind::Audio),
+                "video" => Some(MediaKind::Video),
+                _ => None,
+            };
             let port = parts.next().unwrap_or_default();
             if parts.next().is_none() {
                 return Err(SfuError::BadOffer(format!("malformed m= line: {:?}", truncate(line, 60))));
@@ -79,7 +86,7 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
             sections.push(MediaSection {
                 kind,
                 mid: None,
-                direction: "sendrecv".to_owned(),
+                direction: Direction::SendRecv,
                 rejected: port == "0",
                 codecs: Vec::new(),
             });
@@ -94,8 +101,8 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
             let Some(section) = sections.last_mut() else { continue };
             if let Some(mid) = attr.strip_prefix("mid:") {
                 section.mid = Some(mid.trim().to_owned());
-            } else if matches!(attr, "sendonly" | "recvonly" | "sendrecv" | "inactive") {
-                section.direction = attr.to_owned();
+            } else if let Some(direction) = direction_attribute(attr) {
+                section.direction = direction;
             } else if let Some(map) = attr.strip_prefix("rtpmap:") {
                 let name = map.split_whitespace().nth(1).and_then(|enc| enc.split('/').next()).unwrap_or_default();
                 let name = name.to_ascii_lowercase();
@@ -133,6 +140,17 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
         )));
     }
     Ok(sections)
+}
+
+/// `a=sendonly` and its kin.
+fn direction_attribute(attr: &str) -> Option<Direction> {
+    match attr {
+        "sendonly" => Some(Direction::SendOnly),
+        "recvonly" => Some(Direction::RecvOnly),
+        "sendrecv" => Some(Direction::SendRecv),
+        "inactive" => Some(Direction::Inactive),
+        _ => None,
+    }
 }
 
 /// A parsed `application/trickle-ice-sdpfrag` body (RFC 8840).
@@ -292,9 +310,9 @@ mod tests {
     fn a_publish_offer_is_read_section_by_section() {
         let sections = inspect(&offer(VIDEO_SEND), Intent::Publish).unwrap();
         assert_eq!(sections.len(), 1);
-        assert_eq!(sections[0].kind, "video");
+        assert_eq!(sections[0].kind, Some(MediaKind::Video));
         assert_eq!(sections[0].mid.as_deref(), Some("0"));
-        assert_eq!(sections[0].direction, "sendonly");
+        assert_eq!(sections[0].direction, Direction::SendOnly);
         assert_eq!(sections[0].codecs, vec!["vp8"]);
     }
 

@@ -247,9 +247,9 @@ impl Engine {
             self.admit_publisher(&request.stream, &request.token_id)?;
         }
         let mut tracks = Vec::new();
-        for section in sections.iter().filter(|s| s.is_av() && !s.rejected && s.sends()) {
+        for section in sections.iter().filter(|s| !s.rejected && s.sends()) {
+            let Some(kind) = section.kind else { continue };
             let mid = section.mid.as_deref().ok_or_else(|| SfuError::BadOffer("every m-line needs an a=mid".into()))?;
-            let kind = if section.kind == "video" { MediaKind::Video } else { MediaKind::Audio };
             tracks.push(TrackIn::new(Mid::from(mid), kind));
         }
         let role = Role::Publisher(Publisher {
@@ -364,15 +364,15 @@ impl Engine {
         let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
         let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
         self.admit_viewer(stream, request.client)?;
-        let receiving = |kind: &str| -> Result<Vec<String>, SfuError> {
+        let receiving = |kind: MediaKind| -> Result<Vec<String>, SfuError> {
             sections
                 .iter()
-                .filter(|s| s.kind == kind && !s.rejected && (s.direction == "recvonly" || s.direction == "sendrecv"))
+                .filter(|s| s.kind == Some(kind) && !s.rejected && s.receives())
                 .map(|s| s.mid.clone().ok_or_else(|| SfuError::BadOffer("every m-line needs an a=mid".into())))
                 .collect()
         };
-        let videos = receiving("video")?;
-        let audios = receiving("audio")?;
+        let videos = receiving(MediaKind::Video)?;
+        let audios = receiving(MediaKind::Audio)?;
         let others: Vec<SourceName> =
             stream.sources.iter().filter(|s| s.active && s.name != first).map(|s| s.name.clone()).collect();
         let pair_count = videos.len().max(audios.len());
