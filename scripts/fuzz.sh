@@ -2,7 +2,8 @@
 # Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer, debug assertions):
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # Targets (fuzz/fuzz_targets/): offer, trickle, http, datagram; default all, one after another,
-# each for SECONDS (default 20). Installs the nightly toolchain and cargo-fuzz when missing; when
+# each for SECONDS (default 20). FUZZ_KEEP_GOING=1 runs libFuzzer's fork mode, which goes on after
+# a crash until the time is up (each finding still saved and counted). Installs the nightly toolchain and cargo-fuzz when missing; when
 # nightly cannot be installed it says `fuzzing skipped: <why>` and exits 0. Seeds come from
 # fuzz/corpus/<target> (kept in git); what the fuzzer adds goes to a temporary folder. Exits
 # non-zero when a target finds a crash, a hang or a leak, and prints the artifact's path.
@@ -57,13 +58,19 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-# The same flags for `build` and `run`, or `run` builds again with others.
+# Reproducing a finding: `cargo +nightly fuzz run` with these flags (or it builds with others).
 build_flags=(--fuzz-dir fuzz --codegen-units 16)
 
 for target in "${targets[@]}"; do
   say "building fuzz target $target"
   cargo +nightly fuzz build "${build_flags[@]}" "$target"
 done
+# The runs start the binaries just built, as `cargo fuzz run` would (with its ASAN_OPTIONS), so
+# that every target of one call runs the same build even if the sources change meanwhile, and
+# no cargo runs inside the network namespace.
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+bin_dir=$CARGO_TARGET_DIR/$host/release
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0
 
 # Runs a command in a new network namespace whose only interface is lo (as scripts/test.sh).
 in_loopback_netns() {
@@ -85,34 +92,43 @@ for target in "${targets[@]}"; do
   corpus=$work/corpus/$target
   artifacts=$root/fuzz/artifacts/$target
   mkdir -p "$corpus" "$artifacts" "$root/fuzz/corpus/$target"
-  options=(-max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="$artifacts/")
+  options=(-max_total_time="$seconds" -print_final_stats=1 -print_funcs=0 -artifact_prefix="$artifacts/")
   case $target in
     offer) options+=(-max_len=16384 -timeout=10) ;;
     trickle) options+=(-max_len=8192 -timeout=10) ;;
     # One server for the whole run: its allocations live on past each input (no leak checks),
-    # and it needs more room than libFuzzer's default 2 GB under AddressSanitizer.
-    http) options+=(-max_len=9000 -timeout=30 -detect_leaks=0 -rss_limit_mb=6144) ;;
-    datagram) options+=(-max_len=1500 -timeout=30 -detect_leaks=0 -rss_limit_mb=6144) ;;
+    # and it needs more room than libFuzzer's default 2 GB under AddressSanitizer. A request
+    # hanging is caught by the target itself (2 s); the long libFuzzer timeout leaves room for
+    # the harness making its publisher and viewer again (seen to take 10-40 s).
+    http) options+=(-max_len=9000 -timeout=120 -detect_leaks=0 -rss_limit_mb=6144) ;;
+    datagram) options+=(-max_len=1500 -timeout=120 -detect_leaks=0 -rss_limit_mb=6144) ;;
   esac
-  run=(cargo +nightly fuzz run "${build_flags[@]}" "$target" "$corpus" "$root/fuzz/corpus/$target" -- "${options[@]}")
+  if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
+    options+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  fi
+  run=("$bin_dir/$target" "${options[@]}" "$corpus" "$root/fuzz/corpus/$target")
   say "fuzzing $target for ${seconds}s"
   marker=$work/started-$target
+  # The run's output stays (beside the artifacts, ignored by git) for a look afterwards.
+  log=$root/fuzz/artifacts/$target.log
   touch "$marker"
   status=0
   case $target in
-    http | datagram) CARGO_NET_OFFLINE=true in_loopback_netns "${run[@]}" 2>&1 | tee "$work/$target.log" || status=$? ;;
-    *) CARGO_NET_OFFLINE=true "${run[@]}" 2>&1 | tee "$work/$target.log" || status=$? ;;
+    http | datagram) in_loopback_netns "${run[@]}" 2>&1 | tee "$log" || status=$? ;;
+    *) "${run[@]}" 2>&1 | tee "$log" || status=$? ;;
   esac
-  stats=$(grep -E '^#[0-9]+' "$work/$target.log" | tail -n 1 || true)
-  execs=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$work/$target.log" | grep -oE '[0-9]+$' || true)
+  stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
+  execs=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
   cov=$(grep -oE 'cov: [0-9]+' <<<"$stats" | grep -oE '[0-9]+' || true)
   summary+=("$target: last status line: ${stats:-none}; exec/s ${execs:-?}; cov ${cov:-?}")
-  if [ "$status" -ne 0 ]; then
-    found=$(find "$artifacts" -type f -newer "$marker" 2>/dev/null | head -n 5)
-    echo "fuzz target $target failed (exit $status)"
+  found=$(find "$artifacts" -type f -newer "$marker" \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \
+    -o -name 'leak-*' \) 2>/dev/null | head -n 20)
+  if [ "$status" -ne 0 ] || [ -n "$found" ]; then
+    echo "fuzz target $target failed (exit $status); its output: $log"
     if [ -n "$found" ]; then
       echo "artifact: $found"
-      echo "reproduce: cargo +nightly fuzz run ${build_flags[*]} $target $found"
+      echo "reproduce: cargo +nightly fuzz run ${build_flags[*]} $target <artifact>"
+      echo "       or: $bin_dir/$target <artifact>   (http, datagram: inside unshare -n, lo up)"
     fi
     failed+=("$target")
   fi

@@ -274,7 +274,7 @@ fuzz_target!(|data: &[u8]| {
         let server = rig.server;
         harness::check_health(server);
         rig.live.ensure(server, false);
-        if rig.runs % 50_000 == 0 {
+        if rig.runs % 20_000 == 0 {
             eprintln!(
                 "datagram target: {} inputs; barrier replies missed {}; peers made again {} times",
                 rig.runs, rig.barrier_misses, rig.live.reconnects

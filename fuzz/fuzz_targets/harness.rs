@@ -34,6 +34,9 @@ use str0m::{
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The stream the harness's publisher feeds.
 pub const STREAM: &str = "live";
+/// Where the harness's own signaling requests come from: an address no fuzzed request uses, so
+/// that the per-address limits those fill do not keep the harness's peers out.
+pub const HARNESS_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 2, 0, 1);
 pub const PASSWORD: &str = "correct horse battery";
 
 // ---- process ------------------------------------------------------------------------------
@@ -248,8 +251,11 @@ pub struct Server {
     pub rtc: SocketAddr,
     /// The account's public id (the `{account}` of WHEP URLs).
     pub account: String,
-    /// The publish token's secret (any stream, multisource).
+    /// A publish token's secret (any stream, multisource) for the fuzzed requests.
     pub token: String,
+    /// Another one for the harness's own publisher, so that the per-token cap on publishers
+    /// that the fuzzed requests fill does not keep it out.
+    pub peer_token: String,
     _data: tempfile::TempDir,
 }
 
@@ -284,9 +290,9 @@ fn start_server() -> Server {
         });
         (http, rtc)
     });
-    let (account, token) = make_account(http);
+    let (account, token, peer_token) = make_account(http);
     eprintln!("ferrocast fuzz harness: http://{http}, media udp {rtc}, account {account}");
-    Server { runtime, http, rtc, account, token, _data: data }
+    Server { runtime, http, rtc, account, token, peer_token, _data: data }
 }
 
 fn setup_request(http: SocketAddr, method: &str, path: &str, headers: &[(String, String)], body: &str) -> Reply {
@@ -297,8 +303,8 @@ fn setup_request(http: SocketAddr, method: &str, path: &str, headers: &[(String,
     }
 }
 
-/// Signs up, reads the account id and makes a publish token for any stream.
-fn make_account(http: SocketAddr) -> (String, String) {
+/// Signs up, reads the account id and makes two publish tokens for any stream.
+fn make_account(http: SocketAddr) -> (String, String, String) {
     let json = ("content-type".to_owned(), "application/json".to_owned());
     let body = serde_json::json!({ "email": "fuzz@example.com", "password": PASSWORD }).to_string();
     let signup = setup_request(http, "POST", "/api/v1/signup", std::slice::from_ref(&json), &body);
@@ -313,17 +319,20 @@ fn make_account(http: SocketAddr) -> (String, String) {
     assert_eq!(me.status, 200, "harness setup: /api/v1/me: {}", me.text());
     let me: serde_json::Value = serde_json::from_slice(&me.body).expect("harness setup: /me is JSON");
     let account = me["accountId"].as_str().expect("harness setup: accountId").to_owned();
-    let body = serde_json::json!({ "label": "fuzz", "streams": ["*"], "multisource": true }).to_string();
-    let token = setup_request(http, "POST", "/api/v1/tokens", &[json, cookie], &body);
-    assert_eq!(token.status, 201, "harness setup: token: {}", token.text());
-    let token: serde_json::Value = serde_json::from_slice(&token.body).expect("harness setup: token JSON");
-    (account, token["secret"].as_str().expect("harness setup: token secret").to_owned())
+    let token = |label: &str| {
+        let body = serde_json::json!({ "label": label, "streams": ["*"], "multisource": true }).to_string();
+        let token = setup_request(http, "POST", "/api/v1/tokens", &[json.clone(), cookie.clone()], &body);
+        assert_eq!(token.status, 201, "harness setup: token: {}", token.text());
+        let token: serde_json::Value = serde_json::from_slice(&token.body).expect("harness setup: token JSON");
+        token["secret"].as_str().expect("harness setup: token secret").to_owned()
+    };
+    (account, token("fuzz"), token("harness"))
 }
 
 /// `GET /healthz` must be 200 (the SFU runs and the database answers).
 pub fn check_health(server: &Server) {
     let request = encode("GET", "/healthz", &[], b"");
-    match exchange(server.http, Ipv4Addr::LOCALHOST, &request, Duration::from_secs(5)) {
+    match exchange(server.http, HARNESS_SOURCE, &request, Duration::from_secs(5)) {
         Ok(reply) if reply.status == 200 => {}
         Ok(reply) => finding(format_args!("/healthz answered {}: {}", reply.status, reply.text())),
         Err(err) => finding(format_args!("/healthz: {err:?}")),
@@ -408,13 +417,13 @@ impl Peer {
         let (offer, pending) = api.apply().ok_or("no offer")?;
         let (path, mut headers) = match role {
             Role::Publisher => {
-                (format!("/whip/{STREAM}"), vec![("authorization".to_owned(), format!("Bearer {}", server.token))])
+                (format!("/whip/{STREAM}"), vec![("authorization".to_owned(), format!("Bearer {}", server.peer_token))])
             }
             Role::Viewer => (format!("/whep/{}/{STREAM}", server.account), Vec::new()),
         };
         headers.push(("content-type".to_owned(), "application/sdp".to_owned()));
         let request = encode("POST", &path, &headers, offer.to_sdp_string().as_bytes());
-        let reply = exchange(server.http, Ipv4Addr::LOCALHOST, &request, Duration::from_secs(10))
+        let reply = exchange(server.http, HARNESS_SOURCE, &request, Duration::from_secs(10))
             .map_err(|err| format!("POST {path}: {err:?}"))?;
         if reply.status != 201 {
             return Err(format!("POST {path}: {}: {}", reply.status, reply.text()));
@@ -660,21 +669,29 @@ impl Live {
 
 fn connect_pair(server: &Server) -> (Arc<Peer>, Arc<Peer>) {
     // The sessions a fuzz input ended (or the limits it filled) may take a while to clear.
+    let started = Instant::now();
     let mut last = String::new();
     for _ in 0..20 {
         match Peer::connect(server, Role::Publisher) {
             Ok(publisher) => {
                 for _ in 0..20 {
                     match Peer::connect(server, Role::Viewer) {
-                        Ok(viewer) => return (publisher, viewer),
+                        Ok(viewer) => {
+                            if started.elapsed() > Duration::from_secs(2) {
+                                eprintln!("harness: peers connected again after {:?}", started.elapsed());
+                            }
+                            return (publisher, viewer);
+                        }
                         Err(err) => last = err,
                     }
+                    eprintln!("harness: viewer not connected ({:?} in): {last}", started.elapsed());
                     std::thread::sleep(Duration::from_millis(250));
                 }
                 publisher.close();
             }
             Err(err) => last = err,
         }
+        eprintln!("harness: publisher not connected ({:?} in): {last}", started.elapsed());
         std::thread::sleep(Duration::from_millis(250));
     }
     finding(format_args!("cannot connect a publisher and a viewer any more: {last}"));

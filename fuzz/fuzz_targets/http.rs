@@ -409,7 +409,7 @@ fuzz_target!(|input: Request| {
         if live.ensure(server, false) {
             rig.remember_live();
         }
-        if rig.runs % 20_000 == 0 {
+        if rig.runs % 5_000 == 0 {
             eprintln!(
                 "http target: {} requests; replies by class 1xx..5xx {:?}; live peers made again {} times",
                 rig.runs,
