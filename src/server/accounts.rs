@@ -81,10 +81,7 @@ impl Accounts {
         let email = model::normalize_email(email)?;
         model::check_new_password(password)?;
         // Every sign-up that gets this far counts, whatever its outcome.
-        let _counted = self.signups.begin(&client.to_string()).map_err(|wait| {
-            super::metrics::rate_limited("signup");
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
-        })?;
+        let _counted = self.signups.begin(&client.to_string()).map_err(|wait| refused("signup", wait))?;
         // Checked before hashing so a duplicate costs no argon2 time; the UNIQUE constraint
         // below still decides races.
         if db::accounts::email_exists(&self.pool, &email).await? {
@@ -124,10 +121,7 @@ impl Accounts {
         let address_key = client.to_string();
         // Both attempts count as failures from here until the password is verified (a request
         // cancelled meanwhile stays one); refused by either limit, neither counts.
-        let too_many = |wait: Duration| {
-            super::metrics::rate_limited("login");
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
-        };
+        let too_many = |wait: Duration| refused("login", wait);
         let by_account = self.per_account.begin(&email).map_err(too_many)?;
         let by_address = match self.per_address.begin(&address_key) {
             Ok(attempt) => attempt,
@@ -173,10 +167,7 @@ impl Accounts {
         if password.is_empty() || password.len() > PASSWORD_MAX_BYTES {
             return Err(ApiError::invalid("password", "your current password is required"));
         }
-        let attempt = self.per_account.begin(&account.email).map_err(|wait| {
-            super::metrics::rate_limited("login");
-            ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
-        })?;
+        let attempt = self.per_account.begin(&account.email).map_err(|wait| refused("login", wait))?;
         let verified = self.hasher.verify(password.to_owned(), Some(account.password_hash.clone())).await?;
         if !verified {
             super::metrics::login_failed();
@@ -214,6 +205,12 @@ impl Accounts {
     pub async fn log_out(&self, session_id: &str) -> Result<(), ApiError> {
         Ok(db::sessions::delete(&self.pool, &session::hash_id(session_id)).await?)
     }
+}
+
+/// A 429 from one of the limiters of `door` (counted in `/metrics`).
+fn refused(door: &'static str, wait: Duration) -> ApiError {
+    super::metrics::rate_limited(door);
+    ApiError::TooManyRequests { retry_after_secs: wait.as_secs().max(1) }
 }
 
 fn email_taken() -> ApiError {

@@ -113,11 +113,10 @@ impl ApiError {
 
 impl From<crate::server::live::FeedRefused> for ApiError {
     fn from(refused: crate::server::live::FeedRefused) -> Self {
-        use crate::server::live::FeedRefused;
-        crate::server::metrics::rate_limited("feed");
+        use crate::server::live::{FeedRefused, FEED_RETRY_AFTER_SECS};
         match refused {
-            FeedRefused::Address => Self::TooManyRequests { retry_after_secs: 10 },
-            FeedRefused::Server => Self::Busy { message: refused.message(), retry_after_secs: 10 },
+            FeedRefused::Address => Self::TooManyRequests { retry_after_secs: FEED_RETRY_AFTER_SECS },
+            FeedRefused::Server => Self::Busy { message: refused.message(), retry_after_secs: FEED_RETRY_AFTER_SECS },
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum FeedRefused {
     Server,
 }
 
+/// A client should come back after this many seconds.
+pub const FEED_RETRY_AFTER_SECS: u64 = 10;
+
 impl FeedRefused {
     pub fn message(&self) -> &'static str {
         match self {
@@ -65,13 +68,18 @@ impl FeedLimits {
     /// A place for one more feed of `client`, given back when the permit drops.
     pub fn admit(self: &Arc<Self>, client: IpAddr) -> Result<FeedPermit, FeedRefused> {
         let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if held.total >= self.total_max {
-            return Err(FeedRefused::Server);
+        let refused = if held.total >= self.total_max {
+            Some(FeedRefused::Server)
+        } else if held.by_address.get(&client).is_some_and(|n| *n >= FEEDS_PER_ADDRESS) {
+            Some(FeedRefused::Address)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            super::metrics::rate_limited("feed");
+            return Err(refused);
         }
         let of_client = held.by_address.entry(client).or_default();
-        if *of_client >= FEEDS_PER_ADDRESS {
-            return Err(FeedRefused::Address);
-        }
         *of_client += 1;
         held.total += 1;
         Ok(FeedPermit { limits: self.clone(), client })

@@ -65,6 +65,11 @@ impl Board {
         self.lock().get(key).map(|entry| entry.borrow().clone()).unwrap_or_default()
     }
 
+    /// Whether the engine knows the stream (published or watched now).
+    pub fn exists(&self, key: &StreamKey) -> bool {
+        self.lock().get(key).is_some_and(|entry| entry.borrow().exists)
+    }
+
     /// Follows one stream until the returned [`Watching`] is dropped.
     pub fn watch(&self, key: &StreamKey) -> Watching {
         let mut entries = self.lock();

@@ -1,9 +1,10 @@
 //! Injected panics, for the tests that show a panic on one peer's input ends only that peer and
-//! that a dead engine stops the process. Compiled only with the `fault-injection` feature, which
-//! only test and bench builds turn on (the package's dev-dependency on itself): without it every
-//! check below is an empty function.
+//! that a dead engine stops the process. Compiled only into debug builds with the
+//! `fault-injection` feature, which test builds turn on (the package's dev-dependency on
+//! itself): anywhere else — a release binary, the benchmarks' optimised builds — every check
+//! below is an empty function, so the measured media path is the shipped one.
 
-#[cfg(feature = "fault-injection")]
+#[cfg(all(feature = "fault-injection", debug_assertions))]
 mod injected {
     use std::{
         collections::HashSet,
@@ -61,19 +62,19 @@ mod injected {
     }
 }
 
-#[cfg(feature = "fault-injection")]
+#[cfg(all(feature = "fault-injection", debug_assertions))]
 pub(crate) use injected::{engine, offer, packet};
-#[cfg(feature = "fault-injection")]
+#[cfg(all(feature = "fault-injection", debug_assertions))]
 pub use injected::{panic_engine, panic_on_offer, panic_on_packets};
 
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
 #[inline(always)]
 pub(crate) fn offer(_stream: &str) {}
 
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
 #[inline(always)]
 pub(crate) fn packet(_session_id: &str) {}
 
-#[cfg(not(feature = "fault-injection"))]
+#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
 #[inline(always)]
 pub(crate) fn engine(_media: std::net::SocketAddr) {}

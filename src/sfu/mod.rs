@@ -44,6 +44,7 @@ pub use api::{
     TrackInfo, ViewRequest,
 };
 pub use board::{Board, LiveSource, LiveState, LiveTrack, Watching};
+pub use engine::rtc_config;
 pub use handle::SfuHandle;
 
 use std::{net::IpAddr, time::Duration};

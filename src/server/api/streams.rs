@@ -68,7 +68,7 @@ async fn known_stream(state: &AppState, account: &str, stream: &str) -> Result<S
         return Err(not_found());
     }
     let key = StreamKey::new(account, stream);
-    if state.sfu.board().current(&key).exists || db::accounts::public_id_exists(&state.pool, account).await? {
+    if state.sfu.board().exists(&key) || db::accounts::public_id_exists(&state.pool, account).await? {
         Ok(key)
     } else {
         Err(not_found())

@@ -56,6 +56,18 @@ impl From<PublishDenied> for SignalingError {
     }
 }
 
+/// The same statuses as the public feed's: 429 for one address's share, 503 for the server's.
+impl From<crate::server::live::FeedRefused> for SignalingError {
+    fn from(refused: crate::server::live::FeedRefused) -> Self {
+        use crate::server::live::{FeedRefused, FEED_RETRY_AFTER_SECS};
+        let status = match refused {
+            FeedRefused::Address => StatusCode::TOO_MANY_REQUESTS,
+            FeedRefused::Server => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Self { status, message: refused.message().to_owned(), retry_after: Some(FEED_RETRY_AFTER_SECS) }
+    }
+}
+
 impl From<SfuError> for SignalingError {
     fn from(err: SfuError) -> Self {
         let status = match &err {

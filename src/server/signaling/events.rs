@@ -37,10 +37,7 @@ pub async fn session_events(
 ) -> Result<Response, SignalingError> {
     let session = session_ref(account, stream, session)?;
     let info = state.sfu.session(session).await?;
-    let permit = state.feeds.admit(client.ip).map_err(|refused| {
-        crate::server::metrics::rate_limited("feed");
-        SignalingError::from(crate::sfu::SfuError::LimitReached(refused.message().into()))
-    })?;
+    let permit = state.feeds.admit(client.ip)?;
     let followed = Followed { stream: state.sfu.board().watch(&info.stream), pairs: info.pairs };
     let mut previous: Option<View> = None;
     let events = live::feed(followed, permit, state.shutdown.clone()).flat_map(move |view| {

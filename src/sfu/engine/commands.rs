@@ -7,7 +7,7 @@ use str0m::{
     media::{MediaKind, Mid},
     net::TcpType,
     rtp::{Extension, ExtensionMap},
-    Candidate, Rtc,
+    Candidate, Rtc, RtcConfig,
 };
 
 use super::{settle, Engine, MAX_PROBES};
@@ -116,33 +116,9 @@ impl Engine {
         }
     }
 
-    /// A peer as the SFU runs it: ICE-lite, RTP mode, the codecs it forwards. Publishers get
-    /// transport-wide congestion control feedback (their encoder's bandwidth estimate lives on it);
-    /// viewers do not: the SFU does no send-side estimation yet, and for each viewer str0m would
-    /// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
-    /// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
+    /// A peer's `Rtc` ([`rtc_config`]) with the SFU's certificate and host candidates.
     pub(super) fn new_rtc(&self, role: &Role, transport: ProbeTransport) -> Result<Rtc, SfuError> {
-        let extensions = match role {
-            Role::Publisher(_) => ExtensionMap::standard(),
-            Role::Viewer(_) | Role::Probe => {
-                let mut viewer = ExtensionMap::empty();
-                for (id, extension) in VIEWER_EXTENSIONS {
-                    viewer.set(id, extension);
-                }
-                viewer
-            }
-        };
-        let mut config = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_vp9(true)
-            .enable_h264(true)
-            .enable_av1(true)
-            .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
-            .set_extension_map(extensions);
+        let mut config = rtc_config(matches!(role, Role::Publisher(_)));
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -548,6 +524,35 @@ impl Engine {
             sources,
         }
     }
+}
+
+/// A peer as the SFU runs it: ICE-lite, RTP mode, the codecs it forwards. Publishers get
+/// transport-wide congestion control feedback (their encoder's bandwidth estimate lives on it);
+/// viewers do not: the SFU does no send-side estimation yet, and for each viewer str0m would
+/// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
+/// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
+/// Public so that the offer fuzz target meets str0m exactly as the engine does.
+pub fn rtc_config(publisher: bool) -> RtcConfig {
+    let extensions = if publisher {
+        ExtensionMap::standard()
+    } else {
+        let mut viewer = ExtensionMap::empty();
+        for (id, extension) in VIEWER_EXTENSIONS {
+            viewer.set(id, extension);
+        }
+        viewer
+    };
+    Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_vp9(true)
+        .enable_h264(true)
+        .enable_av1(true)
+        .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
+        .set_extension_map(extensions)
 }
 
 fn display_source(name: &SourceName) -> String {

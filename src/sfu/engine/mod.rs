@@ -32,6 +32,7 @@ use tokio::{
     sync::{mpsc, Semaphore},
 };
 
+pub use commands::rtc_config;
 use outbox::{Io, Socket};
 
 use crate::recorder::{MediaCodec, Packet as RecordedPacket};
