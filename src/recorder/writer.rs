@@ -576,7 +576,10 @@ mod tests {
     fn record(has_audio: bool, inputs: Vec<Input>) -> Vec<(u64, i64, u16)> {
         let dir = tempfile::tempdir().unwrap();
         let (control, controls) = channel();
-        let (input, queue) = sync_channel(10_000);
+        // A rendezvous: each packet is in the writer's hands before the next is sent, so the
+        // stop below comes after all of them however busy the machine (a queue of 10,000 let a
+        // loaded test runner stop the recording with frames still queued).
+        let (input, queue) = sync_channel(0);
         let (events, mut reports) = tokio::sync::mpsc::unbounded_channel();
         let folder = dir.path().to_owned();
         let writer = std::thread::spawn(move || run(controls, queue, events, folder, &DiskStatus::new(0)));
