@@ -42,14 +42,28 @@ for bench in "hot_path" "fanout -- --viewers 5 --seconds 3" "fanout -- --viewers
   fi
 done
 
+say "fuzz targets, 20 s each (scripts/fuzz.sh: nightly + cargo-fuzz, installed when missing)"
+# Skipped, with the reason, only where the nightly toolchain cannot be installed.
+fuzz_passed=0 fuzz_failed=0
+if timeout 3600 scripts/fuzz.sh 20 2>&1 | tee "$logs/fuzz.log"; then
+  if grep -q '^fuzzing skipped' "$logs/fuzz.log"; then
+    echo "(fuzzing was skipped: see the reason above)"
+  else
+    fuzz_passed=$(grep -c '^[a-z]*: last status line' "$logs/fuzz.log" || true)
+  fi
+else
+  echo "fuzzing failed or found a problem: see above"
+  fuzz_failed=1
+fi
+
 say "browser tests (loopback-only namespace, /usr/bin/chromium)"
 in_loopback_netns timeout 1200 env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
   node --test --test-reporter=tap --test-timeout=180000 "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
 
 # One plain closing line over both runners.
-passed=$(( smoke + $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
+passed=$(( smoke + fuzz_passed + $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
          + $(grep -E '^# pass [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
-failed=$(( smoke_failed + $(grep -oE '[0-9]+ failed' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}') \
+failed=$(( smoke_failed + fuzz_failed + $(grep -oE '[0-9]+ failed' "$logs/cargo.log" | awk '{s+=$1} END {print s+0}') \
          + $(grep -E '^# fail [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))
 rm -rf "$logs"
 [ "$failed" = 0 ] || status=1

@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod model;
+pub mod names;
 
 #[cfg(feature = "ssr")]
 pub mod config;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::names::StreamName;
+
 /// The logged-in account as the pages and `GET /api/v1/me` show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -78,36 +80,11 @@ pub fn check_new_password(password: &str) -> Result<(), FieldError> {
 
 /// Longest token or API key label, in characters.
 pub const LABEL_MAX_CHARS: usize = 128;
-/// Longest stream name, in characters (PRODUCT.md §3).
-pub const STREAM_NAME_MAX_CHARS: usize = 64;
+pub use crate::names::STREAM_NAME_MAX_CHARS;
 /// Most stream names one token may list.
 pub const STREAMS_PER_TOKEN_MAX: usize = 32;
 /// Most origins one token may list.
 pub const ORIGINS_PER_TOKEN_MAX: usize = 32;
-
-/// Checks a stream name: 1–64 characters of `A-Z a-z 0-9 _ - .` (PRODUCT.md §3).
-pub fn check_stream_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("a stream name cannot be empty".into());
-    }
-    if name.chars().count() > STREAM_NAME_MAX_CHARS {
-        return Err(format!("stream name {name:?} is longer than {STREAM_NAME_MAX_CHARS} characters"));
-    }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        return Err(format!("stream name {name:?} contains {bad:?}; use only letters, digits, _ - ."));
-    }
-    Ok(())
-}
-
-/// A public account id as it appears in stream ids: 1–32 lowercase letters and digits.
-pub fn is_account_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// A multisource `sourceId`: the same characters and length as a stream name.
-pub fn check_source_id(id: &str) -> Result<(), String> {
-    check_stream_name(id).map_err(|why| why.replace("stream name", "sourceId"))
-}
 
 /// One entry of a token's `streams`: which stream names it lets a publisher use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +92,7 @@ pub enum StreamPattern {
     /// `*`: any stream name.
     Any,
     /// `name`: exactly this name.
-    Exact(String),
+    Exact(StreamName),
     /// `prefix*`: any name that starts with the prefix.
     Prefix(String),
 }
@@ -128,18 +105,18 @@ impl StreamPattern {
         }
         match raw.strip_suffix('*') {
             Some(prefix) => {
-                check_stream_name(prefix).map_err(|e| format!("prefix of {raw:?}: {e}"))?;
+                StreamName::parse(prefix).map_err(|e| format!("prefix of {raw:?}: {e}"))?;
                 if prefix.chars().count() >= STREAM_NAME_MAX_CHARS {
                     return Err(format!("prefix {raw:?} leaves no room for a {STREAM_NAME_MAX_CHARS}-character name"));
                 }
                 Ok(Self::Prefix(prefix.to_owned()))
             }
-            None => check_stream_name(raw).map(|()| Self::Exact(raw.to_owned())),
+            None => StreamName::parse(raw).map(Self::Exact),
         }
     }
 
-    /// Whether a (valid) stream name is covered by this pattern. Names are case-sensitive.
-    pub fn matches(&self, name: &str) -> bool {
+    /// Whether a stream name is covered by this pattern. Names are case-sensitive.
+    pub fn matches(&self, name: &StreamName) -> bool {
         match self {
             Self::Any => true,
             Self::Exact(exact) => exact == name,
@@ -324,23 +301,14 @@ mod tests {
     }
 
     #[test]
-    fn stream_names_follow_the_product_rule() {
-        for good in ["a", "Cam-1", "room_2.main", &"x".repeat(64)] {
-            assert!(check_stream_name(good).is_ok(), "{good}");
-        }
-        for bad in ["", "a b", "a/b", "é", "a*", &"x".repeat(65)] {
-            assert!(check_stream_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn patterns_match_exact_prefix_and_any() {
         let any = StreamPattern::parse("*").unwrap();
         let exact = StreamPattern::parse("main").unwrap();
         let prefix = StreamPattern::parse("cam-*").unwrap();
-        assert!(any.matches("whatever"));
-        assert!(exact.matches("main") && !exact.matches("main2") && !exact.matches("Main"));
-        assert!(prefix.matches("cam-1") && prefix.matches("cam-") && !prefix.matches("cam"));
+        let name = |raw: &str| StreamName::parse(raw).unwrap();
+        assert!(any.matches(&name("whatever")));
+        assert!(exact.matches(&name("main")) && !exact.matches(&name("main2")) && !exact.matches(&name("Main")));
+        assert!(prefix.matches(&name("cam-1")) && prefix.matches(&name("cam-")) && !prefix.matches(&name("cam")));
         for bad in ["**", "*a", "a**", "a b*", "-*x"] {
             assert!(StreamPattern::parse(bad).is_err(), "{bad}");
         }

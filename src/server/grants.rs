@@ -13,6 +13,7 @@ use std::{
 };
 
 use super::secrets;
+use crate::names::{SourceId, StreamName};
 
 pub const GRANT_PREFIX: &str = "fcg_";
 pub const GRANT_TTL: Duration = Duration::from_secs(600);
@@ -26,8 +27,8 @@ pub const GRANTS_IN_ALL: usize = 100_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub token_id: String,
-    pub stream_name: String,
-    pub source_id: Option<String>,
+    pub stream_name: StreamName,
+    pub source_id: Option<SourceId>,
     /// The hash of the session that minted it (`None`: an API key).
     session: Option<String>,
     minted: Instant,
@@ -45,16 +46,16 @@ impl PublishGrants {
     pub fn mint(
         &self,
         token_id: &str,
-        stream_name: &str,
-        source_id: Option<&str>,
+        stream_name: &StreamName,
+        source_id: Option<&SourceId>,
         session: Option<String>,
     ) -> Result<String, super::error::ApiError> {
         let minted = secrets::mint(GRANT_PREFIX)?;
         let now = Instant::now();
         let grant = Grant {
             token_id: token_id.to_owned(),
-            stream_name: stream_name.to_owned(),
-            source_id: source_id.map(str::to_owned),
+            stream_name: stream_name.clone(),
+            source_id: source_id.cloned(),
             session,
             minted: now,
             expires: now + GRANT_TTL,
@@ -102,10 +103,14 @@ impl PublishGrants {
 mod tests {
     use super::*;
 
+    fn main() -> StreamName {
+        StreamName::parse("main").unwrap()
+    }
+
     #[test]
     fn a_grant_is_found_by_its_secret_and_only_by_it() {
         let grants = PublishGrants::default();
-        let secret = grants.mint("tok1", "main", Some("cam1"), None).unwrap();
+        let secret = grants.mint("tok1", &main(), Some(&SourceId::parse("cam1").unwrap()), None).unwrap();
         assert!(secret.starts_with(GRANT_PREFIX));
         let grant = grants.find(&secret).unwrap();
         assert_eq!(
@@ -119,13 +124,13 @@ mod tests {
     #[test]
     fn a_token_keeps_a_bounded_number_and_rotation_or_logout_revokes_them() {
         let grants = PublishGrants::default();
-        let first = grants.mint("tok", "main", None, Some("s1".into())).unwrap();
+        let first = grants.mint("tok", &main(), None, Some("s1".into())).unwrap();
         let rest: Vec<String> =
-            (1..=GRANTS_PER_TOKEN).map(|_| grants.mint("tok", "main", None, Some("s1".into())).unwrap()).collect();
+            (1..=GRANTS_PER_TOKEN).map(|_| grants.mint("tok", &main(), None, Some("s1".into())).unwrap()).collect();
         assert!(grants.find(&first).is_none(), "the oldest gave way");
         assert!(rest.iter().all(|g| grants.find(g).is_some()));
         assert_eq!(grants.lock().len(), GRANTS_PER_TOKEN);
-        let other_session = grants.mint("tok2", "main", None, Some("s2".into())).unwrap();
+        let other_session = grants.mint("tok2", &main(), None, Some("s2".into())).unwrap();
         grants.revoke_session("s1");
         assert!(rest.iter().all(|g| grants.find(g).is_none()), "logged out: gone");
         assert!(grants.find(&other_session).is_some(), "another session's stays");

@@ -50,7 +50,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request<Body>, ne
         ("/", false) => see_other("/login"),
         (_, false) if in_dashboard => {
             let wanted = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or(path);
-            see_other(&format!("/login?next={}", encode_query_value(wanted)))
+            see_other(&format!("/login?next={}", crate::app::server_fns::ssr::encode(wanted)))
         }
         (_, true) if guest_only => see_other("/tokens"),
         _ => next.run(request).await,
@@ -61,26 +61,5 @@ fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
         Err(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/login"))]).into_response(),
-    }
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encodes_a_path_with_query() {
-        assert_eq!(super::encode_query_value("/tokens/abc?x=1&y"), "/tokens/abc%3Fx%3D1%26y");
     }
 }

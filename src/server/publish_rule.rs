@@ -13,7 +13,8 @@ use super::{
 };
 use crate::{
     db::{self, tokens::TokenWithOwner},
-    model::{check_stream_name, StreamPattern},
+    model::StreamPattern,
+    names::{SourceId, StreamName},
 };
 
 /// What a publisher presents.
@@ -21,9 +22,9 @@ use crate::{
 pub struct PublishRequest<'a> {
     /// The bearer secret (`fcp_…`).
     pub secret: &'a str,
-    pub stream_name: &'a str,
+    pub stream_name: &'a StreamName,
     /// `None` for the main source.
-    pub source_id: Option<&'a str>,
+    pub source_id: Option<&'a SourceId>,
     /// The request's `Origin` header, when a browser sent it.
     pub origin: Option<&'a str>,
 }
@@ -81,7 +82,7 @@ pub async fn authorize(
         let Some(grant) = grants.find(request.secret) else {
             return Ok(Err(PublishDenied::UnknownToken));
         };
-        if grant.stream_name != request.stream_name || grant.source_id.as_deref() != request.source_id {
+        if grant.stream_name != *request.stream_name || grant.source_id.as_ref() != request.source_id {
             return Ok(Err(PublishDenied::GrantMismatch));
         }
         // Minted for a logged-in owner on this site: the token's origin list is for pages
@@ -116,11 +117,10 @@ pub fn evaluate(token: &TokenWithOwner, now: i64, request: PublishRequest<'_>) -
     if row.expires_at.is_some_and(|at| at <= now) {
         return Err(PublishDenied::Expired);
     }
-    let stream_allowed = check_stream_name(request.stream_name).is_ok()
-        && parse_json_list(&row.streams)
-            .iter()
-            .filter_map(|raw| StreamPattern::parse(raw).ok())
-            .any(|pattern| pattern.matches(request.stream_name));
+    let stream_allowed = parse_json_list(&row.streams)
+        .iter()
+        .filter_map(|raw| StreamPattern::parse(raw).ok())
+        .any(|pattern| pattern.matches(request.stream_name));
     if !stream_allowed {
         return Err(PublishDenied::StreamNotAllowed);
     }
@@ -169,8 +169,11 @@ mod tests {
         }
     }
 
-    fn request<'a>(stream: &'a str, source: Option<&'a str>, origin: Option<&'a str>) -> PublishRequest<'a> {
-        PublishRequest { secret: "fcp_x", stream_name: stream, source_id: source, origin }
+    fn request(stream: &str, source: Option<&str>, origin: Option<&'static str>) -> PublishRequest<'static> {
+        // Parsed as the WHIP handler parses them; leaked so the table can hold the borrows.
+        let stream_name = Box::leak(Box::new(StreamName::parse(stream).unwrap()));
+        let source_id = source.map(|s| &*Box::leak(Box::new(SourceId::parse(s).unwrap())));
+        PublishRequest { secret: "fcp_x", stream_name, source_id, origin }
     }
 
     #[test]
@@ -204,7 +207,6 @@ mod tests {
             ("* beside names allows any", &mixed, request("other", None, None), Ok(())),
             ("several patterns, second matches", &several, request("b-2", None, None), Ok(())),
             ("several patterns, none matches", &several, request("c", None, None), Err(StreamNotAllowed)),
-            ("invalid stream name never matches", &any, request("a b", None, None), Err(StreamNotAllowed)),
             ("damaged list allows nothing", &damaged, request("main", None, None), Err(StreamNotAllowed)),
             ("disabled", &disabled, request("main", None, None), Err(Disabled)),
             ("disabled wins over a bad stream", &disabled, request("zzz", None, None), Err(Disabled)),

@@ -8,13 +8,13 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 
-use crate::model::{check_stream_name, is_account_id};
+use crate::names::{AccountId, StreamName};
 
 pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
-    if !is_account_id(&account) || check_stream_name(&stream).is_err() {
+    let (Ok(account), Ok(stream)) = (AccountId::parse(&account), StreamName::parse(&stream)) else {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "no such stream\n")
             .into_response();
-    }
+    };
     // Both are plain [a-z0-9_.-] here, so they need no escaping in HTML.
     let page = Html(format!(
         r#"<!doctype html>

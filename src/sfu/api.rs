@@ -6,16 +6,24 @@ use std::{fmt, sync::Arc};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use crate::names::{AccountId, SourceId, StreamName};
+
 /// `{accountId}/{streamName}`: what viewers ask for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamKey {
+    /// The owner's public id (an [`AccountId`] from a URL, or an account's own from the database).
     pub account: Arc<str>,
-    pub name: Arc<str>,
+    pub name: StreamName,
 }
 
 impl StreamKey {
-    pub fn new(account: &str, name: &str) -> Self {
-        Self { account: account.into(), name: name.into() }
+    pub fn new(account: &str, name: &StreamName) -> Self {
+        Self { account: account.into(), name: name.clone() }
+    }
+
+    /// The key of connectivity probes: no account is empty, so it is no stream's.
+    pub fn probe() -> Self {
+        Self { account: "".into(), name: StreamName::parse(PROBE_STREAM).expect("PROBE_STREAM is a stream name") }
     }
 }
 
@@ -30,7 +38,7 @@ impl fmt::Display for StreamKey {
 pub struct PublishRequest {
     pub stream: StreamKey,
     /// `None` is the main source.
-    pub source: Option<String>,
+    pub source: Option<SourceId>,
     /// The publish token that authorised it: deleting the token ends the feed.
     pub token_id: String,
     pub record: bool,
@@ -42,7 +50,7 @@ pub struct PublishRequest {
 pub struct ViewRequest {
     pub stream: StreamKey,
     /// The source to show in the first audio/video pair; `None` = the main source.
-    pub source: Option<String>,
+    pub source: Option<SourceId>,
     pub offer: String,
     /// Who asks: viewers still connecting have a budget per address.
     pub client: std::net::IpAddr,
@@ -147,7 +155,7 @@ pub(crate) enum Command {
     Select {
         session: SessionRef,
         pair: usize,
-        source: Option<String>,
+        source: Option<SourceId>,
         reply: Reply<()>,
     },
     EndToken {
@@ -184,8 +192,8 @@ pub struct SessionRef {
     pub id: String,
     pub kind: SessionKind,
     /// For WHIP the account is not in the URL; `None` matches any account.
-    pub account: Option<String>,
-    pub stream_name: String,
+    pub account: Option<AccountId>,
+    pub stream_name: StreamName,
 }
 
 /// Enough about a session to serve its event feed.

@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn a_watcher_sees_changes_and_only_changes() {
         let board = Board::default();
-        let key = StreamKey::new("acct", "show");
+        let key = StreamKey::new("acct", &crate::names::StreamName::parse("show").unwrap());
         let mut watching = board.watch(&key);
         assert_eq!(*watching.receiver().borrow_and_update(), LiveState::default());
         board.publish(&key, live(1));
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn a_live_stream_keeps_its_entry_without_watchers() {
         let board = Board::default();
-        let key = StreamKey::new("acct", "show");
+        let key = StreamKey::new("acct", &crate::names::StreamName::parse("show").unwrap());
         board.publish(&key, live(0));
         drop(board.watch(&key));
         assert_eq!(board.current(&key).viewers, 0);
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn offline_streams_are_not_entered_by_the_engine() {
         let board = Board::default();
-        board.publish(&StreamKey::new("acct", "gone"), LiveState::default());
+        board.publish(&StreamKey::new("acct", &crate::names::StreamName::parse("gone").unwrap()), LiveState::default());
         assert!(board.is_empty());
     }
 }

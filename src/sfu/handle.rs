@@ -4,6 +4,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::names::SourceId;
+
 use super::{
     api::{
         Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamInfo,
@@ -93,7 +95,7 @@ impl SfuHandle {
     }
 
     /// Shows `source` (`None` = main) in a viewer's audio/video pair number `pair`.
-    pub async fn select(&self, session: SessionRef, pair: usize, source: Option<String>) -> Result<(), SfuError> {
+    pub async fn select(&self, session: SessionRef, pair: usize, source: Option<SourceId>) -> Result<(), SfuError> {
         self.ask(|reply| Command::Select { session, pair, source, reply }).await?
     }
 

@@ -2,6 +2,8 @@
 //! reason (RFC 9725 asks for 400 on a malformed offer and 406 when nothing can be negotiated), and
 //! fixing up answers.
 
+use std::collections::HashMap;
+
 use str0m::media::{Direction, MediaKind};
 
 use super::api::SfuError;
@@ -61,6 +63,7 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
         return Err(bad("the body is not an SDP offer (it must start with \"v=0\")"));
     }
     let mut sections: Vec<MediaSection> = Vec::new();
+    let mut payload_types = PayloadTypes::default();
     let mut has_fingerprint = false;
     let mut has_ufrag = false;
     for raw in sdp.lines() {
@@ -109,6 +112,13 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
                 if !HELPERS.contains(&name.as_str()) {
                     section.codecs.push(name);
                 }
+                if !section.rejected {
+                    payload_types.note(sections.len() - 1, map, Said::Rtpmap);
+                }
+            } else if let Some(fmtp) = attr.strip_prefix("fmtp:") {
+                if !section.rejected {
+                    payload_types.note(sections.len() - 1, fmtp, Said::Fmtp);
+                }
             }
         }
     }
@@ -122,6 +132,7 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
     if !has_ufrag {
         return Err(bad("the offer has no ICE credentials (a=ice-ufrag)"));
     }
+    payload_types.check_shared()?;
     let directed: Vec<&&MediaSection> = match intent {
         Intent::Publish => media.iter().filter(|s| s.sends()).collect(),
         Intent::View => media.iter().filter(|s| s.receives()).collect(),
@@ -140,6 +151,68 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
         )));
     }
     Ok(sections)
+}
+
+/// Which attribute described a payload type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Said {
+    Rtpmap,
+    Fmtp,
+}
+
+/// Every `a=rtpmap` and `a=fmtp` of the offer's live m-sections, by payload type.
+///
+/// All bundled m-sections are one RTP session, so a payload type used in several of them must
+/// stand for one codec configuration in all of them: same encoding name, clock rate and
+/// parameters (RFC 8843 §9.1). An offer that breaks this cannot be demultiplexed, and str0m
+/// asserts on it, so it is refused here with the reason.
+#[derive(Default)]
+struct PayloadTypes<'a> {
+    /// (payload type, attribute, m-section index, normalised value), in offer order.
+    said: Vec<(&'a str, Said, usize, String)>,
+}
+
+impl<'a> PayloadTypes<'a> {
+    fn note(&mut self, section: usize, attr: &'a str, what: Said) {
+        let (pt, value) = attr.trim().split_once(char::is_whitespace).unwrap_or((attr.trim(), ""));
+        let value = match what {
+            // Encoding names are case-insensitive (RFC 8866 §6.6).
+            Said::Rtpmap => value.trim().to_ascii_lowercase(),
+            // Parameter order carries no meaning.
+            Said::Fmtp => {
+                let mut params: Vec<&str> = value.split(';').map(str::trim).filter(|p| !p.is_empty()).collect();
+                params.sort_unstable();
+                params.join(";")
+            }
+        };
+        self.said.push((pt, what, section, value));
+    }
+
+    fn check_shared(&self) -> Result<(), SfuError> {
+        // The first section to describe each payload type, and how (one pass: this runs on the
+        // media task, for offers of up to the body limit).
+        let mut first: HashMap<(&str, Said), (usize, &str)> = HashMap::new();
+        for (pt, what, section, value) in &self.said {
+            let (first_section, first_value) = *first.entry((*pt, *what)).or_insert((*section, value.as_str()));
+            if first_section == *section || first_value == value {
+                continue;
+            }
+            let attribute = match what {
+                Said::Rtpmap => "a=rtpmap",
+                Said::Fmtp => "a=fmtp",
+            };
+            return Err(SfuError::BadOffer(format!(
+                "payload type {} is {attribute} {:?} in m-section {} but {:?} in m-section {}; \
+                 bundled m-sections must give a payload type one codec configuration (RFC 8843 §9.1)",
+                truncate(pt, 8),
+                truncate(first_value, 60),
+                first_section + 1,
+                truncate(value, 60),
+                section + 1,
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `a=sendonly` and its kin.
@@ -341,6 +414,38 @@ mod tests {
         let h265 = VIDEO_SEND.replace("VP8/90000", "H265/90000");
         let err = inspect(&offer(&h265), Intent::Publish).unwrap_err();
         assert!(matches!(err, SfuError::NoCommonCodec(ref why) if why.contains("h265")), "{err:?}");
+    }
+
+    fn video_recv(mid: u8, port: u16, pt: u8, codec: &str, fmtp: &str) -> String {
+        format!(
+            "m=video {port} UDP/TLS/RTP/SAVPF {pt} 97\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=recvonly\r\n\
+             a=rtpmap:{pt} {codec}/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 {fmtp}\r\n"
+        )
+    }
+
+    #[test]
+    fn one_payload_type_must_mean_one_codec_in_every_bundled_section() {
+        // Two codecs behind payload type 96: str0m asserts on this, so it must never get there.
+        let two_codecs = offer(&(video_recv(0, 9, 96, "VP8", "apt=96") + &video_recv(1, 9, 96, "H264", "apt=96")));
+        let err = inspect(&two_codecs, Intent::View).unwrap_err();
+        assert!(matches!(err, SfuError::BadOffer(_)), "{err:?}");
+        let why = err.to_string();
+        assert!(why.contains("payload type 96") && why.contains("RFC 8843"), "{why}");
+        assert!(why.contains("m-section 1") && why.contains("m-section 2"), "{why}");
+
+        // The same retransmission payload type pointing at different codecs.
+        let rtx = offer(&(video_recv(0, 9, 96, "VP8", "apt=96") + &video_recv(1, 9, 98, "VP8", "apt=98")));
+        let why = inspect(&rtx, Intent::View).unwrap_err().to_string();
+        assert!(why.contains("payload type 97") && why.contains("a=fmtp"), "{why}");
+
+        // The same configuration twice is fine, whatever the case and parameter order; so is a
+        // conflict in a rejected (port 0) section, which carries no media.
+        let same = offer(
+            &(video_recv(0, 9, 96, "VP8", "apt=96;x=1")
+                + &video_recv(1, 9, 96, "vp8", "x=1; apt=96")
+                + &video_recv(2, 0, 96, "H264", "apt=96")),
+        );
+        assert_eq!(inspect(&same, Intent::View).unwrap().len(), 3);
     }
 
     #[test]

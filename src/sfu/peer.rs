@@ -2,7 +2,6 @@
 
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
-    sync::Arc,
     time::Instant,
 };
 
@@ -13,6 +12,8 @@ use str0m::{
     Event, Output, Rtc,
 };
 
+use crate::names::SourceId;
+
 use super::{
     api::{PairInfo, SessionKind, StreamKey},
     demux::Remote,
@@ -22,8 +23,37 @@ use super::{
 
 pub type PeerId = u64;
 
-/// A source's name within its stream: `None` is the main source.
-pub type SourceName = Option<Arc<str>>;
+/// Which of a stream's sources: the main one, or a multisource `sourceId`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SourceName {
+    Main,
+    Id(SourceId),
+}
+
+impl SourceName {
+    /// A request's `sourceId`: none is the main source.
+    pub fn asked(source: Option<SourceId>) -> Self {
+        source.map_or(Self::Main, Self::Id)
+    }
+
+    /// As the API shows it: `null` for the main source.
+    pub fn source_id(&self) -> Option<String> {
+        match self {
+            Self::Main => None,
+            Self::Id(id) => Some(id.to_string()),
+        }
+    }
+}
+
+/// `main`, or the `sourceId` in quotes, as messages name a source.
+impl std::fmt::Display for SourceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Main => f.write_str("main"),
+            Self::Id(id) => write!(f, "\"{id}\""),
+        }
+    }
+}
 
 pub struct Peer {
     pub id: PeerId,
@@ -127,7 +157,7 @@ impl Viewer {
             .map(|(pair, p)| PairInfo {
                 pair,
                 assigned: p.bound.is_some(),
-                source_id: p.bound.clone().flatten().as_deref().map(str::to_owned),
+                source_id: p.bound.as_ref().and_then(SourceName::source_id),
                 video: p.video.is_some(),
                 audio: p.audio.is_some(),
             })

@@ -68,10 +68,10 @@ impl Stream {
 
     /// The source a viewer sees first: the one asked for, else main, else the oldest active one.
     pub fn default_source(&self, asked: &SourceName) -> Option<SourceName> {
-        if asked.is_some() {
+        if *asked != SourceName::Main {
             return self.source(asked).filter(|s| s.active).map(|s| s.name.clone());
         }
-        self.source(&None)
+        self.source(&SourceName::Main)
             .filter(|s| s.active)
             .or_else(|| self.sources.iter().find(|s| s.active))
             .map(|s| s.name.clone())

@@ -841,3 +841,49 @@ async fn backup_copies_the_database_while_the_server_runs() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("there is no database"));
 }
+
+/// Two bundled video sections that give payload type 96 two codecs (a shape a fuzzer found:
+/// str0m asserts on it). `dir` is the offerer's direction.
+fn offer_with_one_payload_type_for_two_codecs(dir: &str) -> String {
+    crate::whip_whep::offer_with(&format!(
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n\
+         m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na={dir}\r\na=rtcp-mux\r\na=rtpmap:96 H264/90000\r\n"
+    ))
+    .replace("a=group:BUNDLE 0\r\n", "a=group:BUNDLE 0 1\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_giving_one_payload_type_two_codecs_is_400_with_the_reason() {
+    use crate::rtc;
+    let app = spawn_app().await;
+    let s =
+        crate::whip_whep::streamer(&app, "pt@example.com", serde_json::json!({ "label": "p", "streams": ["*"] })).await;
+    let _publisher = rtc::publish(&app, rtc::PublishOptions::new(&s.token, "main")).await.unwrap();
+    crate::whip_whep::wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
+    let whep = format!("/whep/{}/main", s.account);
+    let viewer = rtc::view(&app, &whep, 1).await.unwrap();
+    viewer.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+
+    for (door, dir, token) in [(whep.clone(), "recvonly", None), ("/whip/other".to_owned(), "sendonly", Some(&s.token))]
+    {
+        let mut request = app
+            .client()
+            .post(app.url(&door))
+            .header("content-type", "application/sdp")
+            .body(offer_with_one_payload_type_for_two_codecs(dir));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{door}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("payload type 96") && body.contains("RFC 8843"), "{door}: {body}");
+    }
+
+    // Nothing else noticed: the viewer keeps playing, and a good offer is still taken.
+    let before = viewer.video(0).unwrap().packets.len();
+    viewer.wait_for("more video", |v| v.video(0).is_some_and(|t| t.packets.len() >= before + 30)).await;
+    let second = rtc::view(&app, &whep, 1).await.expect("a well-formed offer is taken");
+    second.wait_for("video", |v| v.video(0).is_some_and(|t| t.packets.len() >= 10)).await;
+    app.stop().await;
+}

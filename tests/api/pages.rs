@@ -19,9 +19,9 @@ async fn visitors_are_sent_to_login_and_members_to_the_dashboard() {
     assert_eq!(location(&response), "/login");
     let response = visitor.get(app.url("/tokens")).send().await.unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(location(&response), "/login?next=/tokens");
+    assert_eq!(location(&response), "/login?next=%2Ftokens");
     let response = visitor.get(app.url("/live?x=1")).send().await.unwrap();
-    assert_eq!(location(&response), "/login?next=/live%3Fx%3D1");
+    assert_eq!(location(&response), "/login?next=%2Flive%3Fx%3D1");
 
     let member = app.client();
     app.sign_up(&member, "member@example.com").await;

@@ -22,7 +22,8 @@ async fn create_token(app: &TestApp, client: &Client, body: Value) -> Value {
 
 async fn publish(app: &TestApp, secret: &str, stream: &str) -> Result<publish_rule::PublishGrant, PublishDenied> {
     let pool = ferrocast::db::open(&app.data_dir).await.unwrap();
-    let request = PublishRequest { secret, stream_name: stream, source_id: None, origin: None };
+    let stream_name = ferrocast::names::StreamName::parse(stream).unwrap();
+    let request = PublishRequest { secret, stream_name: &stream_name, source_id: None, origin: None };
     let verdict = publish_rule::authorize(&pool, &Default::default(), request).await.unwrap();
     pool.close().await;
     verdict

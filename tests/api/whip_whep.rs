@@ -610,6 +610,24 @@ async fn bad_input_gets_a_clear_4xx_and_disturbs_no_live_stream() {
         ),
         case("POST", &format!("{viewer_session}/layer"), None, Some("application/json"), b"{not json", 400, "pair"),
         case("POST", &format!("{viewer_session}/layer"), None, Some("text/plain"), b"{}", 415, "json"),
+        case(
+            "POST",
+            &format!("{viewer_session}/layer"),
+            None,
+            Some("application/json"),
+            br#"{"pair": 0, "sourceId": "cam/2"}"#,
+            400,
+            "sourceId",
+        ),
+        case(
+            "PATCH",
+            "/whip/bad%20name/00000000000000000000000000000000",
+            None,
+            Some("application/trickle-ice-sdpfrag"),
+            b"",
+            404,
+            "session",
+        ),
     ];
     let client = app.client();
     for c in cases {

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 
 use crate::{
     db,
+    names::{AccountId, StreamName},
     server::{
         auth::CurrentAccount,
         client::Client,
@@ -64,11 +65,11 @@ pub async fn public_events(
 /// fills the live board for names that cannot exist.
 async fn known_stream(state: &AppState, account: &str, stream: &str) -> Result<StreamKey, ApiError> {
     let not_found = || ApiError::NotFound(format!("there is no stream {account}/{stream}"));
-    if !crate::model::is_account_id(account) || crate::model::check_stream_name(stream).is_err() {
+    let (Ok(account), Ok(name)) = (AccountId::parse(account), StreamName::parse(stream)) else {
         return Err(not_found());
-    }
-    let key = StreamKey::new(account, stream);
-    if state.sfu.board().exists(&key) || db::accounts::public_id_exists(&state.pool, account).await? {
+    };
+    let key = StreamKey::new(&account, &name);
+    if state.sfu.board().exists(&key) || db::accounts::public_id_exists(&state.pool, &account).await? {
         Ok(key)
     } else {
         Err(not_found())

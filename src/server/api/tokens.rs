@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::ApiJson;
 use crate::{
     model::{ApiKeyView, ApiKeyWithSecret, NewToken, TokenPatch, TokenView, TokenWithSecret},
+    names::{SourceId, StreamName},
     server::{auth::CurrentAccount, error::ApiError, tokens, AppState},
 };
 
@@ -122,20 +123,20 @@ pub async fn grant(
     ApiJson(input): ApiJson<GrantRequest>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let token = tokens::get(&state.pool, &account, &id).await?;
-    crate::model::check_stream_name(&input.stream_name).map_err(|m| ApiError::invalid("streamName", m))?;
-    let source_id = input.source_id.filter(|s| !s.is_empty());
-    if let Some(source) = &source_id {
-        crate::model::check_source_id(source).map_err(|m| ApiError::invalid("sourceId", m))?;
-    }
+    let stream_name = StreamName::parse(&input.stream_name).map_err(|m| ApiError::invalid("streamName", m))?;
+    let source_id = match input.source_id.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(SourceId::parse(raw).map_err(|m| ApiError::invalid("sourceId", m))?),
+    };
     // A grant minted by a session dies with it (logout); one minted with an API key expires.
     let session =
         crate::server::session::from_headers(&headers, client.secure_cookies).map(crate::server::session::hash_id);
-    let grant = state.grants.mint(&token.id, &input.stream_name, source_id.as_deref(), session)?;
+    let grant = state.grants.mint(&token.id, &stream_name, source_id.as_ref(), session)?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
             "grant": grant,
-            "whipUrl": format!("/whip/{}", input.stream_name),
+            "whipUrl": format!("/whip/{stream_name}"),
             "expiresIn": crate::server::grants::GRANT_TTL.as_secs(),
         })),
     ))

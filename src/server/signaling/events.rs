@@ -24,6 +24,7 @@ use futures_util::{stream, StreamExt};
 use serde::Deserialize;
 
 use super::{whep::session_ref, SignalingError};
+use crate::names::SourceId;
 use crate::server::{
     client::Client,
     live::{self, Followed, View},
@@ -80,6 +81,16 @@ struct Selection {
     source_id: Option<String>,
 }
 
+impl Selection {
+    /// The source asked for; absent or empty is the main source.
+    fn source(&self) -> Result<Option<SourceId>, SignalingError> {
+        match self.source_id.as_deref() {
+            None | Some("") => Ok(None),
+            Some(raw) => SourceId::parse(raw).map(Some).map_err(SignalingError::bad_request),
+        }
+    }
+}
+
 pub async fn select_source(
     State(state): State<AppState>,
     Path((account, stream, session)): Path<(String, String, String)>,
@@ -91,7 +102,6 @@ pub async fn select_source(
     let bytes = super::read_bounded(body, 4096).await?;
     let selection: Selection = serde_json::from_slice(&bytes)
         .map_err(|err| SignalingError::bad_request(format!("expected {{\"pair\": 0, \"sourceId\": \"…\"}}: {err}")))?;
-    let source = selection.source_id.filter(|s| !s.is_empty());
-    state.sfu.select(session, selection.pair, source).await?;
+    state.sfu.select(session, selection.pair, selection.source()?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -23,7 +23,10 @@ use tower_http::cors::{Any, CorsLayer};
 pub use error::SignalingError;
 
 use super::AppState;
-use crate::sfu::{api::SessionRef, IceServer, SessionCreated};
+use crate::{
+    names::SourceId,
+    sfu::{api::SessionRef, IceServer, SessionCreated},
+};
 
 /// Offers and answers are a few kilobytes; this bounds what a client can make us buffer.
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
@@ -208,11 +211,11 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-/// `?sourceId=` from a raw query string, checked like a stream name.
-fn source_id(query: Option<&str>) -> Result<Option<String>, SignalingError> {
+/// `?sourceId=` from a raw query string; absent or empty is the main source.
+fn source_id(query: Option<&str>) -> Result<Option<SourceId>, SignalingError> {
     match query_param(query, "sourceId") {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) => crate::model::check_source_id(&v).map(|()| Some(v)).map_err(SignalingError::bad_request),
+        Some(v) => SourceId::parse(&v).map(Some).map_err(SignalingError::bad_request),
     }
 }

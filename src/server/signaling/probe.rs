@@ -15,7 +15,7 @@ use super::{created, ice_server_links, query_param, read_body, valid_session_id,
 use crate::{
     server::{auth::CurrentAccount, AppState},
     sfu::{
-        api::{ProbeRequest, ProbeTransport, SessionKind, SessionRef, PROBE_STREAM},
+        api::{ProbeRequest, ProbeTransport, SessionKind, SessionRef, StreamKey},
         SfuError,
     },
 };
@@ -42,7 +42,7 @@ pub async fn delete(
     if !valid_session_id(&id) {
         return Err(SfuError::SessionNotFound.into());
     }
-    let session = SessionRef { id, kind: SessionKind::Probe, account: None, stream_name: PROBE_STREAM.to_owned() };
+    let session = SessionRef { id, kind: SessionKind::Probe, account: None, stream_name: StreamKey::probe().name };
     state.sfu.end(session).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -12,7 +12,7 @@ use super::{
     created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE, SDP,
 };
 use crate::{
-    model::check_stream_name,
+    names::{AccountId, StreamName},
     server::{client::Client, AppState},
     sfu::{
         api::{SessionKind, SessionRef},
@@ -31,8 +31,8 @@ pub async fn view(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, SignalingError> {
-    check_account_id(&account)?;
-    check_stream_name(&stream).map_err(SignalingError::bad_request)?;
+    let account = AccountId::parse(&account).map_err(SignalingError::bad_request)?;
+    let stream = StreamName::parse(&stream).map_err(SignalingError::bad_request)?;
     let source = source_id(query.as_deref())?;
     let offer = read_body(&headers, body, SDP).await?;
     let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip };
@@ -62,18 +62,13 @@ pub async fn delete(
     Ok(StatusCode::OK.into_response())
 }
 
+/// A session URL names an existing session or none: anything malformed is 404.
 pub fn session_ref(account: String, stream: String, id: String) -> Result<SessionRef, SignalingError> {
+    let (Ok(account), Ok(stream_name)) = (AccountId::parse(&account), StreamName::parse(&stream)) else {
+        return Err(SfuError::SessionNotFound.into());
+    };
     if !valid_session_id(&id) {
         return Err(SfuError::SessionNotFound.into());
     }
-    Ok(SessionRef { id, kind: SessionKind::Viewer, account: Some(account), stream_name: stream })
-}
-
-/// Public account ids are short lowercase letters and digits.
-fn check_account_id(account: &str) -> Result<(), SignalingError> {
-    if crate::model::is_account_id(account) {
-        Ok(())
-    } else {
-        Err(SignalingError::bad_request(format!("{account:?} is not an account id")))
-    }
+    Ok(SessionRef { id, kind: SessionKind::Viewer, account: Some(account), stream_name })
 }

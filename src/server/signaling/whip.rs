@@ -10,7 +10,7 @@ use axum::{
 
 use super::{created, ice_server_links, query_param, read_body, source_id, valid_session_id, SignalingError, SDP};
 use crate::{
-    model::check_stream_name,
+    names::StreamName,
     server::{
         auth::bearer_token,
         publish_rule::{self, PublishRequest as PublishCheck},
@@ -29,10 +29,10 @@ pub async fn publish(
     let secret = bearer_token(&headers).ok_or_else(|| {
         SignalingError::unauthorized("a publish token is required: send Authorization: Bearer <token>")
     })?;
-    check_stream_name(&stream).map_err(SignalingError::bad_request)?;
+    let stream = StreamName::parse(&stream).map_err(SignalingError::bad_request)?;
     let source = source_id(query.as_deref())?;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let check = PublishCheck { secret, stream_name: &stream, source_id: source.as_deref(), origin };
+    let check = PublishCheck { secret, stream_name: &stream, source_id: source.as_ref(), origin };
     let grant = publish_rule::authorize(&state.pool, &state.grants, check)
         .await
         .map_err(|err| {
@@ -94,9 +94,12 @@ pub async fn delete(
     Ok(StatusCode::OK.into_response())
 }
 
+/// A session URL names an existing session or none: anything malformed is 404.
 fn session_ref(stream: String, id: String) -> Result<SessionRef, SignalingError> {
+    let not_found = || SignalingError::from(crate::sfu::SfuError::SessionNotFound);
+    let stream_name = StreamName::parse(&stream).map_err(|_| not_found())?;
     if !valid_session_id(&id) {
-        return Err(crate::sfu::SfuError::SessionNotFound.into());
+        return Err(not_found());
     }
-    Ok(SessionRef { id, kind: SessionKind::Publisher, account: None, stream_name: stream })
+    Ok(SessionRef { id, kind: SessionKind::Publisher, account: None, stream_name })
 }

@@ -1,6 +1,6 @@
 //! The engine's commands: sessions created from offers, trickle, source selection, snapshots.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{collections::HashMap, time::Instant};
 
 use str0m::{
     change::SdpOffer,
@@ -28,10 +28,11 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
     (11, Extension::RepairedRtpStreamId),
     (13, Extension::VideoOrientation),
 ];
+use crate::names::SourceId;
 use crate::sfu::{
     api::{
         Command, ProbeRequest, ProbeTransport, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError,
-        SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest, PROBE_STREAM,
+        SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
@@ -210,7 +211,7 @@ impl Engine {
 
     pub(super) fn publish(&mut self, request: PublishRequest) -> Result<SessionCreated, SfuError> {
         let sections = offer::inspect(&request.offer, Intent::Publish)?;
-        let name: SourceName = request.source.as_deref().map(Arc::from);
+        let name = SourceName::asked(request.source);
         let existing = self.streams.get(&request.stream);
         let replacing = existing.and_then(|s| s.source(&name)).is_some();
         let sources = existing.map_or(0, |s| s.sources.len());
@@ -260,8 +261,7 @@ impl Engine {
         if probes >= MAX_PROBES {
             return Err(SfuError::LimitReached("too many connection tests at once; try again in a minute".into()));
         }
-        let (_, created) =
-            self.accept_over(&request.offer, StreamKey::new("", PROBE_STREAM), Role::Probe, request.transport)?;
+        let (_, created) = self.accept_over(&request.offer, StreamKey::probe(), Role::Probe, request.transport)?;
         Ok(created)
     }
 
@@ -336,7 +336,7 @@ impl Engine {
 
     pub(super) fn view(&mut self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
         let sections = offer::inspect(&request.offer, Intent::View)?;
-        let asked: SourceName = request.source.as_deref().map(Arc::from);
+        let asked = SourceName::asked(request.source);
         let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
         let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
         self.admit_viewer(stream, request.client)?;
@@ -409,9 +409,14 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn select(&mut self, session: &SessionRef, pair: usize, source: Option<String>) -> Result<(), SfuError> {
+    pub(super) fn select(
+        &mut self,
+        session: &SessionRef,
+        pair: usize,
+        source: Option<SourceId>,
+    ) -> Result<(), SfuError> {
         let id = self.find_session(session)?;
-        let name: SourceName = source.as_deref().map(Arc::from);
+        let name = SourceName::asked(source);
         let peer = self.peers.get_mut(&id).ok_or(SfuError::SessionNotFound)?;
         let key = peer.stream.clone();
         let viewer = peer.viewer_mut().ok_or(SfuError::SessionNotFound)?;
@@ -423,7 +428,7 @@ impl Engine {
         };
         let stream = self.streams.get_mut(&key).ok_or(SfuError::NotLive)?;
         if !stream.source(&name).is_some_and(|s| s.active) {
-            return Err(SfuError::NotFound(format!("source {} is not live", display_source(&name))));
+            return Err(SfuError::NotFound(format!("source {name} is not live")));
         }
         if slot.bound.as_ref() == Some(&name) {
             return Ok(());
@@ -442,8 +447,8 @@ impl Engine {
         let id = *self.sessions.get(&session.id).ok_or(SfuError::SessionNotFound)?;
         let peer = self.peers.get(&id).ok_or(SfuError::SessionNotFound)?;
         let matches = peer.kind() == session.kind
-            && *peer.stream.name == *session.stream_name
-            && session.account.as_deref().is_none_or(|a| a == &*peer.stream.account);
+            && peer.stream.name == session.stream_name
+            && session.account.as_ref().is_none_or(|a| a.as_str() == &*peer.stream.account);
         if matches {
             Ok(id)
         } else {
@@ -457,7 +462,7 @@ impl Engine {
             .sources
             .iter()
             .map(|source| LiveSource {
-                source_id: source.name.as_deref().map(str::to_owned),
+                source_id: source.name.source_id(),
                 active: source.active,
                 tracks: self
                     .peers
@@ -503,7 +508,7 @@ impl Engine {
                     })
                     .unwrap_or_default();
                 SourceInfo {
-                    source_id: source.name.as_deref().map(str::to_owned),
+                    source_id: source.name.source_id(),
                     active: source.active,
                     started_at: source.started_at,
                     bitrate_bps: tracks.iter().map(|t| t.bitrate_bps).sum(),
@@ -553,13 +558,6 @@ pub fn rtc_config(publisher: bool) -> RtcConfig {
         .enable_av1(true)
         .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
         .set_extension_map(extensions)
-}
-
-fn display_source(name: &SourceName) -> String {
-    match name {
-        Some(id) => format!("\"{id}\""),
-        None => "main".to_owned(),
-    }
 }
 
 fn random_hex(bytes: usize) -> String {

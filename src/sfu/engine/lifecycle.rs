@@ -35,7 +35,7 @@ impl Engine {
                         id: recording,
                         account: key.account.to_string(),
                         stream_name: key.name.to_string(),
-                        source_id: name.as_deref().map(str::to_owned),
+                        source_id: name.source_id(),
                         token_id: p.token_id.clone(),
                         has_video: p.has_video(),
                         has_audio: p.tracks.iter().any(|t| t.kind == MediaKind::Audio),
