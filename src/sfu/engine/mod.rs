@@ -25,7 +25,7 @@ use str0m::{
     media::MediaKind,
     net::Receive,
     rtp::{ExtensionValues, RtpPacket, RtpWrite},
-    Event, IceConnectionState, Input,
+    Event, IceConnectionState, Input, Rtc,
 };
 use tokio::{
     net::UdpSocket,
@@ -35,7 +35,7 @@ use tokio::{
 pub use commands::rtc_config;
 use outbox::{Io, Socket};
 
-use crate::recorder::{MediaCodec, Packet as RecordedPacket};
+use crate::recorder::{MediaCodec, Packet as RecordedPacket, Recorder, RecordingId};
 use tcp::{TcpEvent, TcpLink};
 
 use super::{
@@ -45,7 +45,7 @@ use super::{
     fault,
     forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
     handle::SfuHandle,
-    peer::{Peer, PeerId, Role},
+    peer::{Peer, PeerId, Publisher, Role},
     registry::{Source, Streams},
     MediaAddresses, SfuConfig, TcpPort,
 };
@@ -461,62 +461,36 @@ impl Engine {
 
     // ---- packets out ---------------------------------------------------------------------
 
-    /// A publisher's packet: find its track, let a waiting replacement take over at its first
-    /// keyframe, hand it to the recorder when the source is recorded, then send it to every
-    /// viewer pair showing the source ([`send_to_viewer`]).
+    /// A publisher's packet, in three steps: what it is ([`learn`]), whether its source forwards
+    /// this publisher ([`forwards`]: a waiting replacement takes over at its first keyframe),
+    /// then out: to the recorder ([`record`]) and to every viewer pair showing the source.
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
         let Engine { config, peers, streams, io, timers, events, doomed, counts, .. } = self;
-        let Some(publisher_peer) = peers.get_mut(&from) else { return };
-        let Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, .. } = publisher_peer else {
+        let Some(Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, .. }) = peers.get_mut(&from)
+        else {
             return;
         };
-        let has_video = publisher.has_video();
-        let pt = packet.header.payload_type;
-        // The publisher's packet meets str0m's lookups and our keyframe parsers: a panic there
-        // ends this publisher, not the engine.
-        let inspected = catch_unwind(AssertUnwindSafe(|| {
-            fault::packet(session_id);
-            let (track, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
-            track.bytes += packet.payload.len() as u64;
-            let is_keyframe = track.kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
-            Some((track.kind, params, is_keyframe))
-        }));
-        let (kind, params, is_keyframe) = match inspected {
-            Ok(Some(inspected)) => inspected,
-            Ok(None) => return,
-            Err(_) => {
+        let inbound = match learn(rtc, publisher, session_id, &packet) {
+            Learnt::Packet(inbound) => inbound,
+            Learnt::Unknown => return,
+            Learnt::Panicked => {
                 tracing::error!(session = %session_id, "a publisher's packet panicked the media path; dropping the publisher");
                 doomed.push(from);
                 return;
             }
         };
         let Some(source) = streams.get_mut(key).and_then(|stream| stream.source_mut(&publisher.source)) else { return };
-
-        if source.publisher != from {
-            // A replacement takes over at its first keyframe (its first audio without video).
-            let takes_over = source.pending == Some(from) && (is_keyframe || !has_video && kind == MediaKind::Audio);
-            if !takes_over {
-                return;
-            }
-            doomed.push(take_over(source, peers));
+        if !forwards(source, from, &inbound, peers, doomed) {
+            return;
         }
         if let (Some(recording), Some(recorder)) = (source.recording, &config.recorder) {
-            let recorded = RecordedPacket {
-                origin: from,
-                seq: *packet.seq_no,
-                rtp_ts: packet.header.timestamp,
-                marker: packet.header.marker,
-                payload: packet.payload.clone(),
-                arrival: packet.timestamp,
-                sender_report: packet.last_sender_info.map(|sr| (sr.rtp_time.numer() as u32, sr.ntp_time)),
-            };
-            recorder.offer(recording, kind == MediaKind::Video, media_codec(params.spec().codec), recorded);
+            record(recorder, recording, from, &packet, &inbound);
         }
 
         let outgoing = Outgoing {
-            is_keyframe,
-            kind,
-            params,
+            is_keyframe: inbound.is_keyframe,
+            kind: inbound.kind,
+            params: inbound.params,
             origin: (from, *packet.header.ssrc),
             // Only what describes the media travels on; str0m fills in the transport extensions.
             ext: ExtensionValues {
@@ -544,6 +518,79 @@ impl Engine {
             }
         }
     }
+}
+
+/// What a publisher's packet turned out to be.
+enum Learnt {
+    Packet(Inbound),
+    /// No track or codec of this publisher's offer: dropped.
+    Unknown,
+    /// str0m's lookups or our keyframe parsers panicked on it: the publisher is dropped.
+    Panicked,
+}
+
+/// A publisher's packet, known: its track's kind, its codec, and whether it starts a keyframe.
+struct Inbound {
+    kind: MediaKind,
+    params: PayloadParams,
+    is_keyframe: bool,
+    /// Whether the publisher sends video at all (a replacement without video takes over at once).
+    publisher_has_video: bool,
+}
+
+/// Finds the packet's track (learning its SSRC on first sight) and codec, and counts its bytes.
+/// The packet meets str0m's lookups and our keyframe parsers here: a panic ends this publisher,
+/// not the engine.
+fn learn(rtc: &mut Rtc, publisher: &mut Publisher, session_id: &str, packet: &RtpPacket) -> Learnt {
+    let publisher_has_video = publisher.has_video();
+    let pt = packet.header.payload_type;
+    let learnt = catch_unwind(AssertUnwindSafe(|| {
+        fault::packet(session_id);
+        let (track, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
+        track.bytes += packet.payload.len() as u64;
+        let is_keyframe = track.kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
+        Some(Inbound { kind: track.kind, params, is_keyframe, publisher_has_video })
+    }));
+    match learnt {
+        Ok(Some(inbound)) => Learnt::Packet(inbound),
+        Ok(None) => Learnt::Unknown,
+        Err(_) => Learnt::Panicked,
+    }
+}
+
+/// Whether the source forwards this publisher's packet: yes from its publisher; from its waiting
+/// replacement only once that sends its first keyframe (its first audio if it has no video),
+/// which makes it the publisher (the replaced one is doomed).
+fn forwards(
+    source: &mut Source,
+    from: PeerId,
+    inbound: &Inbound,
+    peers: &mut HashMap<PeerId, Peer>,
+    doomed: &mut Vec<PeerId>,
+) -> bool {
+    if source.publisher == from {
+        return true;
+    }
+    let takes_over = source.pending == Some(from)
+        && (inbound.is_keyframe || !inbound.publisher_has_video && inbound.kind == MediaKind::Audio);
+    if takes_over {
+        doomed.push(take_over(source, peers));
+    }
+    takes_over
+}
+
+/// Hands the packet to the recorder: a refcounted payload through its bounded queue, never a wait.
+fn record(recorder: &Recorder, recording: RecordingId, from: PeerId, packet: &RtpPacket, inbound: &Inbound) {
+    let recorded = RecordedPacket {
+        origin: from,
+        seq: *packet.seq_no,
+        rtp_ts: packet.header.timestamp,
+        marker: packet.header.marker,
+        payload: packet.payload.clone(),
+        arrival: packet.timestamp,
+        sender_report: packet.last_sender_info.map(|sr| (sr.rtp_time.numer() as u32, sr.ntp_time)),
+    };
+    recorder.offer(recording, inbound.kind == MediaKind::Video, media_codec(inbound.params.spec().codec), recorded);
 }
 
 fn media_codec(codec: str0m::format::Codec) -> MediaCodec {
