@@ -20,8 +20,11 @@ pub type Origin = (u64, u32);
 pub struct OutTrack {
     pub mid: Mid,
     pub kind: MediaKind,
-    /// Video waits for a keyframe after a join or switch; audio never waits.
-    pub waiting_keyframe: bool,
+    /// The layer of the source's track this viewer track shows; `None` while video waits for a
+    /// keyframe (after a join, a switch, or to change layer). Audio shows layer 0 from the start.
+    pub layer: Option<u8>,
+    /// The layer it should show: it moves there at that layer's next keyframe.
+    pub target_layer: u8,
     /// Last (incoming pt → outgoing pt) decision, so the codec lookup runs once per change.
     pt_cache: Option<(Pt, Option<Pt>)>,
     rewriter: Rewriter,
@@ -29,13 +32,33 @@ pub struct OutTrack {
 
 impl OutTrack {
     pub fn new(mid: Mid, kind: MediaKind) -> Self {
-        Self { mid, kind, waiting_keyframe: kind == MediaKind::Video, pt_cache: None, rewriter: Rewriter::default() }
+        let layer = (kind == MediaKind::Audio).then_some(0);
+        Self { mid, kind, layer, target_layer: 0, pt_cache: None, rewriter: Rewriter::default() }
     }
 
     /// The next packet from a different origin re-anchors; video waits for a keyframe first.
     pub fn switch(&mut self) {
-        self.waiting_keyframe = self.kind == MediaKind::Video;
+        if self.kind == MediaKind::Video {
+            self.layer = None;
+        }
         self.rewriter.origin = None;
+    }
+
+    /// Whether a packet of `layer` goes out on this track: one of the layer shown, or the first
+    /// keyframe of the target layer (which makes it the layer shown).
+    pub fn takes(&mut self, layer: u8, is_keyframe: bool) -> bool {
+        if self.layer == Some(layer) {
+            return true;
+        }
+        if layer == self.target_layer && (is_keyframe || self.kind == MediaKind::Audio) {
+            self.layer = Some(layer);
+            return true;
+        }
+        false
+    }
+
+    pub fn waits_for_keyframe(&self) -> bool {
+        self.layer.is_none()
     }
 
     pub fn cached_pt(&self, incoming: Pt) -> Option<Option<Pt>> {

@@ -7,7 +7,7 @@ use std::{
 
 use str0m::{
     format::PayloadParams,
-    media::{MediaKind, Mid, Pt},
+    media::{MediaKind, Mid, Pt, Rid},
     rtp::Ssrc,
     Event, Output, Rtc,
 };
@@ -91,11 +91,19 @@ pub struct Publisher {
     pub tracks: Vec<TrackIn>,
 }
 
+/// One simulcast layer of an incoming track, as its packets taught us (a track without
+/// simulcast has one, without a RID).
+pub struct LayerIn {
+    pub rid: Option<Rid>,
+    pub ssrc: Ssrc,
+}
+
 /// One incoming m-line of a publisher.
 pub struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    pub ssrc: Option<Ssrc>,
+    /// In the order their first packets came (WIP: not yet ranked by quality).
+    pub layers: Vec<LayerIn>,
     /// The codec of the last packet (payload type → params), looked up when the type changes.
     pub params: Option<PayloadParams>,
     pub keyframes: KeyframeThrottle,
@@ -105,30 +113,53 @@ pub struct TrackIn {
 
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind) -> Self {
-        Self { mid, kind, ssrc: None, params: None, keyframes: KeyframeThrottle::default(), bytes: 0, bitrate_bps: 0 }
+        Self {
+            mid,
+            kind,
+            layers: Vec::new(),
+            params: None,
+            keyframes: KeyframeThrottle::default(),
+            bytes: 0,
+            bitrate_bps: 0,
+        }
     }
 }
 
 impl Publisher {
-    /// The track an incoming packet belongs to, with its codec: the SSRC is learnt on first
-    /// sight (through the m-line str0m matched it to), the codec looked up again only when the
-    /// payload type changes. `None` for a packet of no negotiated track or codec.
-    pub fn track_for(&mut self, rtc: &mut Rtc, ssrc: Ssrc, pt: Pt) -> Option<(&mut TrackIn, PayloadParams)> {
-        let index = match self.tracks.iter().position(|t| t.ssrc == Some(ssrc)) {
-            Some(index) => index,
+    /// The track and layer an incoming packet belongs to, with its codec: an SSRC is learnt on
+    /// first sight (through the m-line and RID str0m matched it to; a new SSRC for a known RID
+    /// replaces the old one), the codec looked up again only when the payload type changes.
+    /// `None` for a packet of no negotiated track or codec.
+    pub fn track_for(&mut self, rtc: &mut Rtc, ssrc: Ssrc, pt: Pt) -> Option<(&mut TrackIn, u8, PayloadParams)> {
+        let known = self.tracks.iter().enumerate().find_map(|(index, track)| {
+            track.layers.iter().position(|layer| layer.ssrc == ssrc).map(|layer| (index, layer))
+        });
+        let (index, layer) = match known {
+            Some(known) => known,
             None => {
-                let mid = rtc.direct_api().stream_rx(&ssrc)?.mid();
+                let (mid, rid) = rtc.direct_api().stream_rx(&ssrc).map(|rx| (rx.mid(), rx.rid()))?;
                 let index = self.tracks.iter().position(|t| t.mid == mid)?;
-                self.tracks[index].ssrc = Some(ssrc);
-                index
+                let layers = &mut self.tracks[index].layers;
+                let layer = match layers.iter().position(|layer| layer.rid == rid) {
+                    Some(layer) => {
+                        layers[layer].ssrc = ssrc;
+                        layer
+                    }
+                    None => {
+                        layers.push(LayerIn { rid, ssrc });
+                        layers.len() - 1
+                    }
+                };
+                (index, layer)
             }
         };
+        let layer = u8::try_from(layer).ok()?;
         let track = &mut self.tracks[index];
         if track.params.map(|p| p.pt()) != Some(pt) {
             track.params = rtc.codec_config().find(|p| p.pt() == pt).copied();
         }
         let params = track.params?;
-        Some((track, params))
+        Some((track, layer, params))
     }
 
     pub fn has_video(&self) -> bool {
@@ -198,7 +229,7 @@ impl Pair {
     }
 
     pub fn waits_for_keyframe(&self) -> bool {
-        self.video.as_ref().is_some_and(|v| v.waiting_keyframe)
+        self.video.as_ref().is_some_and(OutTrack::waits_for_keyframe)
     }
 }
 

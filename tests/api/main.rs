@@ -13,6 +13,7 @@ mod proxy;
 mod recording;
 mod rtc;
 mod self_check;
+mod simulcast;
 mod tls;
 mod tokens;
 mod turn;

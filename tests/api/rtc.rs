@@ -160,6 +160,42 @@ pub enum Media {
     H264Clip,
     /// The VP9 fixture (looped) with the clip's Opus.
     Vp9Clip,
+    /// Numbered VP8-shaped frames on three simulcast layers (RIDs `l`, `m`, `h`, one SSRC each,
+    /// MID and RID header extensions on every packet as browsers send them); each frame carries
+    /// its layer at [`LAYER_BYTE`] and is larger the higher its layer.
+    Simulcast,
+}
+
+/// The simulcast layers a [`Media::Simulcast`] publisher sends: RID, SSRC, frame size.
+pub const SIMULCAST_LAYERS: [(&str, u32, usize); 3] =
+    [("l", 0x1111_0001, 600), ("m", 0x1111_0002, 1500), ("h", 0x1111_0003, 3500)];
+/// Where a synthetic frame says which simulcast layer it is (0 = l, 1 = m, 2 = h).
+pub const LAYER_BYTE: usize = 5;
+const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// An RTP header extension's bytes as they are (webrtc-rs does not write MID or RID itself).
+struct RawExtension(Bytes);
+
+impl rtc::shared::marshal::MarshalSize for RawExtension {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl rtc::shared::marshal::Marshal for RawExtension {
+    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
+        let out = buf.get_mut(..self.0.len()).ok_or(RtcError::ErrBufferTooSmall)?;
+        out.copy_from_slice(&self.0);
+        Ok(self.0.len())
+    }
+}
+
+fn raw_extension(uri: &'static str, value: &str) -> rtc::rtp::extension::HeaderExtension {
+    rtc::rtp::extension::HeaderExtension::Custom {
+        uri: uri.into(),
+        extension: Box::new(RawExtension(Bytes::copy_from_slice(value.as_bytes()))),
+    }
 }
 const VIDEO_SSRC: u32 = 0x1111_0000;
 const AUDIO_SSRC: u32 = 0x2222_0000;
@@ -512,7 +548,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             sdp_fmtp_line: "profile-id=0".to_owned(),
             rtcp_feedback: vec![],
         },
-        Media::Synthetic | Media::Clip => RTCRtpCodec {
+        Media::Synthetic | Media::Clip | Media::Simulcast => RTCRtpCodec {
             mime_type: MIME_TYPE_VP8.to_owned(),
             clock_rate: 90_000,
             channels: 0,
@@ -527,27 +563,34 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
     };
-    let track = |kind, codec: RTCRtpCodec, ssrc: u32, id: &str| {
+    // One encoding per (RID, SSRC); the RID is empty unless the track is simulcast.
+    let track = |kind, codec: RTCRtpCodec, encodings: &[(&str, u32)], id: &str| {
+        let encodings = encodings
+            .iter()
+            .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: (*rid).to_owned(),
+                    ssrc: Some(*ssrc),
+                    ..Default::default()
+                },
+                codec: codec.clone(),
+                ..Default::default()
+            })
+            .collect();
         Arc::new(
             TrackLocalStaticSample::new(
                 Instant::now(),
-                MediaStreamTrack::new(
-                    "publisher".into(),
-                    id.into(),
-                    id.into(),
-                    kind,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                        codec,
-                        ..Default::default()
-                    }],
-                ),
+                MediaStreamTrack::new("publisher".into(), id.into(), id.into(), kind, encodings),
             )
             .expect("track"),
         )
     };
-    let video = track(RtpCodecKind::Video, video_codec, VIDEO_SSRC, "video");
-    let audio = track(RtpCodecKind::Audio, opus, AUDIO_SSRC, "audio");
+    let video_encodings: Vec<(&str, u32)> = match options.media {
+        Media::Simulcast => SIMULCAST_LAYERS.iter().map(|(rid, ssrc, _)| (*rid, *ssrc)).collect(),
+        _ => vec![("", VIDEO_SSRC)],
+    };
+    let video = track(RtpCodecKind::Video, video_codec, &video_encodings, "video");
+    let audio = track(RtpCodecKind::Audio, opus, &[("", AUDIO_SSRC)], "audio");
     let sendonly =
         || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() });
     let video_tx =
@@ -564,6 +607,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
         let sender = tx.sender().await.expect("sender").expect("has a sender");
         sender.get_parameters().await.expect("parameters").rtp_parameters.codecs.first().expect("a codec").payload_type
     };
+    let video_mid = video_tx.mid().await.ok().flatten().unwrap_or_default();
     let video_pt = payload_type(video_tx).await;
     let audio_pt = payload_type(audio_tx).await;
 
@@ -604,6 +648,24 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                     Media::Clip => clip().video[index as usize % clip().video.len()].clone(),
                     Media::H264Clip => h264_clip()[index as usize % h264_clip().len()].clone(),
                     Media::Vp9Clip => vp9_clip()[index as usize % vp9_clip().len()].clone(),
+                    Media::Simulcast => {
+                        let keyframe = index.is_multiple_of(90) || wants_keyframe.swap(false, Ordering::Relaxed);
+                        for (layer, (rid, ssrc, size)) in SIMULCAST_LAYERS.iter().enumerate() {
+                            let mut frame = video_frame(first + index, keyframe).to_vec();
+                            frame.resize(*size, layer as u8);
+                            frame[LAYER_BYTE] = layer as u8;
+                            let sample =
+                                Sample { data: frame.into(), duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
+                            let _ = video
+                                .sample_writer(*ssrc, video_pt)
+                                .with_extension(raw_extension(MID_URI, &video_mid))
+                                .with_extension(raw_extension(RID_URI, rid))
+                                .write_sample(&sample)
+                                .await;
+                        }
+                        index += 1;
+                        continue;
+                    }
                 };
                 let sample = Sample { data: frame, duration: FRAME_INTERVAL, ..Sample::new(Instant::now()) };
                 let _ = video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await;
@@ -620,7 +682,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             while !stop.load(Ordering::Relaxed) && started.elapsed() < PUBLISH_LIMIT {
                 ticker.tick().await;
                 let packet = match media {
-                    Media::Synthetic => {
+                    Media::Synthetic | Media::Simulcast => {
                         let mut voice = vec![0xfc_u8];
                         voice.extend_from_slice(&(first + index).to_be_bytes());
                         voice.resize(60, 0);

@@ -326,8 +326,11 @@ fn send_keyframe_request(rtc: &mut Rtc, track: &TrackIn) -> bool {
         Some(p) if !p.fb_pli() && p.fb_fir() => KeyframeRequestKind::Fir,
         _ => KeyframeRequestKind::Pli,
     };
+    // WIP: the first layer learnt, the one every viewer targets for now. By SSRC: on a
+    // simulcast track a request by mid alone reaches an arbitrary layer.
+    let Some(layer) = track.layers.first() else { return false };
     let mut api = rtc.direct_api();
-    match api.stream_rx_by_mid(track.mid, None) {
+    match api.stream_rx(&layer.ssrc) {
         Some(rx) => {
             rx.request_keyframe(kind);
             true

@@ -483,13 +483,15 @@ impl Engine {
         if !forwards(source, from, &inbound, peers, doomed) {
             return;
         }
-        if let (Some(recording), Some(recorder)) = (source.recording, &config.recorder) {
+        // WIP: a recording takes the first layer learnt of each track.
+        if let (Some(recording), Some(recorder), 0) = (source.recording, &config.recorder, inbound.layer) {
             record(recorder, recording, from, &packet, &inbound);
         }
 
         let outgoing = Outgoing {
             is_keyframe: inbound.is_keyframe,
             kind: inbound.kind,
+            layer: inbound.layer,
             params: inbound.params,
             origin: (from, *packet.header.ssrc),
             // Only what describes the media travels on; str0m fills in the transport extensions.
@@ -532,6 +534,8 @@ enum Learnt {
 /// A publisher's packet, known: its track's kind, its codec, and whether it starts a keyframe.
 struct Inbound {
     kind: MediaKind,
+    /// Which simulcast layer of its track (0 without simulcast).
+    layer: u8,
     params: PayloadParams,
     is_keyframe: bool,
     /// Whether the publisher sends video at all (a replacement without video takes over at once).
@@ -546,10 +550,10 @@ fn learn(rtc: &mut Rtc, publisher: &mut Publisher, session_id: &str, packet: &Rt
     let pt = packet.header.payload_type;
     let learnt = catch_unwind(AssertUnwindSafe(|| {
         fault::packet(session_id);
-        let (track, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
+        let (track, layer, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
         track.bytes += packet.payload.len() as u64;
         let is_keyframe = track.kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
-        Some(Inbound { kind: track.kind, params, is_keyframe, publisher_has_video })
+        Some(Inbound { kind: track.kind, layer, params, is_keyframe, publisher_has_video })
     }));
     match learnt {
         Ok(Some(inbound)) => Learnt::Packet(inbound),
@@ -609,6 +613,7 @@ fn media_codec(codec: str0m::format::Codec) -> MediaCodec {
 struct Outgoing<'a> {
     packet: &'a RtpPacket,
     kind: MediaKind,
+    layer: u8,
     params: PayloadParams,
     is_keyframe: bool,
     /// (publisher, SSRC): a viewer track re-anchors its numbering when this changes.
@@ -626,11 +631,8 @@ fn send_to_viewer(viewer: &mut Peer, pair: usize, out: &Outgoing) -> bool {
     fault::packet(&viewer.session_id);
     let Peer { rtc, role: Role::Viewer(v), .. } = viewer else { return false };
     let Some(track) = v.pairs.get_mut(pair).and_then(|p| p.track_mut(out.kind)) else { return false };
-    if track.waiting_keyframe {
-        if !out.is_keyframe {
-            return false;
-        }
-        track.waiting_keyframe = false;
+    if !track.takes(out.layer, out.is_keyframe) {
+        return false;
     }
     let packet = out.packet;
     let pt = packet.header.payload_type;
