@@ -102,7 +102,7 @@ pub struct LayerIn {
 pub struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    /// In the order their first packets came (WIP: not yet ranked by quality).
+    /// In the order their first packets came (not ranked by quality).
     pub layers: Vec<LayerIn>,
     /// The codec of the last packet (payload type → params), looked up when the type changes.
     pub params: Option<PayloadParams>,

@@ -326,7 +326,7 @@ fn send_keyframe_request(rtc: &mut Rtc, track: &TrackIn) -> bool {
         Some(p) if !p.fb_pli() && p.fb_fir() => KeyframeRequestKind::Fir,
         _ => KeyframeRequestKind::Pli,
     };
-    // WIP: the first layer learnt, the one every viewer targets for now. By SSRC: on a
+    // The first layer learnt: the one every viewer targets (README, simulcast). By SSRC: on a
     // simulcast track a request by mid alone reaches an arbitrary layer.
     let Some(layer) = track.layers.first() else { return false };
     let mut api = rtc.direct_api();

@@ -483,7 +483,7 @@ impl Engine {
         if !forwards(source, from, &inbound, peers, doomed) {
             return;
         }
-        // WIP: a recording takes the first layer learnt of each track.
+        // A recording keeps to one layer of each track: the first learnt.
         if let (Some(recording), Some(recorder), 0) = (source.recording, &config.recorder, inbound.layer) {
             record(recorder, recording, from, &packet, &inbound);
         }
