@@ -45,12 +45,12 @@ impl OutTrack {
     }
 
     /// Whether a packet of `layer` goes out on this track: one of the layer shown, or the first
-    /// keyframe of the target layer (which makes it the layer shown).
+    /// keyframe of the target layer (which makes it the layer shown; audio always shows layer 0).
     pub fn takes(&mut self, layer: u8, is_keyframe: bool) -> bool {
         if self.layer == Some(layer) {
             return true;
         }
-        if layer == self.target_layer && (is_keyframe || self.kind == MediaKind::Audio) {
+        if layer == self.target_layer && is_keyframe {
             self.layer = Some(layer);
             return true;
         }
