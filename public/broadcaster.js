@@ -230,6 +230,7 @@ async function main() {
             ${['autoplay', 'muted', 'controls', 'badge', 'viewers', 'stats', 'pip', 'fullscreen', 'multiview']
               .map((o) => `<label><input type="checkbox" data-option="${o}" ${['autoplay', 'muted', 'badge', 'viewers'].includes(o) ? 'checked' : ''}> ${o}</label>`).join('')}
             <label class="field">Source <input type="text" id="sh-source" placeholder="main"></label>
+            <label class="field">Quality <select id="sh-quality"><option value="auto">Auto</option><option value="high">High</option><option value="medium">Medium</option><option value="low">Low</option></select></label>
           </div>
           <iframe id="sh-preview" title="Embed preview" allow="autoplay; fullscreen; picture-in-picture" width="320" height="180"></iframe>
         </details>
@@ -262,13 +263,15 @@ async function main() {
       </section>
       <details class="card" id="bc-settings">
         <summary>Settings</summary>
+        <label><input type="checkbox" id="bc-simulcast"> Simulcast</label>
+        <p class="hint" id="bc-simulcast-hint">Sends three qualities (full, ½ and ¼ size) so that viewers on weak connections get a smaller picture instead of a frozen one. Publishing simulcast from a browser needs a Chromium-based browser (Chrome, Edge, Brave, Opera).</p>
         <label class="field">Capture size <select id="bc-size">${Object.keys(SIZES).map((s) => `<option ${s === '1280x720' ? 'selected' : ''}>${s}</option>`).join('')}</select></label>
         <label class="field">Frame rate <select id="bc-fps"><option>15</option><option>24</option><option selected>30</option><option>60</option></select></label>
         <label class="field">Aspect ratio <select id="bc-aspect"><option value="">As captured</option><option value="1.7778">16:9</option><option value="1.3333">4:3</option><option value="1">1:1</option></select></label>
         <label class="field">Codec <select id="bc-codec">${codecOptions.map((c) => `<option>${c}</option>`).join('')}</select></label>
         <label class="field">Max bitrate (kbit/s) <input id="bc-bitrate" type="number" min="100" max="20000" step="100" value="2500"></label>
         <label><input type="checkbox" id="bc-stereo"> Stereo (echo cancellation off)</label>
-        <p class="hint">Capture size, frame rate, aspect ratio, codec and stereo are fixed while live; the bitrate can change.</p>
+        <p class="hint">Simulcast, capture size, frame rate, aspect ratio, codec and stereo are fixed while live; the bitrate can change.</p>
       </details>
       <section class="card" id="bc-mixer" hidden>
         <h2>Mixer</h2>
@@ -298,6 +301,7 @@ async function main() {
     aspect: Number($('bc-aspect').value) || undefined,
     codec: $('bc-codec').value || undefined,
     bitrate: Number($('bc-bitrate').value) || undefined,
+    simulcast: $('bc-simulcast').checked,
     stereo: $('bc-stereo').checked,
   });
   const streamName = () => $('bc-stream').value.trim();
@@ -450,7 +454,7 @@ async function main() {
     watchRecording(live);
     $('bc-start').textContent = live ? 'Stop' : 'Start';
     $('bc-start').classList.toggle('danger', live);
-    for (const id of ['bc-size', 'bc-fps', 'bc-aspect', 'bc-codec', 'bc-stereo', 'bc-stream', 'bc-multi', 'bc-source-id', 'bc-record']) {
+    for (const id of ['bc-simulcast', 'bc-size', 'bc-fps', 'bc-aspect', 'bc-codec', 'bc-stereo', 'bc-stream', 'bc-multi', 'bc-source-id', 'bc-record']) {
       $(id).disabled = live || ((id === 'bc-multi' || id === 'bc-source-id') && !token.multisource) || (id === 'bc-record' && !token.record);
     }
     $('bc-timer').hidden = !live;
@@ -499,7 +503,7 @@ async function main() {
       if (token.record) url.searchParams.set('record', $('bc-record').checked ? '1' : '0');
       const publisher = new Publisher({
         url: url.href, token: grant, sourceId: sourceId() || undefined,
-        codec: s.codec, maxBitrateKbps: s.bitrate, stereo: s.stereo,
+        codec: s.codec, maxBitrateKbps: s.bitrate, stereo: s.stereo, simulcast: s.simulcast,
       });
       publisher.addEventListener('state', (event) => {
         if (publisher !== state.publisher) return;
@@ -544,6 +548,7 @@ async function main() {
       if (box.checked !== fallback) options[box.dataset.option] = box.checked ? '1' : '0';
     }
     if ($('sh-source').value.trim()) options.source = $('sh-source').value.trim();
+    if ($('sh-quality').value !== 'auto') options.quality = $('sh-quality').value;
     const embed = shareUrl(options);
     $('sh-iframe').value = `<iframe src="${embed}" allow="autoplay; fullscreen; picture-in-picture" allowfullscreen width="640" height="360"></iframe>`;
     if ($('sh-customize').open && $('sh-preview').src !== embed) $('sh-preview').src = embed;
@@ -587,6 +592,7 @@ async function main() {
   $('bc-stream').addEventListener('input', updateShare);
   for (const box of document.querySelectorAll('[data-option]')) box.addEventListener('change', updateShare);
   $('sh-source').addEventListener('input', updateShare);
+  $('sh-quality').addEventListener('change', updateShare);
   $('sh-customize').addEventListener('toggle', updateShare);
   for (const button of document.querySelectorAll('[data-copy]')) {
     button.addEventListener('click', async () => {

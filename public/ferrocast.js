@@ -287,6 +287,8 @@ export class Publisher extends EventTarget {
    * @param {string} [options.codec] preferred video codec: `H264`, `VP8`, `VP9` or `AV1`
    * @param {number} [options.maxBitrateKbps] video bitrate cap
    * @param {boolean} [options.stereo] stereo Opus
+   * @param {boolean} [options.simulcast] send three layers (RIDs `h`, `m`, `l` at full, ½ and ¼
+   *   resolution) so that viewers on weaker links get a smaller one; Chromium-based browsers
    * @param {RTCIceServer[]} [options.iceServers] instead of the server's `Link` headers
    * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] for tests: `relay` forces TURN
    */
@@ -332,7 +334,9 @@ export class Publisher extends EventTarget {
     const transceivers = {};
     for (const kind of ['audio', 'video']) {
       const track = this.stream.getTracks().find((t) => t.kind === kind) ?? null;
-      const transceiver = pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [this.stream] });
+      const init = { direction: 'sendonly', streams: [this.stream] };
+      if (kind === 'video' && this.options.simulcast) init.sendEncodings = simulcastEncodings(this.options.maxBitrateKbps);
+      const transceiver = pc.addTransceiver(track ?? kind, init);
       transceivers[kind] = transceiver;
       if (kind === 'video' && this.options.codec && RTCRtpSender.getCapabilities) {
         const wanted = `video/${this.options.codec}`.toLowerCase();
@@ -399,7 +403,8 @@ export class Publisher extends EventTarget {
     if (!sender) return;
     const params = sender.getParameters();
     params.encodings = params.encodings?.length ? params.encodings : [{}];
-    for (const e of params.encodings) e.maxBitrate = kbps * 1000;
+    const shares = Object.fromEntries(simulcastEncodings(kbps).map((e) => [e.rid, e.maxBitrate]));
+    for (const e of params.encodings) e.maxBitrate = shares[e.rid] ?? kbps * 1000;
     await sender.setParameters(params);
   }
 
@@ -438,6 +443,20 @@ export class Publisher extends EventTarget {
 }
 
 /**
+ * The simulcast layers a Publisher sends, lowest first: RIDs `l`, `m`, `h` at ¼, ½ and full
+ * resolution. Their bitrates share the cap (5 %, 20 %, 75 %: roughly what each resolution needs
+ * for the same quality), so the three together never exceed it.
+ */
+export function simulcastEncodings(maxBitrateKbps) {
+  const layers = [['l', 4, 0.05], ['m', 2, 0.2], ['h', 1, 0.75]];
+  return layers.map(([rid, scaleResolutionDownBy, share]) => {
+    const encoding = { rid, scaleResolutionDownBy };
+    if (maxBitrateKbps) encoding.maxBitrate = Math.round(maxBitrateKbps * 1000 * share);
+    return encoding;
+  });
+}
+
+/**
  * Plays a WHEP stream into a `<video>`, waiting while it is not live and reconnecting after a drop.
  *
  * Events: `state` (`connecting`, `waiting` (not live), `playing`, `reconnecting`, `stopped`,
@@ -451,6 +470,8 @@ export class Player extends EventTarget {
    * @param {HTMLVideoElement} [options.video] gets pair 0's stream
    * @param {number} [options.pairs] audio/video pairs to ask for (multi-view), default 1
    * @param {string} [options.sourceId] the source for pair 0 (default: main)
+   * @param {string} [options.quality] pair 0's simulcast layer: `auto` (default), `high`,
+   *   `medium` or `low`
    * @param {boolean} [options.reconnect] default true
    * @param {RTCIceServer[]} [options.iceServers] instead of the server's `Link` headers
    * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] for tests: `relay` forces TURN
@@ -524,6 +545,10 @@ export class Player extends EventTarget {
       throw error;
     }
     this.listen();
+    const quality = this.options.quality ?? 'auto';
+    if (quality !== 'auto') {
+      this.selectLayer(0, quality).catch((error) => this.dispatchEvent(new CustomEvent('error', { detail: { error } })));
+    }
   }
 
   /** Resolves when the connection drops (as for a Publisher: failed, disconnected 3 s, never connected) or on stop(). */
@@ -581,6 +606,20 @@ export class Player extends EventTarget {
     if (!url) throw new Error('the server offers no source selection');
     const response = await fetch(url, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pair, sourceId }),
+    });
+    if (!response.ok) throw new SignalingError(response.status, (await response.text()).trim());
+  }
+
+  /**
+   * Shows simulcast layer `layer` (`auto`, `high`, `medium`, `low`) in `pair`, in place: the
+   * server switches at the layer's next keyframe. Pair 0's choice is kept across reconnections.
+   */
+  async selectLayer(pair, layer) {
+    if (pair === 0) this.options.quality = layer;
+    const url = this.session?.link('urn:ietf:params:whep:ext:core:layer');
+    if (!url) throw new Error('the server offers no layer selection');
+    const response = await fetch(url, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pair, layer }),
     });
     if (!response.ok) throw new SignalingError(response.status, (await response.text()).trim());
   }

@@ -3,9 +3,12 @@
 //
 // Query options (all optional, 1/0 or true/false): autoplay (1), muted (0), controls (0),
 // badge (1), viewers (1), pip (0), fullscreen (0), stats (0), source (a source id; default main),
-// multiview (0: one source; 1: a grid of every live source), poster (an image URL shown offline).
+// multiview (0: one source; 1: a grid of every live source), poster (an image URL shown offline),
+// quality (auto, high, medium, low: the simulcast layer; auto lets the server choose).
 
 import { Player } from './ferrocast.js';
+
+const QUALITIES = ['auto', 'high', 'medium', 'low'];
 
 const root = document.getElementById('player');
 const account = root.dataset.account;
@@ -28,6 +31,7 @@ const options = {
   multiview: flag('multiview', false),
   source: params.get('source') || null,
   poster: params.get('poster'),
+  quality: QUALITIES.includes(params.get('quality')) ? params.get('quality') : 'auto',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -45,6 +49,9 @@ let live = false; // the feed says the watched source is live
 let chosen = options.source; // the source the viewer watches (null = main)
 let sources = []; // [{ sourceId, active, tracks }]
 let videos = [];
+let quality = options.quality; // the layer asked for on pair 0
+let layers = []; // pair 0's source's simulcast layers, best first: [{ layer, height, active }]
+let shownLayer = null; // the layer pair 0 shows now (the server's word)
 
 function setView(state) {
   root.dataset.state = state;
@@ -107,6 +114,27 @@ function renderSourceBar() {
   }));
 }
 
+/** The quality menu: Auto, then the layers by their height ("720p"), when there is a choice. */
+function renderQuality() {
+  const menu = $('quality');
+  menu.hidden = options.multiview || layers.length < 2 || root.dataset.state !== 'playing';
+  const label = (l) => (l.height ? `${l.height}p` : l.layer[0].toUpperCase() + l.layer.slice(1));
+  const now = layers.find((l) => l.layer === shownLayer);
+  const entries = [['auto', now ? `Auto (${label(now)})` : 'Auto'], ...layers.map((l) => [l.layer, label(l)])];
+  menu.replaceChildren(...entries.map(([value, text]) => {
+    const option = document.createElement('option');
+    option.value = value;
+    option.textContent = text;
+    return option;
+  }));
+  menu.value = quality;
+}
+
+$('quality').addEventListener('change', async (event) => {
+  quality = event.target.value;
+  try { await player?.selectLayer(0, quality); } catch { /* it may have just ended */ }
+});
+
 /** Without a main source, the viewer picks one. */
 function renderPicker() {
   const live = sources.filter((s) => s.active);
@@ -139,7 +167,16 @@ async function connect() {
   stage.replaceChildren();
   stage.dataset.pairs = String(pairs);
   videos = Array.from({ length: pairs }, makeVideo);
-  player = new Player({ url: `/whep/${account}/${streamName}`, video: videos[0], pairs, sourceId: chosen ?? undefined });
+  player = new Player({
+    url: `/whep/${account}/${streamName}`, video: videos[0], pairs, sourceId: chosen ?? undefined, quality,
+  });
+  player.addEventListener('sources', (event) => {
+    const pair = event.detail.pairs?.[0];
+    const source = event.detail.sources?.find((s) => pair?.assigned && (s.sourceId ?? null) === (pair.sourceId ?? null));
+    layers = source?.layers ?? [];
+    shownLayer = pair?.layer ?? null;
+    renderQuality();
+  });
   player.addEventListener('track', (event) => {
     const video = videos[event.detail.pair];
     if (video && video.srcObject !== event.detail.stream) video.srcObject = event.detail.stream;
@@ -150,6 +187,7 @@ async function connect() {
     if (state === 'playing' && live) setView('playing');
     else if (state === 'waiting' || state === 'reconnecting') setView('offline');
     renderSourceBar();
+    renderQuality();
   });
   player.addEventListener('viewercount', (event) => {
     const n = event.detail.viewercount ?? 0;

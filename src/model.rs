@@ -358,6 +358,8 @@ pub struct LiveSource {
     /// The recorder writes this feed now (not merely: the token allows recording).
     pub recording: bool,
     pub tracks: Vec<LiveTrack>,
+    /// The video's simulcast layers, best first (one without simulcast).
+    pub layers: Vec<LiveLayer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -365,6 +367,34 @@ pub struct LiveSource {
 pub struct LiveTrack {
     pub kind: String,
     pub codec: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveLayer {
+    /// `high`, `medium`, `low`.
+    pub layer: String,
+    pub rid: Option<String>,
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub fps: u32,
+    pub bitrate_bps: u64,
+    pub active: bool,
+}
+
+impl LiveLayer {
+    /// `h 1280×720 · 30 fps · 1.5 Mbit/s`, or `stopped`.
+    pub fn describe(&self) -> String {
+        let name = self.rid.as_deref().unwrap_or(&self.layer);
+        if !self.active {
+            return format!("{name} stopped");
+        }
+        let size = match (self.width, self.height) {
+            (Some(w), Some(h)) => format!("{w}×{h} · "),
+            _ => String::new(),
+        };
+        format!("{name} {size}{} fps · {}", self.fps, display_bitrate(self.bitrate_bps))
+    }
 }
 
 /// `1 h 02 min`, `3 min 05 s`, `12 s`.

@@ -43,6 +43,7 @@ pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
   <div class="controls" id="controls">
     <button type="button" id="unmute" hidden>🔊 Unmute</button>
     <div class="source-bar" id="source-bar" hidden></div>
+    <select id="quality" aria-label="Quality" hidden></select>
     <button type="button" id="pip" hidden>Picture in picture</button>
     <button type="button" id="fullscreen" hidden>Full screen</button>
   </div>

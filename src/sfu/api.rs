@@ -154,8 +154,7 @@ pub(crate) enum Command {
     },
     Select {
         session: SessionRef,
-        pair: usize,
-        source: Option<SourceId>,
+        selection: Selection,
         reply: Reply<()>,
     },
     EndToken {
@@ -186,6 +185,23 @@ pub(crate) enum Command {
     },
 }
 
+/// What a viewer asks of one of its audio/video pairs (the WHEP layer extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub pair: usize,
+    pub source: SourceChoice,
+    /// The simulcast layer; `None` leaves it as it is.
+    pub quality: Option<crate::sfu::layers::Quality>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// Whatever the pair shows now.
+    Keep,
+    Main,
+    Id(SourceId),
+}
+
 /// A session URL as the HTTP side saw it: the id must belong to this stream and door.
 #[derive(Debug, Clone)]
 pub struct SessionRef {
@@ -214,6 +230,10 @@ pub struct PairInfo {
     pub source_id: Option<String>,
     pub video: bool,
     pub audio: bool,
+    /// The simulcast layer shown (`null` without simulcast, or before the first picture).
+    pub layer: Option<crate::sfu::layers::LayerName>,
+    /// Whether the layer is chosen by the SFU (the viewer asked for `auto`, the default).
+    pub auto: bool,
 }
 
 /// The live state of one stream.
@@ -241,8 +261,27 @@ pub struct SourceInfo {
     pub bitrate_bps: u64,
     pub recording: bool,
     pub tracks: Vec<TrackInfo>,
+    /// The video's layers, best first.
+    pub layers: Vec<LayerInfo>,
     /// The publish token feeding it.
     pub token_id: String,
+}
+
+/// One simulcast layer of a source's video (a video track without simulcast shows as one layer,
+/// `rid` `null`), best first.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerInfo {
+    /// By rank: `high`, `medium`, `low`.
+    pub layer: crate::sfu::layers::LayerName,
+    pub rid: Option<String>,
+    /// From the layer's last keyframe; `null` before one is read (and for AV1).
+    pub width: Option<u16>,
+    pub height: Option<u16>,
+    pub fps: u32,
+    pub bitrate_bps: u64,
+    /// Whether the publisher sends it now (browsers stop their top layer under pressure).
+    pub active: bool,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -38,6 +38,9 @@ pub struct LiveSource {
     pub source_id: Option<String>,
     pub active: bool,
     pub tracks: Vec<LiveTrack>,
+    /// The video's layers, best first; rates change here only when they move by a fifth or
+    /// more, so that a steady stream does not wake every feed each second.
+    pub layers: Vec<super::api::LayerInfo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -57,10 +57,6 @@ impl OutTrack {
         false
     }
 
-    pub fn waits_for_keyframe(&self) -> bool {
-        self.layer.is_none()
-    }
-
     pub fn cached_pt(&self, incoming: Pt) -> Option<Option<Pt>> {
         self.pt_cache.filter(|(pt, _)| *pt == incoming).map(|(_, out)| out)
     }

@@ -4,12 +4,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::names::SourceId;
-
 use super::{
     api::{
-        Command, ProbeRequest, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError, StreamInfo,
-        StreamKey, ViewRequest,
+        Command, ProbeRequest, PublishRequest, Selection, SessionCreated, SessionInfo, SessionRef, SfuError,
+        StreamInfo, StreamKey, ViewRequest,
     },
     board::Board,
 };
@@ -94,9 +92,9 @@ impl SfuHandle {
         self.ask(|reply| Command::End { session, reply }).await?
     }
 
-    /// Shows `source` (`None` = main) in a viewer's audio/video pair number `pair`.
-    pub async fn select(&self, session: SessionRef, pair: usize, source: Option<SourceId>) -> Result<(), SfuError> {
-        self.ask(|reply| Command::Select { session, pair, source, reply }).await?
+    /// Changes what one of a viewer's audio/video pairs shows: its source, its simulcast layer.
+    pub async fn select(&self, session: SessionRef, selection: Selection) -> Result<(), SfuError> {
+        self.ask(|reply| Command::Select { session, selection, reply }).await?
     }
 
     /// Ends every feed published with this token; answers how many.

@@ -18,13 +18,13 @@
 //!   datagram and counts it in `/metrics`), the viewer's NACKs are answered from its own send buffer, and a viewer
 //!   that stops answering ICE is disconnected by str0m and removed.
 //! * **Keyframes**: a viewer that joins or switches waits for a keyframe and asks the publisher for
-//!   one through [`keyframe::KeyframeThrottle`] (one per 300 ms per track, with a trailing request).
+//!   one through [`keyframe::KeyframeThrottle`] (one per 300 ms per layer, with a trailing request).
+//! * **Simulcast** lives in [`layers`]: a track's layers are learnt by RID and ranked; each viewer
+//!   pair targets one (its quality among the layers sending now, worked out on the housekeeping
+//!   tick) and its track moves there at that layer's keyframe ([`forward::OutTrack::takes`]).
 //! * **Multisource and replacement** live in [`registry`]: a stream has sources keyed by `sourceId`
 //!   (none = main); a new publisher for a taken source waits as `pending` and takes over at its
 //!   first keyframe, so viewers keep their connection and their sequence numbers stay continuous.
-//!
-//! Room for what comes next: simulcast layers become extra `TrackIn`s per rid with a per-viewer
-//! choice in `Pair`, and a recorder subscribes to a source like a viewer.
 
 pub mod api;
 pub mod board;
@@ -35,13 +35,14 @@ pub mod fault;
 pub mod forward;
 mod handle;
 mod keyframe;
+pub mod layers;
 pub mod offer;
 mod peer;
 mod registry;
 
 pub use api::{
-    IceServer, PairInfo, PublishRequest, SessionCreated, SessionInfo, SfuError, SourceInfo, StreamInfo, StreamKey,
-    TrackInfo, ViewRequest,
+    IceServer, LayerInfo, PairInfo, PublishRequest, Selection, SessionCreated, SessionInfo, SfuError, SourceChoice,
+    SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
 };
 pub use board::{Board, LiveSource, LiveState, LiveTrack, Watching};
 pub use engine::rtc_config;

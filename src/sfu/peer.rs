@@ -7,7 +7,7 @@ use std::{
 
 use str0m::{
     format::PayloadParams,
-    media::{MediaKind, Mid, Pt, Rid},
+    media::{MediaKind, Mid, Pt},
     rtp::Ssrc,
     Event, Output, Rtc,
 };
@@ -15,11 +15,39 @@ use str0m::{
 use crate::names::SourceId;
 
 use super::{
-    api::{PairInfo, SessionKind, StreamKey},
+    api::{LayerInfo, PairInfo, SessionKind, StreamKey},
     demux::Remote,
     forward::OutTrack,
-    keyframe::KeyframeThrottle,
+    layers::{self, LayerIn, LayerName, Quality},
 };
+
+/// Simulcast layers kept per track: browsers send up to three or four; a layer index and a
+/// [`LayerMask`] bit must fit.
+pub const MAX_LAYERS: usize = 8;
+
+/// A set of layer indices of a track (keyframe requests name the layers they are for).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerMask(u8);
+
+impl LayerMask {
+    pub const ALL: Self = Self(u8::MAX);
+
+    pub fn one(layer: u8) -> Self {
+        Self(1u8.checked_shl(u32::from(layer)).unwrap_or(0))
+    }
+
+    pub fn add(&mut self, layer: u8) {
+        self.0 |= Self::one(layer).0;
+    }
+
+    pub fn contains(self, layer: usize) -> bool {
+        layer < MAX_LAYERS && self.0 & (1 << layer) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
 
 pub type PeerId = u64;
 
@@ -91,37 +119,62 @@ pub struct Publisher {
     pub tracks: Vec<TrackIn>,
 }
 
-/// One simulcast layer of an incoming track, as its packets taught us (a track without
-/// simulcast has one, without a RID).
-pub struct LayerIn {
-    pub rid: Option<Rid>,
-    pub ssrc: Ssrc,
-}
-
 /// One incoming m-line of a publisher.
 pub struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
-    /// In the order their first packets came (not ranked by quality).
+    /// In the order their first packets came (a track without simulcast has one, without a RID).
     pub layers: Vec<LayerIn>,
+    /// `layers`' indices from best to worst ([`layers::rank`]).
+    pub ranked: Vec<u8>,
     /// The codec of the last packet (payload type → params), looked up when the type changes.
     pub params: Option<PayloadParams>,
-    pub keyframes: KeyframeThrottle,
-    pub bytes: u64,
-    pub bitrate_bps: u64,
 }
 
 impl TrackIn {
     pub fn new(mid: Mid, kind: MediaKind) -> Self {
-        Self {
-            mid,
-            kind,
-            layers: Vec::new(),
-            params: None,
-            keyframes: KeyframeThrottle::default(),
-            bytes: 0,
-            bitrate_bps: 0,
-        }
+        Self { mid, kind, layers: Vec::new(), ranked: Vec::new(), params: None }
+    }
+
+    pub fn bitrate_bps(&self) -> u64 {
+        self.layers.iter().map(|l| l.stats.bitrate_bps).sum()
+    }
+
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
+
+    /// The name a layer goes by now (its rank among the track's layers).
+    pub fn layer_name(&self, layer: u8) -> Option<LayerName> {
+        let rank = self.ranked.iter().position(|&l| l == layer)?;
+        Some(LayerName::of_rank(rank, self.ranked.len()))
+    }
+
+    /// The layers as the API shows them, best first (`settled`: the figures for live feeds).
+    pub fn layer_infos(&self, now: Instant, settled: bool) -> Vec<LayerInfo> {
+        self.ranked
+            .iter()
+            .enumerate()
+            .filter_map(|(rank, &index)| {
+                let layer = self.layers.get(usize::from(index))?;
+                let stats = if settled { layer.settled } else { layer.stats };
+                Some(LayerInfo {
+                    layer: LayerName::of_rank(rank, self.ranked.len()),
+                    rid: layer.rid.map(|rid| rid.to_string()),
+                    width: stats.size.map(|(w, _)| w),
+                    height: stats.size.map(|(_, h)| h),
+                    fps: stats.fps,
+                    bitrate_bps: stats.bitrate_bps,
+                    active: layer.is_active(now),
+                })
+            })
+            .collect()
+    }
+
+    /// Updates the rates once a second and ranks the layers again.
+    pub fn tick(&mut self, now: Instant) {
+        self.layers.iter_mut().for_each(|layer| layer.tick(now));
+        self.ranked = layers::rank(&self.layers);
     }
 }
 
@@ -130,7 +183,13 @@ impl Publisher {
     /// first sight (through the m-line and RID str0m matched it to; a new SSRC for a known RID
     /// replaces the old one), the codec looked up again only when the payload type changes.
     /// `None` for a packet of no negotiated track or codec.
-    pub fn track_for(&mut self, rtc: &mut Rtc, ssrc: Ssrc, pt: Pt) -> Option<(&mut TrackIn, u8, PayloadParams)> {
+    pub fn track_for(
+        &mut self,
+        rtc: &mut Rtc,
+        ssrc: Ssrc,
+        pt: Pt,
+        now: Instant,
+    ) -> Option<(&mut TrackIn, u8, PayloadParams)> {
         let known = self.tracks.iter().enumerate().find_map(|(index, track)| {
             track.layers.iter().position(|layer| layer.ssrc == ssrc).map(|layer| (index, layer))
         });
@@ -139,27 +198,34 @@ impl Publisher {
             None => {
                 let (mid, rid) = rtc.direct_api().stream_rx(&ssrc).map(|rx| (rx.mid(), rx.rid()))?;
                 let index = self.tracks.iter().position(|t| t.mid == mid)?;
-                let layers = &mut self.tracks[index].layers;
-                let layer = match layers.iter().position(|layer| layer.rid == rid) {
+                let track = &mut self.tracks[index];
+                let layer = match track.layers.iter().position(|layer| layer.rid == rid) {
                     Some(layer) => {
-                        layers[layer].ssrc = ssrc;
+                        track.layers[layer].ssrc = ssrc;
                         layer
                     }
-                    None => {
-                        layers.push(LayerIn { rid, ssrc });
-                        layers.len() - 1
+                    None if track.layers.len() < MAX_LAYERS => {
+                        track.layers.push(LayerIn::new(rid, ssrc, now));
+                        track.ranked = layers::rank(&track.layers);
+                        track.layers.len() - 1
                     }
+                    None => return None,
                 };
                 (index, layer)
             }
         };
-        let layer = u8::try_from(layer).ok()?;
+        let layer = layer as u8; // below MAX_LAYERS
         let track = &mut self.tracks[index];
         if track.params.map(|p| p.pt()) != Some(pt) {
             track.params = rtc.codec_config().find(|p| p.pt() == pt).copied();
         }
         let params = track.params?;
         Some((track, layer, params))
+    }
+
+    /// The video track viewers are given (a publisher sends one).
+    pub fn video(&self) -> Option<&TrackIn> {
+        self.tracks.iter().find(|t| t.kind == MediaKind::Video)
     }
 
     pub fn has_video(&self) -> bool {
@@ -191,6 +257,8 @@ impl Viewer {
                 source_id: p.bound.as_ref().and_then(SourceName::source_id),
                 video: p.video.is_some(),
                 audio: p.audio.is_some(),
+                layer: p.layer_shown,
+                auto: p.quality == Quality::Auto,
             })
             .collect()
     }
@@ -214,9 +282,17 @@ pub struct Pair {
     pub bound: Option<SourceName>,
     pub video: Option<OutTrack>,
     pub audio: Option<OutTrack>,
+    /// The simulcast layer the viewer asked for (auto unless it chose one).
+    pub quality: Quality,
+    /// The layer's name as the session's feed last showed it (`None` without simulcast).
+    pub layer_shown: Option<LayerName>,
 }
 
 impl Pair {
+    pub fn new(bound: Option<SourceName>, video: Option<OutTrack>, audio: Option<OutTrack>) -> Self {
+        Self { bound, video, audio, quality: Quality::Auto, layer_shown: None }
+    }
+
     pub fn track_mut(&mut self, kind: MediaKind) -> Option<&mut OutTrack> {
         match kind {
             MediaKind::Video => self.video.as_mut(),
@@ -226,10 +302,6 @@ impl Pair {
 
     pub fn tracks_mut(&mut self) -> impl Iterator<Item = &mut OutTrack> {
         self.video.iter_mut().chain(self.audio.iter_mut())
-    }
-
-    pub fn waits_for_keyframe(&self) -> bool {
-        self.video.as_ref().is_some_and(OutTrack::waits_for_keyframe)
     }
 }
 
@@ -253,6 +325,13 @@ impl Peer {
         match &mut self.role {
             Role::Publisher(p) => Some(p),
             Role::Viewer(_) | Role::Probe => None,
+        }
+    }
+
+    pub fn viewer(&self) -> Option<&Viewer> {
+        match &self.role {
+            Role::Viewer(v) => Some(v),
+            Role::Publisher(_) | Role::Probe => None,
         }
     }
 

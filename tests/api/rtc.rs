@@ -12,7 +12,7 @@ use std::{
     io::BufReader,
     path::Path,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -529,6 +529,8 @@ pub struct Publisher {
     stop: Arc<AtomicBool>,
     pub keyframe_requests: Arc<AtomicUsize>,
     state: Arc<Mutex<RTCPeerConnectionState>>,
+    /// [`Media::Simulcast`]: which of [`SIMULCAST_LAYERS`] are sent (a bit each).
+    layers_sending: Arc<AtomicU8>,
 }
 
 pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publisher, Refused> {
@@ -614,6 +616,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
     let stop = Arc::new(AtomicBool::new(false));
     let keyframe_requests = Arc::new(AtomicUsize::new(0));
     let wants_keyframe = Arc::new(AtomicBool::new(false));
+    let layers_sending = Arc::new(AtomicU8::new(0b111));
     {
         let (video, stop, requests, wants) =
             (video.clone(), stop.clone(), keyframe_requests.clone(), wants_keyframe.clone());
@@ -632,7 +635,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
     }
     let media = options.media;
     {
-        let (stop, first) = (stop.clone(), options.first_frame);
+        let (stop, first, layers_sending) = (stop.clone(), options.first_frame, layers_sending.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let mut ticker = tokio::time::interval(FRAME_INTERVAL);
@@ -650,7 +653,11 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
                     Media::Vp9Clip => vp9_clip()[index as usize % vp9_clip().len()].clone(),
                     Media::Simulcast => {
                         let keyframe = index.is_multiple_of(90) || wants_keyframe.swap(false, Ordering::Relaxed);
+                        let sending = layers_sending.load(Ordering::Relaxed);
                         for (layer, (rid, ssrc, size)) in SIMULCAST_LAYERS.iter().enumerate() {
+                            if sending & (1 << layer) == 0 {
+                                continue;
+                            }
                             let mut frame = video_frame(first + index, keyframe).to_vec();
                             frame.resize(*size, layer as u8);
                             frame[LAYER_BYTE] = layer as u8;
@@ -698,7 +705,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
             }
         });
     }
-    Ok(Publisher { session, pc: pc.pc, stop, keyframe_requests, state: pc.state })
+    Ok(Publisher { session, pc: pc.pc, stop, keyframe_requests, state: pc.state, layers_sending })
 }
 
 /// A VP8-shaped frame: payload header byte (P bit clear on keyframes), the frame number, filler
@@ -713,6 +720,16 @@ fn video_frame(number: u32, keyframe: bool) -> Bytes {
 impl Publisher {
     pub fn is_connected(&self) -> bool {
         *self.state.lock().unwrap() == RTCPeerConnectionState::Connected
+    }
+
+    /// [`Media::Simulcast`]: stops or resumes one layer (as a browser drops its top layer).
+    pub fn send_layer(&self, rid: &str, on: bool) {
+        let index = SIMULCAST_LAYERS.iter().position(|(r, _, _)| *r == rid).expect("a test layer");
+        if on {
+            self.layers_sending.fetch_or(1 << index, Ordering::Relaxed);
+        } else {
+            self.layers_sending.fetch_and(!(1 << index), Ordering::Relaxed);
+        }
     }
 
     /// Stops sending and closes the connection without a DELETE (like a crashed encoder).
@@ -742,6 +759,9 @@ pub struct Got {
     /// The frame number, on the first packet of a video frame and on every audio packet.
     pub frame: Option<u32>,
     pub keyframe: bool,
+    /// On the first packet of a video frame: the byte at [`LAYER_BYTE`] (a [`Media::Simulcast`]
+    /// frame's layer; filler otherwise).
+    pub layer: Option<u8>,
     pub at: Instant,
 }
 
@@ -760,6 +780,16 @@ pub struct TrackLog {
 impl TrackLog {
     pub fn frames(&self) -> Vec<u32> {
         self.packets.iter().filter_map(|p| p.frame).collect()
+    }
+
+    /// The first packets of frames: (frame number, layer byte, arrival).
+    pub fn frame_starts(&self) -> Vec<(u32, u8, Instant)> {
+        self.packets.iter().filter_map(|p| Some((p.frame?, p.layer?, p.at))).collect()
+    }
+
+    /// The layer of the last frame begun (see [`Got::layer`]).
+    pub fn last_layer(&self) -> Option<u8> {
+        self.packets.iter().rev().find_map(|p| p.layer)
     }
 
     /// The first packet the server sent on this track: the earliest sequence number (wrap-aware).
@@ -814,11 +844,14 @@ async fn record_track(track: Arc<dyn TrackRemote>, tracks: Arc<Mutex<HashMap<Str
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         let payload = &packet.payload;
         let (frame, keyframe) = if kind == "video" { parse_vp8(payload) } else { (parse_audio(payload), false) };
+        let layer =
+            frame.filter(|_| kind == "video").and_then(|_| payload.get(vp8_descriptor_len(payload) + LAYER_BYTE));
         let got = Got {
             seq: packet.header.sequence_number,
             timestamp: packet.header.timestamp,
             frame,
             keyframe,
+            layer: layer.copied(),
             at: Instant::now(),
         };
         if let Some(log) = tracks.lock().unwrap().get_mut(&id) {

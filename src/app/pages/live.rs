@@ -122,6 +122,11 @@ fn SourceItem(source: LiveSource) -> impl IntoView {
             {(!source.active).then(|| view! { <Badge text="Connecting" tone="muted"/> })}
             {source.recording.then(|| view! { <Badge text="Rec" tone="live"/> })}
             <span class="muted">" "{codecs}" · "{display_bitrate(source.bitrate_bps)}</span>
+            {(source.layers.len() > 1).then(|| view! {
+                <ul class="layers" aria-label="Simulcast layers">
+                    {source.layers.iter().map(|l| view! { <li>{l.describe()}</li> }).collect_view()}
+                </ul>
+            })}
         </li>
     }
 }

@@ -9,7 +9,7 @@ use crate::model::LiveStream;
 
 #[server(prefix = "/rpc", endpoint = "live_streams")]
 pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
-    use crate::model::{LiveSource, LiveTrack};
+    use crate::model::{LiveLayer, LiveSource, LiveTrack};
     let (state, account) = ssr::require_account().await?;
     let streams = state
         .sfu
@@ -40,6 +40,19 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
                         .tracks
                         .into_iter()
                         .map(|t| LiveTrack { kind: t.kind.to_owned(), codec: t.codec.map(str::to_owned) })
+                        .collect(),
+                    layers: source
+                        .layers
+                        .into_iter()
+                        .map(|l| LiveLayer {
+                            layer: l.layer.as_str().to_owned(),
+                            rid: l.rid,
+                            width: l.width,
+                            height: l.height,
+                            fps: l.fps,
+                            bitrate_bps: l.bitrate_bps,
+                            active: l.active,
+                        })
                         .collect(),
                 })
                 .collect(),

@@ -4,10 +4,12 @@
 //! * `GET …/{session}/events` (`text/event-stream`; a `POST` of a JSON array of event names, as
 //!   the WHEP draft's SSE extension does, answers 201 with this URL in `Location`). Events:
 //!   `active` / `inactive` (the stream went live / stopped), `viewercount` `{"viewercount": n}`,
-//!   `sources` `{"sources": [{sourceId, active, tracks}], "pairs": [{pair, assigned, sourceId,
-//!   video, audio}]}`.
-//! * `POST …/{session}/layer` `{"pair": 0, "sourceId": "cam2"}` (`null` = main) → 204: the pair
-//!   shows that source from its next keyframe, without renegotiation.
+//!   `sources` `{"sources": [{sourceId, active, tracks, layers}], "pairs": [{pair, assigned,
+//!   sourceId, video, audio, layer, auto}]}` (`layers`: `{layer, rid, width, height, fps,
+//!   bitrateBps, active}`, best first).
+//! * `POST …/{session}/layer` `{"pair": 0, "sourceId": "cam2", "layer": "low"}` (`sourceId`
+//!   `null` = main; `layer` `auto|high|medium|low`) → 204: the pair shows that source and layer
+//!   from its next keyframe, without renegotiation.
 
 use std::convert::Infallible;
 
@@ -30,6 +32,7 @@ use crate::server::{
     live::{self, Followed, View},
     AppState,
 };
+use crate::sfu::{layers::Quality, Selection, SourceChoice};
 
 pub async fn session_events(
     State(state): State<AppState>,
@@ -72,22 +75,46 @@ pub async fn subscribe(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)]).into_response())
 }
 
+/// The layer extension's body. `sourceId` absent means the main source unless `layer` is given
+/// (then the pair keeps its source): `{"pair": 0}` has always meant main.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Selection {
+struct SelectionBody {
     #[serde(default)]
     pair: usize,
+    /// Absent, `null`, or a source id (`Some(None)` is an explicit `null`).
+    #[serde(default, deserialize_with = "present")]
+    source_id: Option<Option<String>>,
     #[serde(default)]
-    source_id: Option<String>,
+    layer: Option<String>,
 }
 
-impl Selection {
-    /// The source asked for; absent or empty is the main source.
-    fn source(&self) -> Result<Option<SourceId>, SignalingError> {
-        match self.source_id.as_deref() {
-            None | Some("") => Ok(None),
-            Some(raw) => SourceId::parse(raw).map(Some).map_err(SignalingError::bad_request),
-        }
+/// Tells a field given as `null` from one left out.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl SelectionBody {
+    fn parse(self) -> Result<Selection, SignalingError> {
+        let quality = match self.layer.as_deref() {
+            None => None,
+            Some("auto") => Some(Quality::Auto),
+            Some("high") => Some(Quality::High),
+            Some("medium") => Some(Quality::Medium),
+            Some("low") => Some(Quality::Low),
+            Some(other) => {
+                return Err(SignalingError::bad_request(format!(
+                    "layer must be one of auto, high, medium, low, not {other:?}"
+                )))
+            }
+        };
+        let source = match self.source_id {
+            None if quality.is_some() => SourceChoice::Keep,
+            None | Some(None) => SourceChoice::Main,
+            Some(Some(raw)) if raw.is_empty() => SourceChoice::Main,
+            Some(Some(raw)) => SourceChoice::Id(SourceId::parse(&raw).map_err(SignalingError::bad_request)?),
+        };
+        Ok(Selection { pair: self.pair, source, quality })
     }
 }
 
@@ -100,8 +127,11 @@ pub async fn select_source(
     let session = session_ref(account, stream, session)?;
     super::check_content_type(&headers, "application/json")?;
     let bytes = super::read_bounded(body, 4096).await?;
-    let selection: Selection = serde_json::from_slice(&bytes)
-        .map_err(|err| SignalingError::bad_request(format!("expected {{\"pair\": 0, \"sourceId\": \"…\"}}: {err}")))?;
-    state.sfu.select(session, selection.pair, selection.source()?).await?;
+    let body: SelectionBody = serde_json::from_slice(&bytes).map_err(|err| {
+        SignalingError::bad_request(format!(
+            "expected {{\"pair\": 0, \"sourceId\": \"…\", \"layer\": \"auto|high|medium|low\"}}: {err}"
+        ))
+    })?;
+    state.sfu.select(session, body.parse()?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -28,16 +28,16 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
     (11, Extension::RepairedRtpStreamId),
     (13, Extension::VideoOrientation),
 ];
-use crate::names::SourceId;
+use super::lifecycle::RECORDED_LAYER;
 use crate::sfu::{
     api::{
-        Command, ProbeRequest, ProbeTransport, PublishRequest, SessionCreated, SessionInfo, SessionRef, SfuError,
-        SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
+        Command, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated, SessionInfo, SessionRef,
+        SfuError, SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
     offer::{self, Intent},
-    peer::{Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
+    peer::{LayerMask, Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
     registry::{Source, Stream},
 };
 
@@ -60,8 +60,8 @@ impl Engine {
                 let result = self.find_session(&session).map(|id| self.doomed.push(id));
                 let _ = reply.send(result);
             }
-            Command::Select { session, pair, source, reply } => {
-                let _ = reply.send(self.select(&session, pair, source));
+            Command::Select { session, selection, reply } => {
+                let _ = reply.send(self.select(&session, selection));
             }
             Command::EndToken { token_id, reply } => {
                 let ids: Vec<PeerId> = self
@@ -97,7 +97,7 @@ impl Engine {
                     stream.sources.iter().find(|s| s.recording == Some(id)).map(|s| s.publisher)
                 });
                 if let Some(publisher) = recorded {
-                    self.request_keyframe_from(publisher);
+                    self.request_keyframe_from(publisher, LayerMask::one(RECORDED_LAYER));
                 }
             }
             Command::Stream { key, reply } => {
@@ -353,10 +353,12 @@ impl Engine {
             stream.sources.iter().filter(|s| s.active && s.name != first).map(|s| s.name.clone()).collect();
         let pair_count = videos.len().max(audios.len());
         let pairs: Vec<Pair> = (0..pair_count)
-            .map(|i| Pair {
-                bound: if i == 0 { Some(first.clone()) } else { others.get(i - 1).cloned() },
-                video: videos.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Video)),
-                audio: audios.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Audio)),
+            .map(|i| {
+                Pair::new(
+                    if i == 0 { Some(first.clone()) } else { others.get(i - 1).cloned() },
+                    videos.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Video)),
+                    audios.get(i).map(|mid| OutTrack::new(Mid::from(mid.as_str()), MediaKind::Audio)),
+                )
             })
             .collect();
         let pair_of_mid: HashMap<String, usize> =
@@ -370,8 +372,12 @@ impl Engine {
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
         let stream = self.streams.entry(&request.stream);
         stream.viewers.push(id);
-        for (pair, name) in bindings {
-            stream.subscribe(&name, id, pair);
+        for (pair, name) in &bindings {
+            stream.subscribe(name, id, *pair);
+        }
+        // Each pair's layer from the start, so that its first picture is of that layer.
+        for (_, name) in &bindings {
+            self.retarget_source(&request.stream, name);
         }
         tracing::info!(stream = %request.stream, pairs = pair_count, "viewer joined");
         self.notify(&request.stream);
@@ -409,37 +415,51 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn select(
-        &mut self,
-        session: &SessionRef,
-        pair: usize,
-        source: Option<SourceId>,
-    ) -> Result<(), SfuError> {
+    pub(super) fn select(&mut self, session: &SessionRef, selection: Selection) -> Result<(), SfuError> {
         let id = self.find_session(session)?;
-        let name = SourceName::asked(source);
         let peer = self.peers.get_mut(&id).ok_or(SfuError::SessionNotFound)?;
         let key = peer.stream.clone();
         let viewer = peer.viewer_mut().ok_or(SfuError::SessionNotFound)?;
         let pairs = viewer.pairs.len();
+        let pair = selection.pair;
         let Some(slot) = viewer.pairs.get_mut(pair) else {
             return Err(SfuError::BadRequest(format!(
                 "this session has {pairs} audio/video pairs; there is no pair {pair}"
             )));
         };
         let stream = self.streams.get_mut(&key).ok_or(SfuError::NotLive)?;
+        let name = match selection.source {
+            SourceChoice::Keep => slot.bound.clone(),
+            SourceChoice::Main => Some(SourceName::Main),
+            SourceChoice::Id(id) => Some(SourceName::Id(id)),
+        };
+        let Some(name) = name else {
+            return Err(SfuError::NotFound(format!("pair {pair} shows no source; choose one with sourceId")));
+        };
         if !stream.source(&name).is_some_and(|s| s.active) {
             return Err(SfuError::NotFound(format!("source {name} is not live")));
         }
-        if slot.bound.as_ref() == Some(&name) {
+        let quality_changed = selection.quality.is_some_and(|q| q != slot.quality);
+        if let Some(quality) = selection.quality {
+            slot.quality = quality;
+        }
+        let source_changed = slot.bound.as_ref() != Some(&name);
+        if source_changed {
+            if let Some(old) = slot.bound.replace(name.clone()) {
+                stream.unsubscribe(&old, id, pair);
+            }
+            slot.tracks_mut().for_each(OutTrack::switch);
+            stream.subscribe(&name, id, pair);
+        }
+        if !(source_changed || quality_changed) {
             return Ok(());
         }
-        if let Some(old) = slot.bound.replace(name.clone()) {
-            stream.unsubscribe(&old, id, pair);
+        // The new target now rather than at the next tick: its keyframe is asked for at once.
+        let layers = self.retarget_source(&key, &name);
+        if let Some(viewer) = self.peers.get(&id).and_then(Peer::viewer) {
+            viewer.publish_pairs();
         }
-        slot.tracks_mut().for_each(OutTrack::switch);
-        stream.subscribe(&name, id, pair);
-        viewer.publish_pairs();
-        self.request_keyframe(&key, &name);
+        self.request_keyframe(&key, &name, layers);
         Ok(())
     }
 
@@ -458,26 +478,28 @@ impl Engine {
 
     /// What the stream's feeds show (see [`crate::sfu::board`]).
     pub(super) fn live_state(&self, stream: &Stream) -> LiveState {
+        let now = Instant::now();
         let sources: Vec<LiveSource> = stream
             .sources
             .iter()
-            .map(|source| LiveSource {
-                source_id: source.name.source_id(),
-                active: source.active,
-                tracks: self
-                    .peers
-                    .get(&source.publisher)
-                    .and_then(Peer::publisher)
-                    .map(|p| {
-                        p.tracks
-                            .iter()
-                            .map(|t| LiveTrack {
-                                kind: if t.kind == MediaKind::Video { "video" } else { "audio" },
-                                codec: t.params.map(|p| codec_name(p.spec().codec)),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+            .map(|source| {
+                let publisher = self.peers.get(&source.publisher).and_then(Peer::publisher);
+                LiveSource {
+                    source_id: source.name.source_id(),
+                    active: source.active,
+                    tracks: publisher
+                        .map(|p| {
+                            p.tracks
+                                .iter()
+                                .map(|t| LiveTrack {
+                                    kind: if t.kind == MediaKind::Video { "video" } else { "audio" },
+                                    codec: t.params.map(|p| codec_name(p.spec().codec)),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    layers: publisher.and_then(Publisher::video).map(|t| t.layer_infos(now, true)).unwrap_or_default(),
+                }
             })
             .collect();
         LiveState {
@@ -490,6 +512,7 @@ impl Engine {
     }
 
     pub(super) fn snapshot(&self, key: &StreamKey, stream: &Stream) -> StreamInfo {
+        let now = Instant::now();
         let sources: Vec<SourceInfo> = stream
             .sources
             .iter()
@@ -502,7 +525,7 @@ impl Engine {
                             .map(|t| TrackInfo {
                                 kind: if t.kind == MediaKind::Video { "video" } else { "audio" },
                                 codec: t.params.map(|p| codec_name(p.spec().codec)),
-                                bitrate_bps: t.bitrate_bps,
+                                bitrate_bps: t.bitrate_bps(),
                             })
                             .collect()
                     })
@@ -514,6 +537,7 @@ impl Engine {
                     bitrate_bps: tracks.iter().map(|t| t.bitrate_bps).sum(),
                     recording: source.recording.is_some(),
                     token_id: publisher.map(|p| p.token_id.clone()).unwrap_or_default(),
+                    layers: publisher.and_then(Publisher::video).map(|t| t.layer_infos(now, false)).unwrap_or_default(),
                     tracks,
                 }
             })

@@ -1,8 +1,12 @@
 //! The engine's bookkeeping: peers connecting and leaving, keyframe requests, housekeeping.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use str0m::{
+    format::PayloadParams,
     media::{KeyframeRequestKind, MediaKind, Mid},
     Rtc,
 };
@@ -13,7 +17,9 @@ use crate::{
     sfu::{
         api::StreamKey,
         forward::OutTrack,
-        peer::{Pair, Peer, PeerId, Role, SourceName, TrackIn},
+        layers::{self, LayerIn, LayerName, Quality},
+        peer::{LayerMask, Pair, Peer, PeerId, Role, SourceName, MAX_LAYERS},
+        registry::Source,
     },
 };
 
@@ -22,9 +28,15 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         peer.connected = true;
         let key = peer.stream.clone();
-        let shown: Vec<SourceName> = match &peer.role {
+        let shown: Vec<(SourceName, LayerMask)> = match &peer.role {
             Role::Publisher(_) | Role::Probe => Vec::new(),
-            Role::Viewer(viewer) => viewer.pairs.iter().filter_map(|p| p.bound.clone()).collect(),
+            Role::Viewer(viewer) => viewer
+                .pairs
+                .iter()
+                .filter_map(|p| {
+                    Some((p.bound.clone()?, LayerMask::one(p.video.as_ref().map_or(0, |v| v.target_layer))))
+                })
+                .collect(),
         };
         match peer.publisher().map(|p| p.source.clone()) {
             Some(name) => {
@@ -55,18 +67,18 @@ impl Engine {
                     if let (Some(start), Some(recorder)) = (begins, &self.config.recorder) {
                         recorder.start_recording(start);
                         // The file starts at a keyframe: ask for one now rather than wait.
-                        self.request_keyframe_from(id);
+                        self.request_keyframe_from(id, LayerMask::one(RECORDED_LAYER));
                     }
                     self.attach_waiting_viewers(&key, &name);
                     self.notify(&key);
                 } else if source.pending == Some(id) {
-                    self.request_keyframe_from(id);
+                    self.request_keyframe_from(id, LayerMask::ALL);
                 }
                 tracing::info!(stream = %key, source = ?name, "publisher connected");
             }
             None => {
-                for name in shown {
-                    self.request_keyframe(&key, &name);
+                for (name, layers) in shown {
+                    self.request_keyframe(&key, &name, layers);
                 }
             }
         }
@@ -93,28 +105,32 @@ impl Engine {
             }
             viewer.publish_pairs();
         }
-        self.request_keyframe(key, name);
+        let layers = self.retarget_source(key, name);
+        self.request_keyframe(key, name, layers);
     }
 
     pub(super) fn on_viewer_keyframe_request(&mut self, id: PeerId, mid: Mid) {
         let Some(peer) = self.peers.get(&id) else { return };
         let Role::Viewer(viewer) = &peer.role else { return };
-        let shown =
-            viewer.pairs.iter().find(|p| p.video.as_ref().is_some_and(|v| v.mid == mid)).and_then(|p| p.bound.clone());
-        if let Some(name) = shown {
+        let shown = viewer.pairs.iter().find_map(|p| {
+            let video = p.video.as_ref().filter(|v| v.mid == mid)?;
+            Some((p.bound.clone()?, video.layer.unwrap_or(video.target_layer)))
+        });
+        if let Some((name, layer)) = shown {
             let key = peer.stream.clone();
-            self.request_keyframe(&key, &name);
+            self.request_keyframe(&key, &name, LayerMask::one(layer));
         }
     }
 
-    pub(super) fn request_keyframe(&mut self, key: &StreamKey, name: &SourceName) {
+    pub(super) fn request_keyframe(&mut self, key: &StreamKey, name: &SourceName, layers: LayerMask) {
         let Some(source) = self.streams.get(key).and_then(|s| s.source(name)) else { return };
         let publisher = source.publisher;
-        self.request_keyframe_from(publisher);
+        self.request_keyframe_from(publisher, layers);
     }
 
-    /// Asks a publisher for a keyframe on each video track, within the throttle.
-    pub(super) fn request_keyframe_from(&mut self, id: PeerId) {
+    /// Asks a publisher for a keyframe on these layers of each video track, each layer within
+    /// its throttle.
+    pub(super) fn request_keyframe_from(&mut self, id: PeerId, layers: LayerMask) {
         let now = Instant::now();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         if !peer.connected {
@@ -123,14 +139,61 @@ impl Engine {
         let Peer { rtc, role: Role::Publisher(publisher), .. } = &mut *peer else { return };
         let mut sent = false;
         for track in publisher.tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
-            if track.keyframes.request(now) {
-                sent |= send_keyframe_request(rtc, track);
+            let params = track.params;
+            for (_, layer) in track.layers.iter_mut().enumerate().filter(|(i, _)| layers.contains(*i)) {
+                if layer.keyframes.request(now) {
+                    sent |= send_keyframe_request(rtc, params, layer);
+                }
             }
         }
         if sent {
             self.counts.keyframe_requests += 1;
             settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }
+    }
+
+    /// Aims the viewer pairs of one source now rather than at the next tick (a join, a switch, a
+    /// source back), telling the feeds that changed; returns the layers their keyframes are
+    /// wanted of.
+    pub(super) fn retarget_source(&mut self, key: &StreamKey, name: &SourceName) -> LayerMask {
+        let Some(source) = self.streams.get(key).and_then(|s| s.source(name)) else { return LayerMask::default() };
+        let mut changed = Vec::new();
+        let layers = Self::retarget_subscribers(&mut self.peers, source, Instant::now(), &mut changed);
+        for id in changed {
+            if let Some(viewer) = self.peers.get(&id).and_then(Peer::viewer) {
+                viewer.publish_pairs();
+            }
+        }
+        layers
+    }
+
+    /// What each viewer pair of a source should show, and what the session feeds say it shows:
+    /// every pair's target layer follows its quality among the layers sending now; a pair not
+    /// showing its target yet (after a join, a switch, or a layer that stopped) asks for a
+    /// keyframe of it, through the throttle. Returns the layers the source's publisher is asked
+    /// for, and adds the viewers whose feed changed to `changed`.
+    pub(super) fn retarget_subscribers(
+        peers: &mut HashMap<PeerId, Peer>,
+        source: &Source,
+        now: Instant,
+        changed: &mut Vec<PeerId>,
+    ) -> LayerMask {
+        let plan = LayerPlan::of(peers.get(&source.publisher), now);
+        let mut wanted = LayerMask::default();
+        for &(viewer_id, index) in &source.subscribers {
+            let Some(Peer { role: Role::Viewer(viewer), connected, .. }) = peers.get_mut(&viewer_id) else {
+                continue;
+            };
+            let Some(pair) = viewer.pairs.get_mut(index) else { continue };
+            // A viewer still connecting is aimed too, so that its first picture is of its layer.
+            if let Some(layer) = plan.aim(pair).filter(|_| *connected) {
+                wanted.add(layer);
+            }
+            if plan.name_shown(pair) {
+                changed.push(viewer_id);
+            }
+        }
+        wanted
     }
 
     pub(super) fn housekeeping(&mut self) {
@@ -141,8 +204,11 @@ impl Engine {
             let Peer { rtc, role: Role::Publisher(publisher), connected: true, .. } = peer else { continue };
             let mut sent = false;
             for track in publisher.tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
-                if track.keyframes.poll_trailing(now) {
-                    sent |= send_keyframe_request(rtc, track);
+                let params = track.params;
+                for layer in &mut track.layers {
+                    if layer.keyframes.poll_trailing(now) {
+                        sent |= send_keyframe_request(rtc, params, layer);
+                    }
                 }
             }
             if sent {
@@ -150,24 +216,21 @@ impl Engine {
             }
         }
 
-        // Viewers still waiting for a picture ask again; replacements are pushed for a keyframe
-        // and take over after PROMOTE_AFTER without one.
-        let mut wanted: Vec<PeerId> = Vec::new();
+        // Each viewer pair's layer; pairs still waiting for a picture (or their target layer)
+        // ask again; replacements are pushed for a keyframe and take over after PROMOTE_AFTER
+        // without one.
+        let mut wanted: Vec<(PeerId, LayerMask)> = Vec::new();
+        let mut changed: Vec<PeerId> = Vec::new();
         for (_, stream) in self.streams.iter_mut() {
             for source in &mut stream.sources {
-                let waiting = source.subscribers.iter().any(|(viewer, pair)| {
-                    self.peers.get(viewer).is_some_and(|p| {
-                        p.connected
-                            && matches!(&p.role, Role::Viewer(v) if v.pairs.get(*pair).is_some_and(Pair::waits_for_keyframe))
-                    })
-                });
-                if waiting {
-                    wanted.push(source.publisher);
+                let layers = Self::retarget_subscribers(&mut self.peers, source, now, &mut changed);
+                if !layers.is_empty() {
+                    wanted.push((source.publisher, layers));
                 }
                 if let Some(pending) = source.pending {
                     let Some(peer) = self.peers.get(&pending) else { continue };
                     if peer.connected {
-                        wanted.push(pending);
+                        wanted.push((pending, LayerMask::ALL));
                         if now.duration_since(peer.created) > PROMOTE_AFTER {
                             self.doomed.push(super::take_over(source, &mut self.peers));
                         }
@@ -175,8 +238,13 @@ impl Engine {
                 }
             }
         }
-        for id in wanted {
-            self.request_keyframe_from(id);
+        for (id, layers) in wanted {
+            self.request_keyframe_from(id, layers);
+        }
+        for id in changed {
+            if let Some(viewer) = self.peers.get(&id).and_then(Peer::viewer) {
+                viewer.publish_pairs();
+            }
         }
 
         // Peers that never connected, probes past their time, and viewers of a stream gone for good.
@@ -215,8 +283,7 @@ impl Engine {
             for peer in self.peers.values_mut() {
                 if let Some(publisher) = peer.publisher_mut() {
                     for track in &mut publisher.tracks {
-                        track.bitrate_bps = (track.bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
-                        track.bytes = 0;
+                        track.tick(now);
                     }
                 }
             }
@@ -321,14 +388,12 @@ impl Engine {
     }
 }
 
-fn send_keyframe_request(rtc: &mut Rtc, track: &TrackIn) -> bool {
-    let kind = match track.params {
+fn send_keyframe_request(rtc: &mut Rtc, params: Option<PayloadParams>, layer: &LayerIn) -> bool {
+    let kind = match params {
         Some(p) if !p.fb_pli() && p.fb_fir() => KeyframeRequestKind::Fir,
         _ => KeyframeRequestKind::Pli,
     };
-    // The first layer learnt: the one every viewer targets (README, simulcast). By SSRC: on a
-    // simulcast track a request by mid alone reaches an arbitrary layer.
-    let Some(layer) = track.layers.first() else { return false };
+    // By SSRC: on a simulcast track a request by mid alone reaches an arbitrary layer.
     let mut api = rtc.direct_api();
     match api.stream_rx(&layer.ssrc) {
         Some(rx) => {
@@ -336,5 +401,60 @@ fn send_keyframe_request(rtc: &mut Rtc, track: &TrackIn) -> bool {
             true
         }
         None => false,
+    }
+}
+
+/// The layer a recording keeps to: the first learnt of each track.
+pub(super) const RECORDED_LAYER: u8 = 0;
+
+/// A source's layers as viewer pairs choose among them, worked out once per source and tick: the
+/// target for each quality, and each layer's name. Without simulcast every pair targets layer 0
+/// and no name is shown.
+struct LayerPlan {
+    targets: [Option<u8>; 4],
+    names: [Option<LayerName>; MAX_LAYERS],
+}
+
+impl LayerPlan {
+    fn of(publisher: Option<&Peer>, now: Instant) -> Self {
+        let video = publisher
+            .and_then(Peer::publisher)
+            .and_then(|p| p.tracks.iter().find(|t| t.kind == MediaKind::Video))
+            .filter(|t| t.is_simulcast());
+        let Some(track) = video else {
+            return Self { targets: [Some(0); 4], names: [None; MAX_LAYERS] };
+        };
+        let qualities = [Quality::Auto, Quality::High, Quality::Medium, Quality::Low];
+        let targets = qualities.map(|q| layers::choose(&track.layers, &track.ranked, q, now));
+        let mut names = [None; MAX_LAYERS];
+        for (index, name) in names.iter_mut().enumerate() {
+            *name = track.layer_name(index as u8);
+        }
+        Self { targets, names }
+    }
+
+    /// Points the pair's video at the layer its quality asks for; returns the layer whose
+    /// keyframe it waits for, if it is not showing it yet.
+    fn aim(&self, pair: &mut Pair) -> Option<u8> {
+        let video = pair.video.as_mut()?;
+        let slot = match pair.quality {
+            Quality::Auto => 0,
+            Quality::High => 1,
+            Quality::Medium => 2,
+            Quality::Low => 3,
+        };
+        if let Some(target) = self.targets[slot] {
+            video.target_layer = target;
+        }
+        (video.layer != Some(video.target_layer)).then_some(video.target_layer)
+    }
+
+    /// Updates the name the pair's feed shows for its layer; true when it changed.
+    fn name_shown(&self, pair: &mut Pair) -> bool {
+        let name =
+            pair.video.as_ref().and_then(|v| v.layer).and_then(|l| self.names.get(usize::from(l)).copied().flatten());
+        let changed = name != pair.layer_shown;
+        pair.layer_shown = name;
+        changed
     }
 }

@@ -45,6 +45,7 @@ use super::{
     fault,
     forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
     handle::SfuHandle,
+    layers::keyframe_size,
     peer::{Peer, PeerId, Publisher, Role},
     registry::{Source, Streams},
     MediaAddresses, SfuConfig, TcpPort,
@@ -550,9 +551,17 @@ fn learn(rtc: &mut Rtc, publisher: &mut Publisher, session_id: &str, packet: &Rt
     let pt = packet.header.payload_type;
     let learnt = catch_unwind(AssertUnwindSafe(|| {
         fault::packet(session_id);
-        let (track, layer, params) = publisher.track_for(rtc, packet.header.ssrc, pt)?;
-        track.bytes += packet.payload.len() as u64;
-        let is_keyframe = track.kind == MediaKind::Video && starts_keyframe(params.spec().codec, &packet.payload);
+        let (track, layer, params) = publisher.track_for(rtc, packet.header.ssrc, pt, packet.timestamp)?;
+        let codec = params.spec().codec;
+        let is_video = track.kind == MediaKind::Video;
+        let is_keyframe = is_video && starts_keyframe(codec, &packet.payload);
+        let counted = &mut track.layers[usize::from(layer)];
+        counted.count(packet.payload.len(), is_video && packet.header.marker, packet.timestamp);
+        if is_keyframe {
+            if let Some(size) = keyframe_size(codec, &packet.payload) {
+                counted.stats.size = Some(size);
+            }
+        }
         Some(Inbound { kind: track.kind, layer, params, is_keyframe, publisher_has_video })
     }));
     match learnt {

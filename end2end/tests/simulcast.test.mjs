@@ -1,0 +1,151 @@
+// Simulcast in Chromium: the module's Publisher and the broadcaster's Simulcast checkbox send three
+// layers from the fake camera at 1280×720; the SFU reports them; /watch?quality=low shows the ¼
+// picture and its quality menu moves to the full one in place (same srcObject); a publisher
+// that stops its top layer (setParameters active: false) moves the viewer down without a freeze.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, signUpWithToken, startServer, waitFor, waitLive } from './support.mjs';
+
+let server;
+let browser;
+let publisherPage;
+let account;
+let secret;
+let tokenId;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  publisherPage = await browser.context.newPage();
+  await publisherPage.goto(server.url + '/login');
+  ({ account, secret, tokenId } = await signUpWithToken(publisherPage, 'simulcast-e2e@example.com', {
+    label: 'sim', streams: ['sim', 'desk'],
+  }));
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** The public state's layers of the main source: [{ layer, rid, width, height, active }]. */
+async function layersOf(stream) {
+  const response = await fetch(`${server.url}/api/v1/streams/${account}/${stream}`);
+  const state = await response.json();
+  return state.sources?.find((s) => s.sourceId == null)?.layers ?? [];
+}
+
+/** Waits until the SFU reports three layers of the given widths, all sending. */
+function threeLayers(stream) {
+  return waitFor('three layers at 1280, 640 and 320 wide', async () => {
+    const layers = await layersOf(stream);
+    const widths = layers.filter((l) => l.active).map((l) => l.width);
+    return JSON.stringify(widths) === '[1280,640,320]' && layers;
+  }, 20_000);
+}
+
+/** Follows the first <video> of a viewer page: its width and the longest gap between frames. */
+function watchFrames(page) {
+  return page.evaluate(() => {
+    const video = document.querySelector('video');
+    window.frameLog = { last: 0, longestGap: 0, since: performance.now() };
+    const onFrame = (now) => {
+      const log = window.frameLog;
+      if (log.last) log.longestGap = Math.max(log.longestGap, now - log.last);
+      log.last = now;
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  });
+}
+
+const videoWidth = (page) => page.evaluate(() => document.querySelector('video')?.videoWidth ?? 0);
+
+test('the module publishes three layers; /watch?quality=low shows the small one and the menu switches in place', async () => {
+  await publisherPage.evaluate(async ({ token }) => {
+    const { Publisher } = await import('/ferrocast.js');
+    const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
+    const publisher = new Publisher({ url: '/whip/sim', token, simulcast: true, maxBitrateKbps: 2500 });
+    window.simPublisher = publisher;
+    await publisher.start(camera);
+  }, { token: secret });
+  const layers = await threeLayers('sim');
+  assert.deepEqual(layers.map((l) => [l.layer, l.rid]), [['high', 'h'], ['medium', 'm'], ['low', 'l']]);
+
+  const viewer = await browser.context.newPage();
+  await viewer.goto(`${server.url}/watch/${account}/sim?muted=1&quality=low`);
+  await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  const playing = Date.now();
+  await waitFor('the low layer (320 wide)', async () => (await videoWidth(viewer)) === 320, 3_000);
+  assert.ok(Date.now() - playing <= 3_000);
+  const stream = await viewer.evaluate(() => { window.firstStream = document.querySelector('video').srcObject; return !!window.firstStream; });
+  assert.ok(stream);
+
+  // The menu: Auto, then the layers by their height; choosing 720p switches in place.
+  const menu = viewer.locator('#quality');
+  await menu.waitFor({ state: 'visible' });
+  const entries = await menu.locator('option').allTextContents();
+  assert.deepEqual(entries.slice(1), ['720p', '360p', '180p'], JSON.stringify(entries));
+  assert.match(entries[0], /^Auto/);
+  assert.equal(await menu.inputValue(), 'low');
+  await menu.selectOption('high');
+  await waitFor('the high layer (1280 wide)', async () => (await videoWidth(viewer)) === 1280, 5_000);
+  assert.ok(await viewer.evaluate(() => document.querySelector('video').srcObject === window.firstStream),
+    'the same MediaStream: no renegotiation, no new track');
+  await viewer.close();
+});
+
+test('a publisher that stops its top layer moves the viewer down without a freeze, and back', async () => {
+  const viewer = await browser.context.newPage();
+  await viewer.goto(`${server.url}/watch/${account}/sim?muted=1&quality=high`);
+  await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+  await waitFor('the high layer', async () => (await videoWidth(viewer)) === 1280, 5_000);
+  await watchFrames(viewer);
+  await new Promise((r) => setTimeout(r, 1_000));
+
+  const setTop = (active) => publisherPage.evaluate(async (active) => {
+    const sender = window.simPublisher.transceivers.video.sender;
+    const params = sender.getParameters();
+    for (const encoding of params.encodings) if (encoding.rid === 'h') encoding.active = active;
+    await sender.setParameters(params);
+  }, active);
+  await setTop(false);
+  await waitFor('the medium layer (640 wide)', async () => (await videoWidth(viewer)) === 640, 5_000);
+  await new Promise((r) => setTimeout(r, 1_000));
+  const gap = await viewer.evaluate(() => window.frameLog.longestGap);
+  assert.ok(gap < 500, `the picture froze for ${Math.round(gap)} ms when the top layer stopped`);
+  const stopped = await waitFor('the top layer reported stopped', async () => {
+    const layers = await layersOf('sim');
+    return layers[0]?.active === false && layers;
+  });
+  assert.equal(stopped[0].rid, 'h', 'a stopped layer keeps its rank');
+
+  await setTop(true);
+  await waitFor('the high layer again', async () => (await videoWidth(viewer)) === 1280, 10_000);
+  await viewer.close();
+  await publisherPage.evaluate(() => window.simPublisher.stop());
+});
+
+test('the broadcaster’s Simulcast checkbox sends three layers and is locked while live', async () => {
+  const page = await browser.context.newPage();
+  await page.goto(`${server.url}/tokens/${tokenId}/broadcast`);
+  await page.waitForSelector('#broadcaster[data-ready="true"]', { timeout: 15_000 });
+  await page.locator('#bc-settings summary').click();
+  await page.getByText('needs a Chromium-based browser').waitFor();
+  await page.locator('#bc-simulcast').check();
+  await page.locator('#bc-stream').selectOption('desk');
+  await page.locator('#bc-start').click();
+  await waitLive(page, { server });
+  assert.ok(await page.locator('#bc-simulcast').isDisabled(), 'simulcast is fixed while live');
+  await threeLayers('desk');
+
+  const viewer = await browser.context.newPage();
+  await viewer.goto(`${server.url}/watch/${account}/desk?muted=1&quality=medium`);
+  await waitFor('the medium layer (640 wide)', async () => (await videoWidth(viewer)) === 640, 15_000);
+  await viewer.close();
+  await page.locator('#bc-start').click();
+  await page.locator('#bc-status.off').waitFor();
+  assert.ok(!(await page.locator('#bc-simulcast').isDisabled()), 'simulcast can change once stopped');
+  await page.close();
+});

@@ -1,0 +1,356 @@
+//! Simulcast layers (RFC 8853): what the SFU knows of each layer a publisher sends of one track,
+//! how the layers rank, and which of them a viewer pair should be given.
+//!
+//! A layer is learnt by its RID from its first packet (see `Publisher::track_for`); its index is
+//! the order of arrival and never changes, so a viewer track can hold it as a plain `u8`. Ranking
+//! ("high", "medium", "low") is separate: by picture size from the layer's keyframes, then by
+//! bitrate, recomputed once a second. A track without simulcast has one layer, index 0, and none
+//! of this changes anything for it.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use str0m::{format::Codec, media::Rid, rtp::Ssrc};
+
+use super::keyframe::KeyframeThrottle;
+
+/// A layer without a packet for this long counts as stopped: browsers drop their top layer under
+/// CPU or bandwidth pressure, and its viewers must move down before their picture visibly
+/// freezes (a 30 fps layer misses ~7 frames in this time).
+pub const STALLED_AFTER: Duration = Duration::from_millis(250);
+
+/// One simulcast layer of an incoming track.
+pub struct LayerIn {
+    pub rid: Option<Rid>,
+    pub ssrc: Ssrc,
+    pub keyframes: KeyframeThrottle,
+    pub last_packet: Instant,
+    /// Counted since then (the last stats tick, or when the layer was learnt).
+    counting_since: Instant,
+    bytes: u64,
+    frames: u32,
+    pub stats: LayerStats,
+    /// The last non-zero bitrate: what ranks a layer, so that one that stops keeps its place.
+    typical_bps: u64,
+    /// `stats` as the live feeds show them: updated when a rate moves by a fifth or the size
+    /// changes.
+    pub settled: LayerStats,
+}
+
+/// What the API shows of a layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    pub bitrate_bps: u64,
+    pub fps: u32,
+    /// Width and height from its last keyframe (`None` until one is read, and for AV1).
+    pub size: Option<(u16, u16)>,
+}
+
+impl LayerIn {
+    pub fn new(rid: Option<Rid>, ssrc: Ssrc, now: Instant) -> Self {
+        Self {
+            rid,
+            ssrc,
+            keyframes: KeyframeThrottle::default(),
+            last_packet: now,
+            counting_since: now,
+            bytes: 0,
+            frames: 0,
+            stats: LayerStats::default(),
+            typical_bps: 0,
+            settled: LayerStats::default(),
+        }
+    }
+
+    /// Per packet: a few adds, nothing else (`ends_frame` is the RTP marker on video).
+    pub fn count(&mut self, bytes: usize, ends_frame: bool, arrival: Instant) {
+        self.bytes += bytes as u64;
+        self.frames += u32::from(ends_frame);
+        self.last_packet = arrival;
+    }
+
+    /// Turns what was counted since the last tick into rates (the stats tick, once a second).
+    pub fn tick(&mut self, now: Instant) {
+        let seconds = now.saturating_duration_since(self.counting_since).as_secs_f64().max(0.001);
+        self.counting_since = now;
+        self.stats.bitrate_bps = (self.bytes as f64 * 8.0 / seconds) as u64;
+        self.stats.fps = (f64::from(self.frames) / seconds).round() as u32;
+        if self.stats.bitrate_bps > 0 {
+            self.typical_bps = self.stats.bitrate_bps;
+        }
+        self.bytes = 0;
+        self.frames = 0;
+        let moved = |now: u64, shown: u64| now.abs_diff(shown) * 5 > shown.max(1);
+        if self.settled.size != self.stats.size
+            || moved(self.stats.bitrate_bps, self.settled.bitrate_bps)
+            || moved(u64::from(self.stats.fps), u64::from(self.settled.fps))
+        {
+            self.settled = self.stats;
+        }
+    }
+
+    pub fn is_active(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_packet) < STALLED_AFTER
+    }
+}
+
+/// The layers' indices from best to worst: larger pictures first, then higher bitrates (as they
+/// were while sending: a layer that stops keeps its rank); a layer whose size is not known yet
+/// ranks by bitrate among the others.
+pub fn rank(layers: &[LayerIn]) -> Vec<u8> {
+    let mut ranked: Vec<u8> = (0..layers.len().min(usize::from(u8::MAX)) as u8).collect();
+    let pixels = |l: &LayerIn| l.stats.size.map_or(0, |(w, h)| u32::from(w) * u32::from(h));
+    ranked.sort_by_key(|&i| {
+        let layer = &layers[usize::from(i)];
+        std::cmp::Reverse((pixels(layer), layer.typical_bps))
+    });
+    ranked
+}
+
+/// A layer's name by its rank among `count` layers: the best is `high`, the worst `low`, any in
+/// between `medium`; a single layer is `high`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerName {
+    High,
+    Medium,
+    Low,
+}
+
+impl LayerName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+        }
+    }
+
+    pub fn of_rank(rank: usize, count: usize) -> Self {
+        match rank {
+            0 => Self::High,
+            r if r + 1 >= count => Self::Low,
+            _ => Self::Medium,
+        }
+    }
+}
+
+/// What a viewer asks for on one pair (the layer extension's `layer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// The best layer that is sending now.
+    #[default]
+    Auto,
+    High,
+    Medium,
+    Low,
+}
+
+impl Quality {
+    /// The rank asked for among `count` layers (`medium` of two is the lower).
+    fn rank(self, count: usize) -> usize {
+        let last = count.saturating_sub(1);
+        match self {
+            Self::Auto | Self::High => 0,
+            Self::Medium => 1.min(last),
+            Self::Low => last,
+        }
+    }
+}
+
+/// The layer a viewer pair should show: the one of the rank asked for if it is sending, else the
+/// next one down that is, else the nearest one up. `None` when no layer is sending (the pair keeps
+/// what it has).
+pub fn choose(layers: &[LayerIn], ranked: &[u8], quality: Quality, now: Instant) -> Option<u8> {
+    let wanted = quality.rank(ranked.len());
+    let active = |&&index: &&u8| layers.get(usize::from(index)).is_some_and(|l| l.is_active(now));
+    let below = ranked.iter().skip(wanted).find(active);
+    let above = || ranked.iter().take(wanted).rev().find(active);
+    below.or_else(above).copied()
+}
+
+/// The picture size a keyframe's first packet gives: VP8's frame header, VP9's uncompressed
+/// header, an H.264 SPS (alone or in a STAP-A); `None` otherwise (AV1's sequence header is not
+/// read here). Called for keyframe packets only, so it costs nothing per ordinary packet.
+pub fn keyframe_size(codec: Codec, payload: &[u8]) -> Option<(u16, u16)> {
+    use crate::recorder::{h264, vp8, vp9};
+    match codec {
+        Codec::Vp8 => vp8::strip_descriptor(payload).and_then(|(frame, _)| vp8::keyframe_size(frame)),
+        Codec::Vp9 => vp9::strip_descriptor(payload).filter(|p| p.begins).and_then(|p| vp9::keyframe_size(p.data)),
+        Codec::H264 => {
+            const STAP_A: u8 = 24;
+            let sps = |nal: &[u8]| h264::parse_sps(nal).map(|sps| (sps.width, sps.height));
+            if payload.first()? & 0x1f != STAP_A {
+                return sps(payload);
+            }
+            let mut rest = payload.get(1..)?;
+            while rest.len() > 2 {
+                let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                let nal = rest.get(2..2 + size)?;
+                if let Some(found) = sps(nal) {
+                    return Some(found);
+                }
+                rest = &rest[2 + size..];
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(rid: &str, size: Option<(u16, u16)>, bitrate_bps: u64, last_packet: Instant) -> LayerIn {
+        let mut layer = LayerIn::new(Some(Rid::from(rid)), Ssrc::from(0), last_packet);
+        layer.stats = LayerStats { bitrate_bps, fps: 30, size };
+        layer.typical_bps = bitrate_bps;
+        layer
+    }
+
+    #[test]
+    fn layers_rank_by_picture_size_then_bitrate_whatever_their_order_of_arrival() {
+        let now = Instant::now();
+        let layers = [
+            layer("m", Some((640, 360)), 500_000, now),
+            layer("h", Some((1280, 720)), 1_500_000, now),
+            layer("l", Some((320, 180)), 150_000, now),
+        ];
+        assert_eq!(rank(&layers), vec![1, 0, 2]);
+        // Sizes not known yet (no keyframe read, or AV1): bitrate decides.
+        let layers = [layer("a", None, 150_000, now), layer("b", None, 1_500_000, now), layer("c", None, 500_000, now)];
+        assert_eq!(rank(&layers), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn names_follow_rank() {
+        assert_eq!(LayerName::of_rank(0, 3), LayerName::High);
+        assert_eq!(LayerName::of_rank(1, 3), LayerName::Medium);
+        assert_eq!(LayerName::of_rank(2, 3), LayerName::Low);
+        assert_eq!(LayerName::of_rank(1, 2), LayerName::Low);
+        assert_eq!(LayerName::of_rank(0, 1), LayerName::High);
+    }
+
+    #[test]
+    fn a_viewer_gets_the_layer_asked_for_or_the_next_one_down_that_sends() {
+        let now = Instant::now();
+        let stopped = now - STALLED_AFTER - Duration::from_millis(1);
+        // Arrival order l, m, h; ranked h (2), m (1), l (0).
+        let mut layers = vec![
+            layer("l", Some((320, 180)), 150_000, now),
+            layer("m", Some((640, 360)), 500_000, now),
+            layer("h", Some((1280, 720)), 1_500_000, now),
+        ];
+        let ranked = rank(&layers);
+        assert_eq!(ranked, vec![2, 1, 0]);
+        assert_eq!(choose(&layers, &ranked, Quality::High, now), Some(2));
+        assert_eq!(choose(&layers, &ranked, Quality::Auto, now), Some(2));
+        assert_eq!(choose(&layers, &ranked, Quality::Medium, now), Some(1));
+        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(0));
+
+        // The top layer stops: high and auto move down, the others stay.
+        layers[2].last_packet = stopped;
+        assert_eq!(choose(&layers, &ranked, Quality::High, now), Some(1));
+        assert_eq!(choose(&layers, &ranked, Quality::Auto, now), Some(1));
+        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(0));
+
+        // Only the top one sends: low moves up to it.
+        layers[2].last_packet = now;
+        layers[0].last_packet = stopped;
+        layers[1].last_packet = stopped;
+        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(2));
+        assert_eq!(choose(&layers, &ranked, Quality::Medium, now), Some(2));
+
+        // Nothing sends: no choice (the pair keeps its layer).
+        layers[2].last_packet = stopped;
+        assert_eq!(choose(&layers, &ranked, Quality::High, now), None);
+    }
+
+    #[test]
+    fn rates_come_from_what_was_counted_over_the_tick() {
+        let now = Instant::now();
+        let mut layer = LayerIn::new(None, Ssrc::from(1), now);
+        for frame in 0..30 {
+            for packet in 0..3 {
+                layer.count(1000, packet == 2, now + Duration::from_millis(frame * 33));
+            }
+        }
+        layer.tick(now + Duration::from_secs(1));
+        assert_eq!(layer.stats.bitrate_bps, 90 * 1000 * 8);
+        assert_eq!(layer.stats.fps, 30);
+        // A layer learnt half-way through a second is measured over its half.
+        let mut late = LayerIn::new(None, Ssrc::from(2), now + Duration::from_millis(500));
+        for _ in 0..15 {
+            late.count(1000, true, now);
+        }
+        late.tick(now + Duration::from_secs(1));
+        assert_eq!(late.stats.fps, 30);
+        layer.tick(now + Duration::from_secs(2));
+        assert_eq!((layer.stats.bitrate_bps, layer.stats.fps), (0, 0), "counters restart each tick");
+        assert_eq!(layer.typical_bps, 90 * 1000 * 8, "a stopped layer keeps the rate it ranks by");
+    }
+
+    #[test]
+    fn the_settled_figures_move_only_by_a_fifth_or_more() {
+        let now = Instant::now();
+        let mut layer = LayerIn::new(None, Ssrc::from(1), now);
+        let second = |layer: &mut LayerIn, bytes: usize, at: u64| {
+            for _ in 0..30 {
+                layer.count(bytes, true, now);
+            }
+            layer.tick(now + Duration::from_secs(at));
+        };
+        second(&mut layer, 1000, 1);
+        assert_eq!(layer.settled.bitrate_bps, 240_000);
+        second(&mut layer, 1100, 2);
+        assert_eq!(layer.stats.bitrate_bps, 264_000);
+        assert_eq!(layer.settled.bitrate_bps, 240_000, "a tenth more is noise");
+        second(&mut layer, 1300, 3);
+        assert_eq!(layer.settled.bitrate_bps, 312_000);
+        layer.stats.size = Some((640, 360));
+        second(&mut layer, 1300, 4);
+        assert_eq!(layer.settled.size, Some((640, 360)), "a new size shows at once");
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+    }
+
+    /// The first frame of an IVF file (32-byte file header, 12-byte frame header).
+    fn first_ivf_frame(ivf: &[u8]) -> &[u8] {
+        let size = u32::from_le_bytes(ivf[32..36].try_into().unwrap()) as usize;
+        &ivf[44..44 + size]
+    }
+
+    #[test]
+    fn keyframes_give_their_picture_size() {
+        // VP8 with the smallest descriptor (S=1, PID 0), as one packet starts a frame.
+        let vp8 = fixture("video.ivf");
+        let packet = [&[0x10u8][..], first_ivf_frame(&vp8)].concat();
+        assert_eq!(keyframe_size(Codec::Vp8, &packet), Some((160, 120)));
+        // VP9: flexible mode, picture id, B bit; the uncompressed header follows.
+        let vp9 = fixture("video-vp9.ivf");
+        let packet = [&[0x98u8, 0x80, 0x01][..], first_ivf_frame(&vp9)].concat();
+        assert_eq!(keyframe_size(Codec::Vp9, &packet), Some((320, 240)));
+        // H.264: the SPS alone, and inside a STAP-A with the PPS.
+        let h264 = fixture("video.h264");
+        let start = h264.windows(4).position(|w| w == [0, 0, 1, 0x67]).unwrap() + 3;
+        let end = start + h264[start..].windows(3).position(|w| w == [0, 0, 1]).unwrap();
+        let sps = h264[start..end].strip_suffix(&[0]).unwrap_or(&h264[start..end]);
+        assert_eq!(keyframe_size(Codec::H264, sps), Some((320, 240)));
+        let pps = [0x68u8, 0xce, 0x38, 0x80];
+        let mut stap = vec![24u8];
+        for nal in [sps, &pps[..]] {
+            stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+            stap.extend_from_slice(nal);
+        }
+        assert_eq!(keyframe_size(Codec::H264, &stap), Some((320, 240)));
+        // Not keyframes, or cut short: nothing, never a panic.
+        assert_eq!(keyframe_size(Codec::Vp8, &[0x10, 0x01, 0, 0]), None);
+        assert_eq!(keyframe_size(Codec::H264, &[24, 0, 9, 0x67]), None);
+        assert_eq!(keyframe_size(Codec::Vp9, &[]), None);
+        assert_eq!(keyframe_size(Codec::Opus, &packet), None);
+    }
+}
