@@ -1,11 +1,19 @@
 // Simulcast in Chromium: the module's Publisher and the broadcaster's Simulcast checkbox send three
 // layers from the fake camera at 1280×720; the SFU reports them; /watch?quality=low shows the ¼
 // picture and its quality menu moves to the full one in place (same srcObject); a publisher
-// that stops its top layer (setParameters active: false) moves the viewer down without a freeze.
+// that stops its top layer (setParameters active: false) moves the viewer down without a freeze;
+// under a real 600 kbit/s bottleneck (tc tbf on the veth to a viewer's own namespace) auto moves
+// the viewer to a layer that fits without freezing, and back up once the limit is lifted.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, signUpWithToken, startServer, waitFor, waitLive } from './support.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  freeMediaPort, launchBrowser, launchBrowserBehindVeth, signUpWithToken, startServer, waitFor, waitLive,
+} from './support.mjs';
+
+const run = promisify(execFile);
 
 let server;
 let browser;
@@ -30,16 +38,16 @@ after(async () => {
 });
 
 /** The public state's layers of the main source: [{ layer, rid, width, height, active }]. */
-async function layersOf(stream) {
-  const response = await fetch(`${server.url}/api/v1/streams/${account}/${stream}`);
+async function layersOf(stream, { url = server.url, owner = account } = {}) {
+  const response = await fetch(`${url}/api/v1/streams/${owner}/${stream}`);
   const state = await response.json();
   return state.sources?.find((s) => s.sourceId == null)?.layers ?? [];
 }
 
 /** Waits until the SFU reports three layers of the given widths, all sending. */
-function threeLayers(stream) {
+function threeLayers(stream, where) {
   return waitFor('three layers at 1280, 640 and 320 wide', async () => {
-    const layers = await layersOf(stream);
+    const layers = await layersOf(stream, where);
     const widths = layers.filter((l) => l.active).map((l) => l.width);
     return JSON.stringify(widths) === '[1280,640,320]' && layers;
   }, 20_000);
@@ -148,4 +156,81 @@ test('the broadcaster’s Simulcast checkbox sends three layers and is locked wh
   await page.locator('#bc-status.off').waitFor();
   assert.ok(!(await page.locator('#bc-simulcast').isDisabled()), 'simulcast can change once stopped');
   await page.close();
+});
+
+test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without a freeze, back up once lifted', async () => {
+  const httpPort = await freeMediaPort();
+  const mediaPort = await freeMediaPort();
+  const audience = await launchBrowserBehindVeth();
+  const shaped = await startServer(['--rtc-ip', audience.hostAddress, '--rtc-udp-port', String(mediaPort), '--rtc-tcp-port', 'off'], {
+    listen: `${audience.hostAddress}:${httpPort}`,
+  });
+  const publisher = await browser.context.newPage();
+  const viewer = await audience.context.newPage();
+  let limited = false;
+  const limit = async (on) => {
+    // The veth's end in this namespace: what leaves it is the SFU's media to the viewer.
+    const args = on
+      ? ['qdisc', 'add', 'dev', audience.iface, 'root', 'tbf', 'rate', '600kbit', 'burst', '20kb', 'latency', '300ms']
+      : ['qdisc', 'del', 'dev', audience.iface, 'root'];
+    await run('tc', args);
+    limited = on;
+  };
+  try {
+    await publisher.goto(shaped.url + '/login');
+    const owner = await signUpWithToken(publisher, 'simulcast-tbf@example.com', { label: 'tbf', streams: ['tbf'] });
+    await publisher.evaluate(async ({ token }) => {
+      const { Publisher } = await import('/ferrocast.js');
+      // Plain http on a veth address is no secure context (no camera): a moving 1280×720 canvas.
+      const canvas = Object.assign(document.createElement('canvas'), { width: 1280, height: 720 });
+      const ctx = canvas.getContext('2d');
+      let tick = 0;
+      setInterval(() => {
+        ctx.fillStyle = `hsl(${tick % 360} 60% 40%)`;
+        ctx.fillRect(0, 0, 1280, 720);
+        ctx.fillStyle = '#fff';
+        ctx.fillRect((tick++ * 8) % 1200, 300, 80, 80);
+      }, 33);
+      window.simPublisher = new Publisher({ url: '/whip/tbf', token, simulcast: true, maxBitrateKbps: 2500 });
+      await window.simPublisher.start(canvas.captureStream(30));
+    }, { token: owner.secret });
+    // A canvas track under CPU pressure may be sent smaller than 1280×720: the top layer is
+    // whatever the SFU reports as high.
+    const where = { url: shaped.url, owner: owner.account };
+    const topWidth = async () => {
+      const layers = await layersOf('tbf', where);
+      return layers.length === 3 && layers.every((l) => l.active && l.width) && layers[0].width;
+    };
+    await waitFor('three sending layers', topWidth, 20_000);
+    await viewer.goto(`${shaped.url}/watch/${owner.account}/tbf?muted=1`);
+    await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
+    const onTop = async () => (await videoWidth(viewer)) === (await topWidth());
+    await waitFor('auto on the high layer without a limit', onTop, 15_000);
+
+    await limit(true);
+    await new Promise((r) => setTimeout(r, 5_000));
+    const now = await layersOf('tbf', where);
+    const fitting = now.filter((l) => l.bitrateBps <= 600_000).map((l) => l.width);
+    const width = await videoWidth(viewer);
+    console.log(`# 5 s into 600 kbit/s: the viewer shows ${width} wide; layers ${JSON.stringify(now.map((l) => [l.width, l.bitrateBps]))}`);
+    assert.ok(fitting.includes(width), `5 s into the limit the viewer shows ${width} wide; layers that fit: ${fitting}`);
+    await watchFrames(viewer);
+    await new Promise((r) => setTimeout(r, 20_000));
+    const gap = await viewer.evaluate(() => window.frameLog.longestGap);
+    console.log(`# the next 20 s under the limit: longest gap between frames ${Math.round(gap)} ms`);
+    assert.ok(gap < 1_000, `the picture froze for ${Math.round(gap)} ms under the limit`);
+    assert.ok(fitting.includes(await videoWidth(viewer)), 'it stayed on a layer that fits');
+
+    await limit(false);
+    const lifted = performance.now();
+    await waitFor('back on the high layer once the limit is lifted', onTop, 15_000);
+    console.log(`# back on the high layer ${Math.round(performance.now() - lifted)} ms after the limit was lifted`);
+  } finally {
+    if (limited) await limit(false).catch(() => {});
+    await publisher.evaluate(() => window.simPublisher?.stop()).catch(() => {});
+    await publisher.close();
+    await viewer.close();
+    await audience.close();
+    await shaped.stop();
+  }
 });

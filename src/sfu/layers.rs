@@ -139,7 +139,8 @@ impl LayerName {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
-    /// The best layer that is sending now.
+    /// The best layer that is sending and fits the viewer's bandwidth estimate (the best sending
+    /// one while there is no estimate).
     #[default]
     Auto,
     High,
@@ -159,15 +160,48 @@ impl Quality {
     }
 }
 
-/// The layer a viewer pair should show: the one of the rank asked for if it is sending, else the
-/// next one down that is, else the nearest one up. `None` when no layer is sending (the pair keeps
-/// what it has).
-pub fn choose(layers: &[LayerIn], ranked: &[u8], quality: Quality, now: Instant) -> Option<u8> {
+/// A layer as a viewer's choice sees it at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RankedLayer {
+    pub index: u8,
+    /// What it sends when it sends ([`LayerIn`]'s last non-zero rate).
+    pub bitrate_bps: u64,
+    pub active: bool,
+}
+
+/// The track's layers best first, as [`choose`] takes them.
+pub fn snapshot<'a>(layers: &'a [LayerIn], ranked: &'a [u8], now: Instant) -> impl Iterator<Item = RankedLayer> + 'a {
+    ranked.iter().filter_map(move |&index| {
+        let layer = layers.get(usize::from(index))?;
+        Some(RankedLayer { index, bitrate_bps: layer.typical_bps, active: layer.is_active(now) })
+    })
+}
+
+/// Moving up to a layer needs an estimate this much above its bitrate (in percent); staying on a
+/// layer only needs it to fit. The gap keeps a viewer near a boundary from flapping.
+pub const UP_HEADROOM_PERCENT: u64 = 120;
+
+/// The layer a viewer pair should show (`ranked` best first). A fixed quality: the layer of the
+/// rank asked for if it is sending, else the next one down that is, else the nearest one up.
+/// Auto with a bandwidth estimate (`budget_bps`, for this pair's video): the best sending layer
+/// that fits it (see [`UP_HEADROOM_PERCENT`]; `current` is the layer shown), else the lowest
+/// sending one; auto without one: the best sending layer. `None` when no layer is sending (the
+/// pair keeps what it has).
+pub fn choose(ranked: &[RankedLayer], quality: Quality, budget_bps: Option<u64>, current: Option<u8>) -> Option<u8> {
+    if let (Quality::Auto, Some(budget)) = (quality, budget_bps) {
+        let current_rank = current.and_then(|c| ranked.iter().position(|l| l.index == c));
+        let fits = |(rank, layer): &(usize, &RankedLayer)| {
+            let moving_up = current_rank.is_none_or(|c| *rank < c);
+            let need = if moving_up { layer.bitrate_bps * UP_HEADROOM_PERCENT / 100 } else { layer.bitrate_bps };
+            layer.active && need <= budget
+        };
+        let lowest = || ranked.iter().rev().find(|l| l.active);
+        return ranked.iter().enumerate().find(fits).map(|(_, l)| l).or_else(lowest).map(|l| l.index);
+    }
     let wanted = quality.rank(ranked.len());
-    let active = |&&index: &&u8| layers.get(usize::from(index)).is_some_and(|l| l.is_active(now));
-    let below = ranked.iter().skip(wanted).find(active);
-    let above = || ranked.iter().take(wanted).rev().find(active);
-    below.or_else(above).copied()
+    let below = ranked.iter().skip(wanted).find(|l| l.active);
+    let above = || ranked.iter().take(wanted).rev().find(|l| l.active);
+    below.or_else(above).map(|l| l.index)
 }
 
 /// The picture size a keyframe's first packet gives: VP8's frame header, VP9's uncompressed
@@ -233,6 +267,17 @@ mod tests {
         assert_eq!(LayerName::of_rank(0, 1), LayerName::High);
     }
 
+    fn pick(
+        layers: &[LayerIn],
+        quality: Quality,
+        budget: Option<u64>,
+        current: Option<u8>,
+        now: Instant,
+    ) -> Option<u8> {
+        let ranked: Vec<RankedLayer> = snapshot(layers, &rank(layers), now).collect();
+        choose(&ranked, quality, budget, current)
+    }
+
     #[test]
     fn a_viewer_gets_the_layer_asked_for_or_the_next_one_down_that_sends() {
         let now = Instant::now();
@@ -243,29 +288,54 @@ mod tests {
             layer("m", Some((640, 360)), 500_000, now),
             layer("h", Some((1280, 720)), 1_500_000, now),
         ];
-        let ranked = rank(&layers);
-        assert_eq!(ranked, vec![2, 1, 0]);
-        assert_eq!(choose(&layers, &ranked, Quality::High, now), Some(2));
-        assert_eq!(choose(&layers, &ranked, Quality::Auto, now), Some(2));
-        assert_eq!(choose(&layers, &ranked, Quality::Medium, now), Some(1));
-        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(0));
+        assert_eq!(rank(&layers), vec![2, 1, 0]);
+        let fixed = |layers: &[LayerIn], quality| pick(layers, quality, None, None, now);
+        assert_eq!(fixed(&layers, Quality::High), Some(2));
+        assert_eq!(fixed(&layers, Quality::Auto), Some(2));
+        assert_eq!(fixed(&layers, Quality::Medium), Some(1));
+        assert_eq!(fixed(&layers, Quality::Low), Some(0));
 
         // The top layer stops: high and auto move down, the others stay.
         layers[2].last_packet = stopped;
-        assert_eq!(choose(&layers, &ranked, Quality::High, now), Some(1));
-        assert_eq!(choose(&layers, &ranked, Quality::Auto, now), Some(1));
-        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(0));
+        assert_eq!(fixed(&layers, Quality::High), Some(1));
+        assert_eq!(fixed(&layers, Quality::Auto), Some(1));
+        assert_eq!(fixed(&layers, Quality::Low), Some(0));
 
         // Only the top one sends: low moves up to it.
         layers[2].last_packet = now;
         layers[0].last_packet = stopped;
         layers[1].last_packet = stopped;
-        assert_eq!(choose(&layers, &ranked, Quality::Low, now), Some(2));
-        assert_eq!(choose(&layers, &ranked, Quality::Medium, now), Some(2));
+        assert_eq!(fixed(&layers, Quality::Low), Some(2));
+        assert_eq!(fixed(&layers, Quality::Medium), Some(2));
 
         // Nothing sends: no choice (the pair keeps its layer).
         layers[2].last_packet = stopped;
-        assert_eq!(choose(&layers, &ranked, Quality::High, now), None);
+        assert_eq!(fixed(&layers, Quality::High), None);
+    }
+
+    #[test]
+    fn auto_takes_the_best_layer_the_estimate_carries_and_needs_headroom_to_move_up() {
+        let now = Instant::now();
+        let layers = vec![
+            layer("l", Some((320, 180)), 150_000, now),
+            layer("m", Some((640, 360)), 500_000, now),
+            layer("h", Some((1280, 720)), 1_500_000, now),
+        ];
+        let auto = |budget, current| pick(&layers, Quality::Auto, Some(budget), current, now);
+        // From nothing (a join): each layer with its headroom.
+        assert_eq!(auto(5_000_000, None), Some(2));
+        assert_eq!(auto(1_700_000, None), Some(1), "1.5 Mbit/s does not fit 1.7 with headroom");
+        assert_eq!(auto(700_000, None), Some(1));
+        assert_eq!(auto(400_000, None), Some(0));
+        assert_eq!(auto(50_000, None), Some(0), "the lowest layer when none fits");
+        // On high, it stays while high fits without headroom, and leaves as soon as it does not.
+        assert_eq!(auto(1_550_000, Some(2)), Some(2));
+        assert_eq!(auto(1_400_000, Some(2)), Some(1));
+        // On medium, 1.7 Mbit/s is not enough to go up; 1.8 is.
+        assert_eq!(auto(1_700_000, Some(1)), Some(1));
+        assert_eq!(auto(1_800_000, Some(1)), Some(2));
+        // A fixed quality ignores the estimate.
+        assert_eq!(pick(&layers, Quality::High, Some(100_000), Some(0), now), Some(2));
     }
 
     #[test]

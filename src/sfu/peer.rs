@@ -235,16 +235,39 @@ impl Publisher {
 
 pub struct Viewer {
     pub pairs: Vec<Pair>,
+    /// Send-side bandwidth estimation toward this viewer: on for viewers of a simulcast source
+    /// (auto picks the layer that fits), off otherwise (it costs memory and CPU per viewer).
+    pub estimation: Option<Estimation>,
     /// The address that asked (its viewers still connecting are limited).
     pub client: std::net::IpAddr,
     /// What the pairs show, for the session's event feed (written when a pair changes source).
     pub shown: tokio::sync::watch::Sender<Vec<PairInfo>>,
 }
 
+/// What is reserved of an estimate for each pair's audio (Opus at its usual rates, with headers).
+pub const AUDIO_BPS: u64 = 64_000;
+
+/// A viewer's bandwidth estimate and what the estimator was last told to look for.
+#[derive(Debug, Default)]
+pub struct Estimation {
+    /// The latest estimate, once there is one.
+    pub bps: Option<u64>,
+    /// (minimum, desired) last handed to str0m's estimator.
+    pub steered: (u64, u64),
+}
+
+impl Estimation {
+    /// The share of the estimate one pair's video may use.
+    pub fn budget_per_pair(&self, pairs: usize) -> Option<u64> {
+        let pairs = pairs.max(1) as u64;
+        self.bps.map(|bps| bps.saturating_sub(AUDIO_BPS * pairs) / pairs)
+    }
+}
+
 impl Viewer {
-    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr) -> Self {
+    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr, estimating: bool) -> Self {
         let shown = tokio::sync::watch::Sender::new(Self::describe(&pairs));
-        Self { pairs, client, shown }
+        Self { pairs, estimation: estimating.then(Estimation::default), client, shown }
     }
 
     fn describe(pairs: &[Pair]) -> Vec<PairInfo> {
@@ -286,11 +309,13 @@ pub struct Pair {
     pub quality: Quality,
     /// The layer's name as the session's feed last showed it (`None` without simulcast).
     pub layer_shown: Option<LayerName>,
+    /// (minimum, desired) bitrate for the bandwidth estimator, from the pair's layers.
+    pub wanted_bps: (u64, u64),
 }
 
 impl Pair {
     pub fn new(bound: Option<SourceName>, video: Option<OutTrack>, audio: Option<OutTrack>) -> Self {
-        Self { bound, video, audio, quality: Quality::Auto, layer_shown: None }
+        Self { bound, video, audio, quality: Quality::Auto, layer_shown: None, wanted_bps: (0, 0) }
     }
 
     pub fn track_mut(&mut self, kind: MediaKind) -> Option<&mut OutTrack> {

@@ -775,6 +775,9 @@ pub struct TrackLog {
     /// Video: whole VP8 frames put back together from their packets. Audio: every payload.
     pub units: Vec<Bytes>,
     partial: Vec<u8>,
+    /// The last sequence numbers logged, to drop duplicates.
+    recent: std::collections::HashSet<u16>,
+    recent_order: std::collections::VecDeque<u16>,
 }
 
 impl TrackLog {
@@ -855,6 +858,15 @@ async fn record_track(track: Arc<dyn TrackRemote>, tracks: Arc<Mutex<HashMap<Str
             at: Instant::now(),
         };
         if let Some(log) = tracks.lock().unwrap().get_mut(&id) {
+            // A packet sent twice (a bandwidth probe resends old ones) is kept once, as a jitter
+            // buffer does.
+            if !log.recent.insert(got.seq) {
+                continue;
+            }
+            log.recent_order.push_back(got.seq);
+            if log.recent_order.len() > 4096 {
+                log.recent_order.pop_front().map(|old| log.recent.remove(&old));
+            }
             log.packets.push(got);
             if kind == "video" {
                 let (start, data) = vp8_data(payload);

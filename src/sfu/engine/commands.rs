@@ -3,6 +3,7 @@
 use std::{collections::HashMap, time::Instant};
 
 use str0m::{
+    bwe::Bitrate,
     change::SdpOffer,
     media::{MediaKind, Mid},
     net::TcpType,
@@ -18,6 +19,11 @@ use crate::sfu::{PENDING_VIEWERS, PENDING_VIEWERS_PER_ADDRESS, PENDING_VIEWERS_P
 /// ~550 bytes of packet metadata per entry per viewer (the payloads themselves are shared):
 /// ~420 kB per 2.5 Mbit/s viewer, most of the SFU's memory per viewer (`--bench fanout`).
 const VIEWER_VIDEO_SEND_BUFFER: usize = 300;
+
+/// Transport-wide sequence numbers, for viewers whose bandwidth is estimated (Chrome's id).
+const TWCC_EXTENSION_ID: u8 = 3;
+/// Where a viewer's estimate starts: enough for a middle layer at once; str0m probes upwards.
+const INITIAL_ESTIMATE_KBPS: u64 = 1000;
 
 /// str0m's standard header extensions (Chrome's ids) without transport-wide sequence numbers.
 const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
@@ -120,6 +126,11 @@ impl Engine {
     /// A peer's `Rtc` ([`rtc_config`]) with the SFU's certificate and host candidates.
     pub(super) fn new_rtc(&self, role: &Role, transport: ProbeTransport) -> Result<Rtc, SfuError> {
         let mut config = rtc_config(matches!(role, Role::Publisher(_)));
+        if matches!(role, Role::Viewer(Viewer { estimation: Some(_), .. })) {
+            let mut extensions = viewer_extensions();
+            extensions.set(TWCC_EXTENSION_ID, Extension::TransportSequenceNumber);
+            config = config.set_extension_map(extensions).enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        }
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -366,7 +377,14 @@ impl Engine {
         let bindings: Vec<(usize, SourceName)> =
             pairs.iter().enumerate().filter_map(|(i, p)| p.bound.clone().map(|b| (i, b))).collect();
 
-        let role = Role::Viewer(Viewer::new(pairs, request.client));
+        // Estimation (and TWCC feedback for it) only where there are layers to choose from.
+        let estimating = stream
+            .source(&first)
+            .and_then(|s| self.peers.get(&s.publisher))
+            .and_then(Peer::publisher)
+            .and_then(Publisher::video)
+            .is_some_and(TrackIn::is_simulcast);
+        let role = Role::Viewer(Viewer::new(pairs, request.client, estimating));
         let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
@@ -557,20 +575,14 @@ impl Engine {
 
 /// A peer as the SFU runs it: ICE-lite, RTP mode, the codecs it forwards. Publishers get
 /// transport-wide congestion control feedback (their encoder's bandwidth estimate lives on it);
-/// viewers do not: the SFU does no send-side estimation yet, and for each viewer str0m would
-/// keep a history of every packet sent (~90 kB) and parse a feedback packet every ~100 ms
-/// (`--bench fanout` with a heap profile). Receiver reports still give loss and RTT.
+/// viewers do not, unless they watch a simulcast source (`Engine::new_rtc` adds it, with
+/// str0m's send-side estimator, so that auto can pick the layer that fits): for each viewer
+/// str0m keeps a history of every packet sent (~90 kB) and parses a feedback packet every
+/// ~100 ms (`--bench fanout` with a heap profile), worth it only where there is a choice.
+/// Receiver reports still give loss and RTT.
 /// Public so that the offer fuzz target meets str0m exactly as the engine does.
 pub fn rtc_config(publisher: bool) -> RtcConfig {
-    let extensions = if publisher {
-        ExtensionMap::standard()
-    } else {
-        let mut viewer = ExtensionMap::empty();
-        for (id, extension) in VIEWER_EXTENSIONS {
-            viewer.set(id, extension);
-        }
-        viewer
-    };
+    let extensions = if publisher { ExtensionMap::standard() } else { viewer_extensions() };
     Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -582,6 +594,14 @@ pub fn rtc_config(publisher: bool) -> RtcConfig {
         .enable_av1(true)
         .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
         .set_extension_map(extensions)
+}
+
+fn viewer_extensions() -> ExtensionMap {
+    let mut viewer = ExtensionMap::empty();
+    for (id, extension) in VIEWER_EXTENSIONS {
+        viewer.set(id, extension);
+    }
+    viewer
 }
 
 fn random_hex(bytes: usize) -> String {

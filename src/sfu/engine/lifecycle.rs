@@ -6,6 +6,7 @@ use std::{
 };
 
 use str0m::{
+    bwe::{Bitrate, BweKind},
     format::PayloadParams,
     media::{KeyframeRequestKind, MediaKind, Mid},
     Rtc,
@@ -17,8 +18,8 @@ use crate::{
     sfu::{
         api::StreamKey,
         forward::OutTrack,
-        layers::{self, LayerIn, LayerName, Quality},
-        peer::{LayerMask, Pair, Peer, PeerId, Role, SourceName, MAX_LAYERS},
+        layers::{self, LayerIn, LayerName, Quality, RankedLayer},
+        peer::{LayerMask, Pair, Peer, PeerId, Role, SourceName, AUDIO_BPS, MAX_LAYERS},
         registry::Source,
     },
 };
@@ -184,9 +185,10 @@ impl Engine {
             let Some(Peer { role: Role::Viewer(viewer), connected, .. }) = peers.get_mut(&viewer_id) else {
                 continue;
             };
+            let budget = viewer.estimation.as_ref().and_then(|e| e.budget_per_pair(viewer.pairs.len()));
             let Some(pair) = viewer.pairs.get_mut(index) else { continue };
             // A viewer still connecting is aimed too, so that its first picture is of its layer.
-            if let Some(layer) = plan.aim(pair).filter(|_| *connected) {
+            if let Some(layer) = plan.aim(pair, budget).filter(|_| *connected) {
                 wanted.add(layer);
             }
             if plan.name_shown(pair) {
@@ -246,6 +248,7 @@ impl Engine {
                 viewer.publish_pairs();
             }
         }
+        self.steer_estimators();
 
         // Peers that never connected, probes past their time, and viewers of a stream gone for good.
         for peer in self.peers.values() {
@@ -293,6 +296,38 @@ impl Engine {
             for (key, stream) in self.streams.iter() {
                 self.board.publish(key, self.live_state(stream));
             }
+        }
+    }
+
+    /// Tells each estimating viewer's bandwidth estimator what its pairs' layers need (see
+    /// `LayerPlan::wanted`), when that moved by a tenth.
+    fn steer_estimators(&mut self) {
+        let Engine { peers, io, timers, events, doomed, .. } = self;
+        for peer in peers.values_mut() {
+            let Peer { rtc, role: Role::Viewer(viewer), connected: true, .. } = peer else { continue };
+            let Some(estimation) = viewer.estimation.as_mut() else { continue };
+            let wanted = viewer.pairs.iter().fold((0, 0), |(min, max), p| (min + p.wanted_bps.0, max + p.wanted_bps.1));
+            let wanted = (wanted.0 + AUDIO_BPS, wanted.1 + AUDIO_BPS);
+            let moved = |now: u64, was: u64| now.abs_diff(was) * 10 > was;
+            if !moved(wanted.0, estimation.steered.0) && !moved(wanted.1, estimation.steered.1) {
+                continue;
+            }
+            estimation.steered = wanted;
+            rtc.bwe().set_bitrate(Bitrate::bps(wanted.0), Bitrate::bps(wanted.1));
+            settle(peer, io, timers, events, doomed);
+        }
+    }
+
+    /// A viewer's bandwidth estimate (str0m's send-side estimator over the viewer's TWCC feedback).
+    pub(super) fn on_estimate(&mut self, id: PeerId, kind: BweKind) {
+        let Some(estimation) = self.peers.get_mut(&id).and_then(Peer::viewer_mut).and_then(|v| v.estimation.as_mut())
+        else {
+            return;
+        };
+        // REMB is ignored: browsers send TWCC feedback (which the estimate comes from) and
+        // have deprecated REMB; a viewer without TWCC has no estimation at all.
+        if let BweKind::Twcc { estimate, .. } = kind {
+            estimation.bps = Some(estimate.as_u64());
         }
     }
 
@@ -407,46 +442,67 @@ fn send_keyframe_request(rtc: &mut Rtc, params: Option<PayloadParams>, layer: &L
 /// The layer a recording keeps to: the first learnt of each track.
 pub(super) const RECORDED_LAYER: u8 = 0;
 
-/// A source's layers as viewer pairs choose among them, worked out once per source and tick: the
-/// target for each quality, and each layer's name. Without simulcast every pair targets layer 0
-/// and no name is shown.
+/// A source's layers as viewer pairs choose among them, copied once per source and tick (the
+/// publisher's track cannot stay borrowed while viewers change): best first, and each layer's
+/// name. Without simulcast every pair targets layer 0 and no name is shown.
 struct LayerPlan {
-    targets: [Option<u8>; 4],
+    simulcast: bool,
+    ranked: [RankedLayer; MAX_LAYERS],
+    count: usize,
     names: [Option<LayerName>; MAX_LAYERS],
 }
 
 impl LayerPlan {
     fn of(publisher: Option<&Peer>, now: Instant) -> Self {
-        let video = publisher
-            .and_then(Peer::publisher)
-            .and_then(|p| p.tracks.iter().find(|t| t.kind == MediaKind::Video))
-            .filter(|t| t.is_simulcast());
-        let Some(track) = video else {
-            return Self { targets: [Some(0); 4], names: [None; MAX_LAYERS] };
-        };
-        let qualities = [Quality::Auto, Quality::High, Quality::Medium, Quality::Low];
-        let targets = qualities.map(|q| layers::choose(&track.layers, &track.ranked, q, now));
-        let mut names = [None; MAX_LAYERS];
-        for (index, name) in names.iter_mut().enumerate() {
+        let mut plan = Self { simulcast: false, ranked: Default::default(), count: 0, names: [None; MAX_LAYERS] };
+        let video = publisher.and_then(Peer::publisher).and_then(|p| p.video()).filter(|t| t.is_simulcast());
+        let Some(track) = video else { return plan };
+        plan.simulcast = true;
+        for (slot, layer) in plan.ranked.iter_mut().zip(layers::snapshot(&track.layers, &track.ranked, now)) {
+            *slot = layer;
+            plan.count += 1;
+        }
+        for (index, name) in plan.names.iter_mut().enumerate() {
             *name = track.layer_name(index as u8);
         }
-        Self { targets, names }
+        plan
     }
 
-    /// Points the pair's video at the layer its quality asks for; returns the layer whose
-    /// keyframe it waits for, if it is not showing it yet.
-    fn aim(&self, pair: &mut Pair) -> Option<u8> {
+    fn ranked(&self) -> &[RankedLayer] {
+        &self.ranked[..self.count]
+    }
+
+    /// Points the pair's video at the layer its quality (and, for auto, `budget_bps`, its share
+    /// of the viewer's bandwidth estimate) asks for, and notes what the estimator should look
+    /// for; returns the layer whose keyframe it waits for, if it is not showing it yet.
+    fn aim(&self, pair: &mut Pair, budget_bps: Option<u64>) -> Option<u8> {
         let video = pair.video.as_mut()?;
-        let slot = match pair.quality {
-            Quality::Auto => 0,
-            Quality::High => 1,
-            Quality::Medium => 2,
-            Quality::Low => 3,
-        };
-        if let Some(target) = self.targets[slot] {
+        if !self.simulcast {
+            video.target_layer = 0;
+        } else if let Some(target) = layers::choose(self.ranked(), pair.quality, budget_bps, video.layer) {
             video.target_layer = target;
         }
+        // Only auto moves with the estimate: a fixed quality wants no probing.
+        pair.wanted_bps = match pair.quality {
+            Quality::Auto => self.wanted(video.target_layer),
+            _ => (0, self.rate_of(video.target_layer)),
+        };
         (video.layer != Some(video.target_layer)).then_some(video.target_layer)
+    }
+
+    fn rate_of(&self, layer: u8) -> u64 {
+        self.ranked().iter().find(|l| l.index == layer).map_or(0, |l| l.bitrate_bps)
+    }
+
+    /// (minimum, desired) for the bandwidth estimator: pad up to what moving one layer up would
+    /// need (so the estimate can show whether it fits), and probe for the best sending layer.
+    fn wanted(&self, target: u8) -> (u64, u64) {
+        let ranked = self.ranked();
+        let Some(at) = ranked.iter().position(|l| l.index == target) else { return (0, 0) };
+        let with_room = |l: &RankedLayer| l.bitrate_bps * layers::UP_HEADROOM_PERCENT / 100;
+        let desired = ranked.iter().find(|l| l.active).map_or(0, with_room);
+        let next_up = ranked[..at].iter().rev().find(|l| l.active).map_or(ranked[at].bitrate_bps, with_room);
+        (next_up.min(desired), desired)
     }
 
     /// Updates the name the pair's feed shows for its layer; true when it changed.

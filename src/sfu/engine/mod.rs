@@ -455,6 +455,7 @@ impl Engine {
             Event::RtpPacket(packet) => self.forward(id, packet),
             Event::Connected => self.on_connected(id),
             Event::KeyframeRequest(request) => self.on_viewer_keyframe_request(id, request.mid),
+            Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => self.doomed.push(id),
             _ => {}
         }
