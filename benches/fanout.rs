@@ -5,6 +5,7 @@
 //! cargo bench --bench fanout -- --viewers 100 --record
 //! cargo bench --bench fanout -- --ramp [--viewers MAX]
 //! cargo bench --bench fanout -- --url http://127.0.0.1:3000 --viewers 50
+//! cargo bench --bench fanout -- --viewers 150 --simulcast [--layers h,m,l | auto]
 //! ```
 //!
 //! It starts `ferrocast` (the release binary cargo built with it) as its own process with a fresh
@@ -14,6 +15,9 @@
 //! Opus; all viewers join at once, and once they show video (or after 5 s) the server's CPU and
 //! the packets forwarded are measured for `--seconds`. With `--record` the publisher's token
 //! records: the run then also checks that a recording was written (its size is in the figures).
+//! With `--simulcast` the publisher sends three layers (the broadcaster's: 75 / 20 / 5 % of the
+//! bitrate at full, ½ and ¼ size) and the viewers ask for the qualities of `--layers` in turn
+//! (default `h,m,l`: a third each; `auto` follows each viewer's bandwidth estimate).
 //! Prints a summary and, last, one JSON line.
 
 #[allow(dead_code)] // shared with the `web` benchmark, which uses a part of it
@@ -49,10 +53,33 @@ struct Args {
     url: Option<String>,
     bitrate: u64,
     record: bool,
+    simulcast: bool,
+    /// With `simulcast`: the qualities viewers ask for, viewer i the (i mod len)th.
+    layers: Vec<&'static str>,
+}
+
+/// A `--layers` entry as the layer extension names it.
+fn quality(name: &str) -> Result<&'static str, String> {
+    match name {
+        "h" | "high" => Ok("high"),
+        "m" | "medium" => Ok("medium"),
+        "l" | "low" => Ok("low"),
+        "a" | "auto" => Ok("auto"),
+        other => Err(format!("--layers: {other:?} is none of h, m, l, auto")),
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { viewers: 100, seconds: 10, ramp: false, url: None, bitrate: 2_500_000, record: false };
+    let mut args = Args {
+        viewers: 100,
+        seconds: 10,
+        ramp: false,
+        url: None,
+        bitrate: 2_500_000,
+        record: false,
+        simulcast: false,
+        layers: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -63,12 +90,20 @@ fn parse_args() -> Result<Args, String> {
             "--url" => args.url = Some(value("--url")?),
             "--ramp" => args.ramp = true,
             "--record" => args.record = true,
+            "--simulcast" => args.simulcast = true,
+            "--layers" => args.layers = value("--layers")?.split(',').map(quality).collect::<Result<_, _>>()?,
             "--bench" => {} // cargo bench passes it
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if args.viewers == 0 || args.seconds == 0 {
         return Err("--viewers and --seconds must be at least 1".into());
+    }
+    if !args.layers.is_empty() && !args.simulcast {
+        return Err("--layers needs --simulcast".into());
+    }
+    if args.simulcast && args.layers.is_empty() {
+        args.layers = vec!["high", "medium", "low"];
     }
     Ok(args)
 }
@@ -209,6 +244,8 @@ fn main() -> ExitCode {
     // No viewer saw a frame, or `--record` wrote no recording: the pipeline is broken, not slow.
     let broken = last.viewers_with_video == 0 || last.recorded.as_ref().is_some_and(|(status, _)| status != "complete");
     let mut json = if args.ramp { last_clean.clone().unwrap_or(last).json() } else { last.json() };
+    json["simulcast"] = json!(args.simulcast);
+    json["layers"] = json!(args.layers);
     if args.ramp {
         json["ramp_max_viewers"] = json!(last_clean.map_or(0, |run| run.viewers));
     }
@@ -229,7 +266,8 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().map_err(std::io::Error::other)?;
 
     let (stop_publisher, publisher_stop) = watch::channel(false);
-    let publisher = Publisher::connect(&http, &server.url(&format!("/whip/{STREAM}")), &account.token).await?;
+    let publisher =
+        Publisher::connect(&http, &server.url(&format!("/whip/{STREAM}")), &account.token, args.simulcast).await?;
     let publisher_url = publisher.session_url.clone();
     let publishing = tokio::task::spawn_local(publisher.run(args.bitrate, publisher_stop));
     // Let the stream settle before the 0-viewer memory baseline.
@@ -251,7 +289,14 @@ async fn run_once(args: &Args, viewers: usize, server_cpu: Option<usize>) -> std
     let watching: Vec<_> = (0..viewers)
         .map(|i| {
             let http = clients[i / per_address].clone();
-            tokio::task::spawn_local(viewer::watch(http, whep_url.clone(), viewer_stop.clone(), shared.clone()))
+            let quality = (!args.layers.is_empty()).then(|| args.layers[i % args.layers.len()]);
+            tokio::task::spawn_local(viewer::watch(
+                http,
+                whep_url.clone(),
+                quality,
+                viewer_stop.clone(),
+                shared.clone(),
+            ))
         })
         .collect();
     let join_deadline = Instant::now() + JOIN_WINDOW;

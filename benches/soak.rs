@@ -317,7 +317,7 @@ type Running = (String, watch::Sender<bool>);
 
 /// Connects a publisher to `url` and runs it until its sender says stop; answers its session.
 async fn start_publisher(http: &reqwest::Client, url: &str, account: &Streamer) -> std::io::Result<Running> {
-    let publisher = Publisher::connect(http, url, &account.token).await?;
+    let publisher = Publisher::connect(http, url, &account.token, false).await?;
     let session = publisher.session_url.clone();
     let (stop, stopped) = watch::channel(false);
     spawn_local(async move {
@@ -414,7 +414,7 @@ async fn keep_viewers_coming(whep: String, per_second: u32, stop: watch::Receive
         let shared = shared.clone();
         let tally_viewer = tally.clone();
         watching.push(spawn_local(async move {
-            let watching = spawn_local(viewer::watch(http, whep, left, shared));
+            let watching = spawn_local(viewer::watch(http, whep, None, left, shared));
             tokio::time::sleep(lifetime).await;
             let _ = leave.send(true);
             if let Ok(report) = watching.await {

@@ -32,7 +32,7 @@ in_loopback_netns timeout 1200 cargo test --offline 2>&1 | tee "$logs/cargo.log"
 
 say "benchmark smoke runs (debug build, loopback-only namespace: the programs must work; figures mean nothing)"
 smoke=0 smoke_failed=0
-for bench in "hot_path" "fanout -- --viewers 5 --seconds 3" "fanout -- --viewers 5 --seconds 3 --record" "web -- --rps 50 --logins 2 --seconds 2" "web -- --rps 50 --logins 2 --seconds 2 --https" "soak -- --seconds 20"; do
+for bench in "hot_path" "fanout -- --viewers 5 --seconds 3" "fanout -- --viewers 5 --seconds 3 --record" "fanout -- --viewers 4 --seconds 3 --simulcast --layers h,m,l,auto" "web -- --rps 50 --logins 2 --seconds 2" "web -- --rps 50 --logins 2 --seconds 2 --https" "soak -- --seconds 20"; do
   # shellcheck disable=SC2086 # the bench name and its arguments are meant to split
   if in_loopback_netns timeout 600 cargo test --offline --bench $bench; then
     smoke=$((smoke + 1))

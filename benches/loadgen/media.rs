@@ -28,7 +28,10 @@ pub struct Packet {
 }
 
 pub struct VideoSource {
+    keyframe_bytes: usize,
     delta_bytes: usize,
+    /// The picture size its keyframes announce (the SFU ranks simulcast layers by it).
+    size: (u16, u16),
     frame: u64,
     since_keyframe: u64,
     keyframe_asked: bool,
@@ -36,11 +39,27 @@ pub struct VideoSource {
 }
 
 impl VideoSource {
+    /// 1280×720 at `bitrate_bps`.
     pub fn new(bitrate_bps: u64) -> Self {
-        // One GOP's bytes at the bitrate, the keyframe taking its share.
+        Self::sized(bitrate_bps, 1280, 720)
+    }
+
+    /// A picture of `width`×`height` at `bitrate_bps`; its keyframes take the share of a GOP that
+    /// [`KEYFRAME_BYTES`] takes at 2.5 Mbit/s (an encoder's keyframes shrink with its bitrate).
+    pub fn sized(bitrate_bps: u64, width: u16, height: u16) -> Self {
         let gop_bytes = (bitrate_bps / 8 * KEYFRAME_INTERVAL / 30) as usize;
-        let delta_bytes = gop_bytes.saturating_sub(KEYFRAME_BYTES) / (KEYFRAME_INTERVAL as usize - 1);
-        Self { delta_bytes: delta_bytes.max(200), frame: 0, since_keyframe: 0, keyframe_asked: true, timestamp: 0 }
+        let keyframe_bytes =
+            (KEYFRAME_BYTES as u64 * bitrate_bps / 2_500_000).clamp(1_200, KEYFRAME_BYTES as u64) as usize;
+        let delta_bytes = gop_bytes.saturating_sub(keyframe_bytes) / (KEYFRAME_INTERVAL as usize - 1);
+        Self {
+            keyframe_bytes,
+            delta_bytes: delta_bytes.max(200),
+            size: (width, height),
+            frame: 0,
+            since_keyframe: 0,
+            keyframe_asked: true,
+            timestamp: 0,
+        }
     }
 
     /// A viewer asked for a keyframe (PLI/FIR): the next frame is one, as an encoder does.
@@ -53,7 +72,7 @@ impl VideoSource {
         let keyframe = self.keyframe_asked || self.since_keyframe >= KEYFRAME_INTERVAL;
         self.keyframe_asked = false;
         self.since_keyframe = if keyframe { 1 } else { self.since_keyframe + 1 };
-        let size = if keyframe { KEYFRAME_BYTES } else { self.delta_bytes };
+        let size = if keyframe { self.keyframe_bytes } else { self.delta_bytes };
         let count = size.div_ceil(MAX_PAYLOAD);
         for i in 0..count {
             let len = if i + 1 == count { size - MAX_PAYLOAD * (count - 1) } else { MAX_PAYLOAD };
@@ -61,8 +80,11 @@ impl VideoSource {
             if i == 0 {
                 payload[0] = 0x10; // descriptor: S=1, PID=0
                 if keyframe {
-                    // Frame tag with P=0 (keyframe), shown; start code; 1280×720.
-                    payload[1..11].copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02]);
+                    // Frame tag with P=0 (keyframe), shown; start code; width and height (14 bits
+                    // each, little endian, no scaling).
+                    payload[1..7].copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a]);
+                    payload[7..9].copy_from_slice(&self.size.0.to_le_bytes());
+                    payload[9..11].copy_from_slice(&self.size.1.to_le_bytes());
                 } else {
                     payload[1..4].copy_from_slice(&[0x11, 0x02, 0x00]);
                 }

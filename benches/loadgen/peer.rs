@@ -12,7 +12,7 @@ use std::{
 
 use str0m::{
     change::{SdpAnswer, SdpPendingOffer},
-    media::{Direction, MediaKind, Mid},
+    media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer},
     net::{Protocol, Receive},
     Candidate, Event, Input, Output, Rtc,
 };
@@ -41,6 +41,15 @@ impl Peer {
     /// A peer on a new loopback socket with one m-line per `(kind, direction)`; returns the
     /// offer to POST and what `accept_answer` needs.
     pub fn offer(media: &[(MediaKind, Direction)]) -> io::Result<(Self, String, SdpPendingOffer, Vec<Mid>)> {
+        Self::offer_with_rids(media, &[])
+    }
+
+    /// As [`offer`](Self::offer), a sending video m-line offering simulcast with these RIDs
+    /// (RFC 8853) when there are any.
+    pub fn offer_with_rids(
+        media: &[(MediaKind, Direction)],
+        rids: &[&str],
+    ) -> io::Result<(Self, String, SdpPendingOffer, Vec<Mid>)> {
         let std_socket = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
         std_socket.set_nonblocking(true)?;
         enable_rx_timestamps(&std_socket)?;
@@ -55,7 +64,18 @@ impl Peer {
         let candidate = Candidate::host(local, "udp").map_err(io::Error::other)?;
         rtc.add_local_candidate(candidate);
         let mut api = rtc.sdp_api();
-        let mids = media.iter().map(|&(kind, direction)| api.add_media(kind, direction, None, None, None)).collect();
+        let simulcast = || {
+            let mut simulcast = Simulcast::new();
+            rids.iter().for_each(|rid| simulcast.add_send_layer(SimulcastLayer::new(rid)));
+            simulcast
+        };
+        let mids = media
+            .iter()
+            .map(|&(kind, direction)| {
+                let layered = kind == MediaKind::Video && direction == Direction::SendOnly && !rids.is_empty();
+                api.add_media(kind, direction, None, None, layered.then(simulcast))
+            })
+            .collect();
         let (offer, pending) = api.apply().ok_or_else(|| io::Error::other("no offer"))?;
         let peer = Self { rtc, socket, local, buffer: vec![0; 2000], deadline: Instant::now(), received_at: None };
         Ok((peer, offer.to_sdp_string(), pending, mids))

@@ -1,4 +1,5 @@
-//! The HTTP half of WHIP/WHEP as a client: POST an offer, DELETE the session.
+//! The HTTP half of WHIP/WHEP as a client: POST an offer, choose a simulcast layer, DELETE the
+//! session.
 
 use std::{io, time::Duration};
 
@@ -31,4 +32,25 @@ pub async fn post_offer(http: &reqwest::Client, url: &str, token: Option<&str>, 
 /// Ends a session (best effort: the benchmark is finishing either way).
 pub async fn delete(http: &reqwest::Client, session_url: &str) {
     let _ = http.delete(session_url).timeout(Duration::from_secs(5)).send().await;
+}
+
+/// Asks for pair 0's simulcast layer (`auto`, `high`, `medium`, `low`) through the session's layer
+/// extension; a `204 No Content` is success.
+pub async fn select_layer(http: &reqwest::Client, session_url: &str, quality: &str) -> io::Result<()> {
+    let url = format!("{session_url}/layer");
+    let body = format!(r#"{{"pair":0,"layer":"{quality}"}}"#);
+    let response = http
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|err| io::Error::other(format!("POST {url}: {err}")))?;
+    let status = response.status();
+    if status.as_u16() != 204 {
+        let body = response.text().await.unwrap_or_default();
+        return Err(io::Error::other(format!("POST {url}: {status}: {}", body.trim())));
+    }
+    Ok(())
 }

@@ -56,10 +56,12 @@ impl ViewerReport {
     }
 }
 
-/// Watches `whep_url` until `stop` turns true.
+/// Watches `whep_url` until `stop` turns true; with a `quality` (`auto`, `high`, `medium`, `low`)
+/// it asks for that simulcast layer through the layer extension once its session exists.
 pub async fn watch(
     http: reqwest::Client,
     whep_url: String,
+    quality: Option<&'static str>,
     stop: watch::Receiver<bool>,
     shared: Rc<Shared>,
 ) -> ViewerReport {
@@ -75,6 +77,12 @@ pub async fn watch(
     };
     if let Err(err) = peer.accept_answer(pending, &created.answer) {
         return ViewerReport::failed(format!("answer: {err}"));
+    }
+    if let Some(quality) = quality {
+        if let Err(err) = signaling::select_layer(&http, &created.location, quality).await {
+            signaling::delete(&http, &created.location).await;
+            return ViewerReport::failed(err.to_string());
+        }
     }
     let report = receive(peer, mids[0], joined, stop, &shared).await;
     signaling::delete(&http, &created.location).await;

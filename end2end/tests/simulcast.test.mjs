@@ -194,36 +194,50 @@ test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without
       window.simPublisher = new Publisher({ url: '/whip/tbf', token, simulcast: true, maxBitrateKbps: 2500 });
       await window.simPublisher.start(canvas.captureStream(30));
     }, { token: owner.secret });
-    // A canvas track under CPU pressure may be sent smaller than 1280×720: the top layer is
-    // whatever the SFU reports as high.
+    // A canvas track under CPU pressure may be sent smaller than 1280×720, and the browser's
+    // encoder adapts sizes as it goes: the layer a viewer shows is what the SFU reports for its
+    // pair, and whether it fits is that layer's bitrate.
     const where = { url: shaped.url, owner: owner.account };
-    const topWidth = async () => {
+    await waitFor('three sending layers', async () => {
       const layers = await layersOf('tbf', where);
-      return layers.length === 3 && layers.every((l) => l.active && l.width) && layers[0].width;
-    };
-    await waitFor('three sending layers', topWidth, 20_000);
+      return layers.length === 3 && layers.every((l) => l.active);
+    }, 30_000);
     await viewer.goto(`${shaped.url}/watch/${owner.account}/tbf?muted=1`);
     await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
-    const onTop = async () => (await videoWidth(viewer)) === (await topWidth());
-    await waitFor('auto on the high layer without a limit', onTop, 15_000);
+    await viewer.evaluate(() => {
+      window.ferrocastViewer.player.addEventListener('sources', (event) => { window.lastSources = event.detail; });
+    });
+    /** The layer pair 0 shows, as its session's `sources` event last said: { layer, bitrateBps, width }. */
+    const shown = () => viewer.evaluate(() => {
+      const detail = window.lastSources;
+      const pair = detail?.pairs?.[0];
+      const source = detail?.sources?.find((s) => (s.sourceId ?? null) === (pair?.sourceId ?? null));
+      const layer = source?.layers?.find((l) => l.layer === pair?.layer);
+      return { layer: pair?.layer ?? null, bitrateBps: layer?.bitrateBps ?? null, width: layer?.width ?? null };
+    });
+    const onTop = async () => (await shown()).layer === 'high';
+    const fits = (layer) => layer.bitrateBps != null && layer.bitrateBps <= 600_000;
+    // The estimate starts at 1 Mbit/s, below the top layer's need: auto climbs to it by trials.
+    await waitFor('auto on the high layer without a limit', onTop, 30_000);
 
     await limit(true);
     await new Promise((r) => setTimeout(r, 5_000));
-    const now = await layersOf('tbf', where);
-    const fitting = now.filter((l) => l.bitrateBps <= 600_000).map((l) => l.width);
-    const width = await videoWidth(viewer);
-    console.log(`# 5 s into 600 kbit/s: the viewer shows ${width} wide; layers ${JSON.stringify(now.map((l) => [l.width, l.bitrateBps]))}`);
-    assert.ok(fitting.includes(width), `5 s into the limit the viewer shows ${width} wide; layers that fit: ${fitting}`);
+    const at5 = await shown();
+    console.log(`# 5 s into 600 kbit/s: the viewer shows ${JSON.stringify(at5)}, ${await videoWidth(viewer)} wide`);
+    assert.ok(fits(at5), `5 s into the limit the viewer shows a layer that does not fit: ${JSON.stringify(at5)}`);
     await watchFrames(viewer);
     await new Promise((r) => setTimeout(r, 20_000));
     const gap = await viewer.evaluate(() => window.frameLog.longestGap);
     console.log(`# the next 20 s under the limit: longest gap between frames ${Math.round(gap)} ms`);
     assert.ok(gap < 1_000, `the picture froze for ${Math.round(gap)} ms under the limit`);
-    assert.ok(fitting.includes(await videoWidth(viewer)), 'it stayed on a layer that fits');
+    const at25 = await shown();
+    assert.ok(fits(at25), `it stayed on a layer that fits: ${JSON.stringify(at25)}`);
 
     await limit(false);
     const lifted = performance.now();
-    await waitFor('back on the high layer once the limit is lifted', onTop, 15_000);
+    // Typically 3-9 s; up to 15 s on a loaded two-core machine, where scheduling jitter makes
+    // the delay-based estimate fail some trials (each failure doubles the wait, up to 6 s).
+    await waitFor('back on the high layer once the limit is lifted', onTop, 20_000);
     console.log(`# back on the high layer ${Math.round(performance.now() - lifted)} ms after the limit was lifted`);
   } finally {
     if (limited) await limit(false).catch(() => {});

@@ -1,14 +1,17 @@
 //! Per-viewer header rewriting, so that whatever feeds a viewer's track (a first source, a
 //! replacement, another source after a switch) looks like one continuous RTP stream to its
 //! jitter buffer. The viewer's SSRC is its own send stream's (str0m assigns it); this rewrites the
-//! sequence number, the timestamp and the payload type.
+//! sequence number, the timestamp and the payload type, and for VP8 the picture numbering of the
+//! payload descriptor (RFC 7741 §4.2): each simulcast layer and each publisher counts its own
+//! PictureID, and a receiver that sees it jump back after a switch takes the new frames for old
+//! ones and drops them (the picture freezes after the new layer's keyframe until the next one).
 
 use std::time::Instant;
 
 use str0m::{
     format::{Codec, PayloadParams},
     media::{MediaKind, Mid, Pt},
-    rtp::SeqNo,
+    rtp::{SeqNo, Vp8Descriptor, Vp8Patch},
 };
 
 /// Identifies one incoming RTP stream: the publisher peer and its SSRC. A new identity means a
@@ -28,12 +31,14 @@ pub struct OutTrack {
     /// Last (incoming pt → outgoing pt) decision, so the codec lookup runs once per change.
     pt_cache: Option<(Pt, Option<Pt>)>,
     rewriter: Rewriter,
+    pictures: Vp8Numbering,
 }
 
 impl OutTrack {
     pub fn new(mid: Mid, kind: MediaKind) -> Self {
         let layer = (kind == MediaKind::Audio).then_some(0);
-        Self { mid, kind, layer, target_layer: 0, pt_cache: None, rewriter: Rewriter::default() }
+        let (rewriter, pictures) = (Rewriter::default(), Vp8Numbering::default());
+        Self { mid, kind, layer, target_layer: 0, pt_cache: None, rewriter, pictures }
     }
 
     /// The next packet from a different origin re-anchors; video waits for a keyframe first.
@@ -74,6 +79,61 @@ impl OutTrack {
         clock_rate: u32,
     ) -> Option<(SeqNo, u32)> {
         self.rewriter.rewrite(origin, *seq, ts, arrival, clock_rate)
+    }
+
+    /// The patch that keeps a VP8 packet's picture numbering continuous on this track; `None`
+    /// while it needs none (the first origin's numbers go out as they are).
+    pub fn vp8_patch(&mut self, origin: Origin, descriptor: &Vp8Descriptor, payload: &[u8]) -> Option<Vp8Patch> {
+        let picture = descriptor.picture_id()?;
+        let tl0 = descriptor.tl0_pic_idx();
+        let (picture, tl0) = self.pictures.rewrite(origin, picture, long_picture_id(payload), tl0)?;
+        let patch = descriptor.patch().picture_id(picture);
+        match tl0 {
+            Some(tl0) => patch.tl0_pic_idx(tl0).build().ok(),
+            None => patch.build().ok(),
+        }
+    }
+}
+
+/// Whether a VP8 payload descriptor's PictureID is the 15-bit form (its M bit; RFC 7741 §4.2).
+fn long_picture_id(payload: &[u8]) -> bool {
+    payload.get(2).is_some_and(|b| b & 0x80 != 0)
+}
+
+/// VP8 PictureID and TL0PICIDX offsets of one outgoing track: a new origin continues after the
+/// last numbers sent.
+#[derive(Debug, Default)]
+struct Vp8Numbering {
+    origin: Option<Origin>,
+    /// out = in + delta, modulo the field's width.
+    picture_delta: u16,
+    tl0_delta: u8,
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+impl Vp8Numbering {
+    /// The numbers to send for a packet's (PictureID, TL0PICIDX); `None` when they go out
+    /// unchanged.
+    fn rewrite(&mut self, origin: Origin, picture: u16, long: bool, tl0: Option<u8>) -> Option<(u16, Option<u8>)> {
+        let mask = if long { 0x7fff } else { 0x7f };
+        if self.origin != Some(origin) {
+            self.origin = Some(origin);
+            self.picture_delta = self.last_picture.map_or(0, |last| last.wrapping_add(1).wrapping_sub(picture));
+            self.tl0_delta = match (self.last_tl0, tl0) {
+                (Some(last), Some(tl0)) => last.wrapping_add(1).wrapping_sub(tl0),
+                _ => 0,
+            };
+        }
+        let picture_out = picture.wrapping_add(self.picture_delta) & mask;
+        let tl0_out = tl0.map(|t| t.wrapping_add(self.tl0_delta));
+        // Late packets (a retransmission, a reordered one) do not move the last number back.
+        let newer = |last: u16| (picture_out.wrapping_sub(last) & mask) < mask / 2;
+        if self.last_picture.is_none_or(newer) {
+            self.last_picture = Some(picture_out);
+            self.last_tl0 = tl0_out.or(self.last_tl0);
+        }
+        (picture_out != picture || tl0_out != tl0).then_some((picture_out, tl0_out))
     }
 }
 
@@ -185,6 +245,48 @@ mod tests {
 
     fn send(r: &mut Rewriter, origin: Origin, seq: u64, ts: u32, at: Instant) -> Option<(u64, u32)> {
         r.rewrite(origin, seq, ts, at, 90_000).map(|(s, t)| (*s, t))
+    }
+
+    #[test]
+    fn vp8_picture_numbers_continue_across_origins_and_the_first_goes_out_unchanged() {
+        let mut n = Vp8Numbering::default();
+        let (a, b) = ((1, 10), (1, 11));
+        // The first origin: its own numbers, no patch.
+        assert_eq!(n.rewrite(a, 30_000, true, Some(200)), None);
+        assert_eq!(n.rewrite(a, 30_001, true, Some(201)), None);
+        // A switch to a layer whose numbers are behind: they continue after the last sent.
+        assert_eq!(n.rewrite(b, 100, true, Some(7)), Some((30_002, Some(202))));
+        assert_eq!(n.rewrite(b, 101, true, Some(8)), Some((30_003, Some(203))));
+        // A late packet of before keeps its place and does not move the numbering back.
+        assert_eq!(n.rewrite(b, 99, true, Some(6)), Some((30_001, Some(201))));
+        assert_eq!(n.rewrite(b, 102, true, None), Some((30_004, None)));
+        // And back to the first: on from there, wrapping at 15 bits.
+        assert_eq!(n.rewrite(a, 32_767, true, Some(250)), Some((30_005, Some(204))));
+        let mut n = Vp8Numbering::default();
+        n.rewrite(a, 32_767, true, None);
+        assert_eq!(n.rewrite(b, 5, true, None), Some((0, None)));
+        assert_eq!(n.rewrite(b, 6, true, None), Some((1, None)));
+        // The 7-bit form wraps at 7 bits.
+        let mut n = Vp8Numbering::default();
+        n.rewrite(a, 127, false, None);
+        assert_eq!(n.rewrite(b, 40, false, None), Some((0, None)));
+    }
+
+    #[test]
+    fn a_patch_rewrites_a_vp8_descriptor_in_its_own_width() {
+        let mut track = OutTrack::new(Mid::from("0"), MediaKind::Video);
+        // X, S; I, L and T; 15-bit PictureID 0x1234; TL0PICIDX 9; TID; then the VP8 frame.
+        let first = [0x90u8, 0xe0, 0x92, 0x34, 9, 0x20, 0x10, 0x02, 0x00];
+        let descriptor = Vp8Descriptor::parse(&first).unwrap();
+        assert!(track.vp8_patch((1, 1), &descriptor, &first).is_none());
+        let other = [0x90u8, 0xe0, 0x80, 0x05, 3, 0x20, 0x10, 0x02, 0x00];
+        let descriptor = Vp8Descriptor::parse(&other).unwrap();
+        let expected =
+            Vp8Descriptor::parse(&first).unwrap().patch().picture_id(0x1235).tl0_pic_idx(10).build().unwrap();
+        assert_eq!(track.vp8_patch((1, 2), &descriptor, &other), Some(expected));
+        // Without a PictureID there is nothing to keep continuous.
+        let bare = [0x10u8, 0x10, 0x02, 0x00];
+        assert!(track.vp8_patch((1, 3), &Vp8Descriptor::parse(&bare).unwrap(), &bare).is_none());
     }
 
     #[test]

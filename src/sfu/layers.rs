@@ -204,6 +204,109 @@ pub fn choose(ranked: &[RankedLayer], quality: Quality, budget_bps: Option<u64>,
     below.or_else(above).map(|l| l.index)
 }
 
+/// How an auto pair checks that it can move up. A bandwidth estimate that rose from a probe
+/// burst alone is not trusted (a token-bucket policer lets a short burst through at any rate):
+/// for [`TRIAL`] the estimator pads the viewer's stream from what it receives up to what the
+/// better layer needs, rising over [`TRIAL_RAMP`] so that a link that cannot carry it is
+/// overloaded only a little when its queue starts to show; the pair moves if the estimate
+/// carried it throughout.
+pub const TRIAL: Duration = Duration::from_millis(1500);
+pub const TRIAL_RAMP: Duration = Duration::from_millis(1000);
+/// A trial fails as soon as the estimate falls this much (percent) below its highest value
+/// since the trial began: the link queues or loses what the padding added.
+const TRIAL_DROP_PERCENT: u64 = 25;
+/// After a trial fails, the next waits this long, doubling up to [`MAX_TRIAL_BACKOFF`].
+const FIRST_TRIAL_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_TRIAL_BACKOFF: Duration = Duration::from_secs(6);
+
+/// An auto pair's way up to a better layer: moving down (or staying) happens at once, moving up
+/// after a trial (see [`TRIAL`]).
+#[derive(Debug, Default)]
+pub struct Climb {
+    trial: Option<Trial>,
+    next_trial: Option<Instant>,
+    backoff: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Trial {
+    layer: u8,
+    since: Instant,
+    from_bps: u64,
+    need_bps: u64,
+    peak_budget_bps: u64,
+}
+
+/// What [`Climb::step`] decides for one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The layer the pair should target now.
+    pub target: u8,
+    /// While a trial runs: the rate the estimator should pad this pair's video up to.
+    pub pad_to_bps: Option<u64>,
+}
+
+impl Climb {
+    /// `current`: the layer the pair targets now (`None` before its first picture, when any
+    /// choice is taken at once); `chosen`: what [`choose`] says `budget_bps`, the pair's share of
+    /// the estimate, allows.
+    pub fn step(
+        &mut self,
+        ranked: &[RankedLayer],
+        current: Option<u8>,
+        chosen: u8,
+        budget_bps: u64,
+        now: Instant,
+    ) -> Step {
+        let rank = |index: u8| ranked.iter().position(|l| l.index == index);
+        let rate = |index: u8| ranked.iter().find(|l| l.index == index).map_or(0, |l| l.bitrate_bps);
+        let up = matches!((current.and_then(rank), rank(chosen)), (Some(c), Some(n)) if n < c);
+        let (Some(current), true) = (current, up) else {
+            if self.trial.take().is_some() {
+                self.failed(now);
+            }
+            return Step { target: chosen, pad_to_bps: None };
+        };
+        let stay = Step { target: current, pad_to_bps: None };
+        let Some(trial) = self.trial.as_mut() else {
+            if self.next_trial.is_some_and(|at| now < at) {
+                return stay;
+            }
+            let from_bps = rate(current);
+            let need_bps = rate(chosen) * UP_HEADROOM_PERCENT / 100;
+            self.trial = Some(Trial { layer: chosen, since: now, from_bps, need_bps, peak_budget_bps: budget_bps });
+            return Step { target: current, pad_to_bps: Some(from_bps) };
+        };
+        trial.peak_budget_bps = trial.peak_budget_bps.max(budget_bps);
+        if budget_bps * 100 < trial.peak_budget_bps * (100 - TRIAL_DROP_PERCENT) {
+            self.trial = None;
+            self.failed(now);
+            return stay;
+        }
+        let elapsed = now.saturating_duration_since(trial.since);
+        if elapsed < TRIAL {
+            let ramped = elapsed.min(TRIAL_RAMP).as_millis() as u64;
+            let added = trial.need_bps.saturating_sub(trial.from_bps) * ramped / TRIAL_RAMP.as_millis() as u64;
+            return Step { target: current, pad_to_bps: Some(trial.from_bps + added) };
+        }
+        // Carried for the whole trial: move, but no higher than what was tried.
+        let tried = trial.layer;
+        self.trial = None;
+        self.next_trial = None;
+        self.backoff = Duration::ZERO;
+        let target = match (rank(chosen), rank(tried)) {
+            (Some(chosen_rank), Some(tried_rank)) if chosen_rank < tried_rank => tried,
+            _ => chosen,
+        };
+        Step { target, pad_to_bps: None }
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.backoff = (self.backoff * 2).clamp(FIRST_TRIAL_BACKOFF, MAX_TRIAL_BACKOFF);
+        self.next_trial = Some(now + self.backoff);
+    }
+}
+
 /// The picture size a keyframe's first packet gives: VP8's frame header, VP9's uncompressed
 /// header, an H.264 SPS (alone or in a STAP-A); `None` otherwise (AV1's sequence header is not
 /// read here). Called for keyframe packets only, so it costs nothing per ordinary packet.
@@ -336,6 +439,52 @@ mod tests {
         assert_eq!(auto(1_800_000, Some(1)), Some(2));
         // A fixed quality ignores the estimate.
         assert_eq!(pick(&layers, Quality::High, Some(100_000), Some(0), now), Some(2));
+    }
+
+    #[test]
+    fn auto_moves_up_only_after_a_trial_the_estimate_carries_and_backs_off_after_a_failed_one() {
+        let now = Instant::now();
+        let ranked = [
+            RankedLayer { index: 2, bitrate_bps: 1_500_000, active: true },
+            RankedLayer { index: 1, bitrate_bps: 500_000, active: true },
+            RankedLayer { index: 0, bitrate_bps: 150_000, active: true },
+        ];
+        let at = |ms: u64| now + Duration::from_millis(ms);
+        let stay = |target| Step { target, pad_to_bps: None };
+        let mut climb = Climb::default();
+        // The first choice, and moving down, are taken at once.
+        assert_eq!(climb.step(&ranked, None, 2, 5_000_000, now), stay(2));
+        assert_eq!(climb.step(&ranked, Some(2), 1, 1_000_000, now), stay(1));
+        // Up: tried first, the pair staying where it is while padding rises from medium's
+        let padding = |climb: &mut Climb, ms| climb.step(&ranked, Some(1), 2, 3_000_000, at(ms));
+        // 500 kbit/s to high's need with headroom (1.8 Mbit/s) over 1 s, then held.
+        assert_eq!(padding(&mut climb, 100), Step { target: 1, pad_to_bps: Some(500_000) });
+        assert_eq!(padding(&mut climb, 600), Step { target: 1, pad_to_bps: Some(1_150_000) });
+        assert_eq!(padding(&mut climb, 1100), Step { target: 1, pad_to_bps: Some(1_800_000) });
+        assert_eq!(padding(&mut climb, 1500), Step { target: 1, pad_to_bps: Some(1_800_000) });
+        // The estimate fell by more than a quarter: the trial failed, and the next waits 2 s.
+        assert_eq!(climb.step(&ranked, Some(1), 2, 2_200_000, at(1550)), stay(1));
+        assert_eq!(climb.next_trial, Some(at(3550)));
+        assert_eq!(padding(&mut climb, 3500), stay(1));
+        assert_eq!(padding(&mut climb, 3550).pad_to_bps, Some(500_000));
+        // An estimate that no longer allows moving up fails it too; the wait doubles, up to 6 s.
+        assert_eq!(climb.step(&ranked, Some(1), 1, 1_000_000, at(3600)), stay(1));
+        assert_eq!(climb.next_trial, Some(at(7600)));
+        padding(&mut climb, 7600);
+        climb.step(&ranked, Some(1), 1, 1_000_000, at(7700));
+        padding(&mut climb, 13_700);
+        climb.step(&ranked, Some(1), 1, 1_000_000, at(13_800));
+        assert_eq!(climb.next_trial, Some(at(19_800)), "the wait stays at 6 s");
+        // A trial the estimate carries to its end moves the pair, and the waits start over; a
+        // dip of less than a quarter does not fail it.
+        padding(&mut climb, 19_800);
+        assert_eq!(climb.step(&ranked, Some(1), 2, 2_400_000, at(20_500)).target, 1);
+        assert_eq!(padding(&mut climb, 21_300), stay(2));
+        assert_eq!((climb.next_trial, climb.backoff), (None, Duration::ZERO));
+        // From low, a trial of medium that ends with room for high moves to medium only.
+        let mut climb = Climb::default();
+        climb.step(&ranked, Some(0), 1, 800_000, now);
+        assert_eq!(climb.step(&ranked, Some(0), 2, 3_000_000, at(1500)), stay(1));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{
     api::{LayerInfo, PairInfo, SessionKind, StreamKey},
     demux::Remote,
     forward::OutTrack,
-    layers::{self, LayerIn, LayerName, Quality},
+    layers::{self, Climb, LayerIn, LayerName, Quality},
 };
 
 /// Simulcast layers kept per track: browsers send up to three or four; a layer index and a
@@ -311,11 +311,14 @@ pub struct Pair {
     pub layer_shown: Option<LayerName>,
     /// (minimum, desired) bitrate for the bandwidth estimator, from the pair's layers.
     pub wanted_bps: (u64, u64),
+    /// Auto's way up to a better layer (a trial before each move up).
+    pub climb: Climb,
 }
 
 impl Pair {
     pub fn new(bound: Option<SourceName>, video: Option<OutTrack>, audio: Option<OutTrack>) -> Self {
-        Self { bound, video, audio, quality: Quality::Auto, layer_shown: None, wanted_bps: (0, 0) }
+        let quality = Quality::Auto;
+        Self { bound, video, audio, quality, layer_shown: None, wanted_bps: (0, 0), climb: Climb::default() }
     }
 
     pub fn track_mut(&mut self, kind: MediaKind) -> Option<&mut OutTrack> {

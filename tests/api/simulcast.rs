@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{
     helpers::{spawn_app, TestApp},
-    rtc::{self, Media, PublishOptions, LAYER_BYTE},
+    rtc::{self, Media, PublishOptions},
     whip_whep::{streamer, wait_stream, Streamer},
 };
 
@@ -35,20 +35,37 @@ async fn a_simulcast_offer_is_answered_per_rfc_8853() {
 async fn a_viewer_of_a_simulcast_publisher_gets_one_layer_continuously() {
     let app = spawn_app().await;
     let (s, _publisher) = simulcast_publisher(&app, "sim-view@example.com").await;
-    // Once the layers are measured (before, their ranking is a guess, and a viewer who joins
-    // then may move once, at a keyframe, when it is known).
     wait_stream(&app, &s.account, "main", "three measured layers", |v| {
         v["sources"][0]["layers"].as_array().is_some_and(|l| l.len() == 3 && l.iter().all(|l| l["fps"] != 0))
     })
     .await;
     let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
-    viewer.wait_for("60 frames", |v| v.video(0).is_some_and(|t| t.units.len() >= 60)).await;
+    // A fixed quality: auto follows the viewer's bandwidth estimate, which may move it on a
+    // loaded machine (tested below and in the Chromium tests).
+    let (status, body) = select(&app, &viewer, json!({ "pair": 0, "layer": "medium" })).await;
+    assert_eq!(status, 204, "{body}");
+    wait_layer(&viewer, 1, "the medium layer").await;
+    let since = viewer.video(0).unwrap().frame_starts().len();
+    viewer
+        .wait_for("60 frames of the medium layer", |v| v.video(0).is_some_and(|t| t.frame_starts().len() >= since + 60))
+        .await;
 
     let log = viewer.video(0).unwrap();
-    let layers: HashSet<u8> = log.units.iter().filter_map(|unit| unit.get(LAYER_BYTE).copied()).collect();
-    assert_eq!(layers.len(), 1, "the viewer got frames of layers {layers:?}, not of one");
-    let frames = log.frames();
-    assert!(frames.windows(2).all(|w| w[1] > w[0]), "frame numbers go back or repeat: {frames:?}");
+    let starts = log.frame_starts();
+    let layers: HashSet<u8> = starts[since..].iter().map(|(_, layer, _)| *layer).collect();
+    assert_eq!(layers, HashSet::from([1]), "the viewer got frames of layers {layers:?}, not of the medium one");
+    // Before that, whatever auto showed: each layer change at a keyframe of the new layer, so
+    // layers never interleave.
+    let firsts: Vec<&rtc::Got> = log.packets.iter().filter(|p| p.layer.is_some()).collect();
+    for w in firsts.windows(2) {
+        assert!(
+            w[0].layer == w[1].layer || w[1].keyframe,
+            "layer {:?} then {:?} without a keyframe",
+            w[0].layer,
+            w[1].layer
+        );
+    }
+    assert_frames_go_forward(&log);
     rtc::assert_continuous(&log, "video");
     app.stop().await;
 }
@@ -123,7 +140,8 @@ async fn the_api_lists_a_simulcast_sources_layers_best_first() {
     let rates: Vec<u64> = layers.iter().map(|l| l["bitrateBps"].as_u64().unwrap()).collect();
     assert!(rates.windows(2).all(|w| w[0] > w[1]) && rates[2] > 50_000, "{rates:?}");
     for layer in layers {
-        assert!((25..=35).contains(&layer["fps"].as_u64().unwrap()), "{layer}");
+        // 30 fps, measured over a second of a loaded machine's bursts.
+        assert!((20..=40).contains(&layer["fps"].as_u64().unwrap()), "{layer}");
         assert_eq!(layer["active"], true);
     }
     // The account's own list has the exact figures: the video track's rate is its layers' sum.
@@ -211,7 +229,9 @@ async fn a_viewer_chooses_its_layer_and_its_track_stays_one_continuous_stream() 
         .filter(|w| w[0].layer != w[1].layer)
         .map(|w| w[1])
         .collect();
-    assert_eq!(switches.len(), 4, "{switches:?}");
+    // Auto may have moved once or twice before (from what the estimator knew at the start).
+    let targets: Vec<Option<u8>> = switches.iter().map(|p| p.layer).collect();
+    assert!(targets.ends_with(&[Some(0), Some(1), Some(2), Some(0)]), "{switches:?}");
     assert!(switches.iter().all(|p| p.keyframe), "every switch starts at a keyframe: {switches:?}");
     app.stop().await;
 }
@@ -224,12 +244,16 @@ async fn a_layer_that_stops_moves_its_viewers_down_without_a_freeze_and_back_whe
         v["sources"][0]["layers"].as_array().is_some_and(|l| l.len() == 3)
     })
     .await;
+    // Fixed qualities: auto would also follow the bandwidth estimate, which a loaded machine moves.
     let high = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
     let low = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
-    let (status, body) = select(&app, &low, json!({ "pair": 0, "layer": "low" })).await;
-    assert_eq!(status, 204, "{body}");
+    for (viewer, layer) in [(&high, "high"), (&low, "low")] {
+        let (status, body) = select(&app, viewer, json!({ "pair": 0, "layer": layer })).await;
+        assert_eq!(status, 204, "{body}");
+    }
     wait_layer(&high, 2, "the high layer").await;
     wait_layer(&low, 0, "the low layer").await;
+    let before = high.video(0).unwrap().frame_starts().len();
 
     publisher.send_layer("h", false);
     wait_layer(&high, 1, "the medium layer once high stops").await;
@@ -238,7 +262,7 @@ async fn a_layer_that_stops_moves_its_viewers_down_without_a_freeze_and_back_whe
     })
     .await;
     let starts = high.video(0).unwrap().frame_starts();
-    let moved = starts.iter().position(|(_, layer, _)| *layer == 1).unwrap();
+    let moved = before + starts[before..].iter().position(|(_, layer, _)| *layer == 1).unwrap();
     let freeze = starts[moved].2 - starts[moved - 1].2;
     assert!(freeze < std::time::Duration::from_millis(500), "the picture froze for {freeze:?}");
     assert_eq!(low.video(0).unwrap().last_layer(), Some(0), "a viewer on another layer is not moved");
@@ -257,6 +281,8 @@ async fn bad_layer_selections_are_400_and_a_stream_without_simulcast_ignores_the
     let (s, _publisher) = simulcast_publisher(&app, "sim-bad@example.com").await;
     wait_stream(&app, &s.account, "main", "live", |v| v["live"] == true).await;
     let viewer = rtc::view(&app, &format!("/whep/{}/main", s.account), 1).await.unwrap();
+    let (status, body) = select(&app, &viewer, json!({ "pair": 0, "layer": "high" })).await;
+    assert_eq!(status, 204, "{body}");
     wait_layer(&viewer, 2, "the high layer").await;
     for (body, says) in [
         (json!({ "pair": 0, "layer": "ultra" }), "layer must be one of auto, high, medium, low"),

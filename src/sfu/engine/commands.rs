@@ -472,6 +472,7 @@ impl Engine {
         if !(source_changed || quality_changed) {
             return Ok(());
         }
+        slot.climb = Default::default();
         // The new target now rather than at the next tick: its keyframe is asked for at once.
         let layers = self.retarget_source(&key, &name);
         if let Some(viewer) = self.peers.get(&id).and_then(Peer::viewer) {

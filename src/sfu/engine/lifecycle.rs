@@ -187,8 +187,14 @@ impl Engine {
             };
             let budget = viewer.estimation.as_ref().and_then(|e| e.budget_per_pair(viewer.pairs.len()));
             let Some(pair) = viewer.pairs.get_mut(index) else { continue };
+            let was = pair.video.as_ref().map(|v| v.target_layer);
             // A viewer still connecting is aimed too, so that its first picture is of its layer.
-            if let Some(layer) = plan.aim(pair, budget).filter(|_| *connected) {
+            let waiting_for = plan.aim(pair, budget);
+            let target = pair.video.as_ref().map(|v| v.target_layer);
+            if was != target {
+                tracing::debug!(viewer = %viewer_id, pair = index, ?target, quality = ?pair.quality, budget_bps = ?budget, "simulcast layer target");
+            }
+            if let Some(layer) = waiting_for.filter(|_| *connected) {
                 wanted.add(layer);
             }
             if plan.name_shown(pair) {
@@ -327,6 +333,7 @@ impl Engine {
         // REMB is ignored: browsers send TWCC feedback (which the estimate comes from) and
         // have deprecated REMB; a viewer without TWCC has no estimation at all.
         if let BweKind::Twcc { estimate, .. } = kind {
+            tracing::trace!(viewer = %id, estimate_bps = estimate.as_u64(), "bandwidth estimate");
             estimation.bps = Some(estimate.as_u64());
         }
     }
@@ -446,6 +453,7 @@ pub(super) const RECORDED_LAYER: u8 = 0;
 /// publisher's track cannot stay borrowed while viewers change): best first, and each layer's
 /// name. Without simulcast every pair targets layer 0 and no name is shown.
 struct LayerPlan {
+    now: Instant,
     simulcast: bool,
     ranked: [RankedLayer; MAX_LAYERS],
     count: usize,
@@ -454,7 +462,7 @@ struct LayerPlan {
 
 impl LayerPlan {
     fn of(publisher: Option<&Peer>, now: Instant) -> Self {
-        let mut plan = Self { simulcast: false, ranked: Default::default(), count: 0, names: [None; MAX_LAYERS] };
+        let mut plan = Self { now, simulcast: false, ranked: Default::default(), count: 0, names: [None; MAX_LAYERS] };
         let video = publisher.and_then(Peer::publisher).and_then(|p| p.video()).filter(|t| t.is_simulcast());
         let Some(track) = video else { return plan };
         plan.simulcast = true;
@@ -477,14 +485,25 @@ impl LayerPlan {
     /// for; returns the layer whose keyframe it waits for, if it is not showing it yet.
     fn aim(&self, pair: &mut Pair, budget_bps: Option<u64>) -> Option<u8> {
         let video = pair.video.as_mut()?;
+        let mut pad_to_bps = None;
         if !self.simulcast {
             video.target_layer = 0;
-        } else if let Some(target) = layers::choose(self.ranked(), pair.quality, budget_bps, video.layer) {
-            video.target_layer = target;
+        } else if let Some(chosen) = layers::choose(self.ranked(), pair.quality, budget_bps, video.layer) {
+            match budget_bps.filter(|_| pair.quality == Quality::Auto) {
+                Some(budget) => {
+                    let current = video.layer.map(|_| video.target_layer);
+                    let step = pair.climb.step(self.ranked(), current, chosen, budget, self.now);
+                    video.target_layer = step.target;
+                    pad_to_bps = step.pad_to_bps;
+                }
+                None => video.target_layer = chosen,
+            }
         }
-        // Only auto moves with the estimate: a fixed quality wants no probing.
+        // The estimator's minimum (what it pads up to) is what the pair receives, or what a
+        // trial asks; its desired rate, which it probes for, is what auto would take at best. A
+        // fixed quality wants no probing.
         pair.wanted_bps = match pair.quality {
-            Quality::Auto => self.wanted(video.target_layer),
+            Quality::Auto => (pad_to_bps.unwrap_or(self.rate_of(video.target_layer)), self.best_with_room()),
             _ => (0, self.rate_of(video.target_layer)),
         };
         (video.layer != Some(video.target_layer)).then_some(video.target_layer)
@@ -494,15 +513,12 @@ impl LayerPlan {
         self.ranked().iter().find(|l| l.index == layer).map_or(0, |l| l.bitrate_bps)
     }
 
-    /// (minimum, desired) for the bandwidth estimator: pad up to what moving one layer up would
-    /// need (so the estimate can show whether it fits), and probe for the best sending layer.
-    fn wanted(&self, target: u8) -> (u64, u64) {
-        let ranked = self.ranked();
-        let Some(at) = ranked.iter().position(|l| l.index == target) else { return (0, 0) };
-        let with_room = |l: &RankedLayer| l.bitrate_bps * layers::UP_HEADROOM_PERCENT / 100;
-        let desired = ranked.iter().find(|l| l.active).map_or(0, with_room);
-        let next_up = ranked[..at].iter().rev().find(|l| l.active).map_or(ranked[at].bitrate_bps, with_room);
-        (next_up.min(desired), desired)
+    /// What an auto pair asks the bandwidth estimator to look for: the best sending layer with
+    /// the room moving up to it needs. The estimator finds it with short probe bursts; it is not
+    /// asked to pad up to it, since padding at the estimate keeps a bottleneck's queue full and
+    /// costs the media its packets.
+    fn best_with_room(&self) -> u64 {
+        self.ranked().iter().find(|l| l.active).map_or(0, |l| l.bitrate_bps * layers::UP_HEADROOM_PERCENT / 100)
     }
 
     /// Updates the name the pair's feed shows for its layer; true when it changed.

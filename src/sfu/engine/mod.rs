@@ -24,7 +24,7 @@ use str0m::{
     format::PayloadParams,
     media::MediaKind,
     net::Receive,
-    rtp::{ExtensionValues, RtpPacket, RtpWrite},
+    rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor},
     Event, IceConnectionState, Input, Rtc,
 };
 use tokio::{
@@ -490,7 +490,10 @@ impl Engine {
             record(recorder, recording, from, &packet, &inbound);
         }
 
+        // Parsed once here, patched per viewer only where a switch moved its picture numbering.
+        let is_vp8 = inbound.kind == MediaKind::Video && inbound.params.spec().codec == str0m::format::Codec::Vp8;
         let outgoing = Outgoing {
+            vp8: if is_vp8 { Vp8Descriptor::parse(&packet.payload).ok() } else { None },
             is_keyframe: inbound.is_keyframe,
             kind: inbound.kind,
             layer: inbound.layer,
@@ -629,6 +632,8 @@ struct Outgoing<'a> {
     /// (publisher, SSRC): a viewer track re-anchors its numbering when this changes.
     origin: Origin,
     ext: ExtensionValues,
+    /// A VP8 packet's payload descriptor (its picture numbering is kept continuous per viewer).
+    vp8: Option<Vp8Descriptor>,
 }
 
 /// Writes the packet into one viewer pair's track, rewritten for it (payload type, sequence
@@ -662,13 +667,16 @@ fn send_to_viewer(viewer: &mut Peer, pair: usize, out: &Outgoing) -> bool {
     else {
         return false;
     };
+    let patch = out.vp8.as_ref().and_then(|descriptor| track.vp8_patch(out.origin, descriptor, &packet.payload));
     let mut api = rtc.direct_api();
     let Some(tx) = api.stream_tx_by_mid(track.mid, None) else { return false };
-    tx.write_rtp(
-        RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
-            .marker(packet.header.marker)
-            .ext_vals(out.ext.clone())
-            .nackable(out.kind == MediaKind::Video),
-    );
+    let write = RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
+        .marker(packet.header.marker)
+        .ext_vals(out.ext.clone())
+        .nackable(out.kind == MediaKind::Video);
+    tx.write_rtp(match patch {
+        Some(patch) => write.vp8_patch(patch),
+        None => write,
+    });
     true
 }
