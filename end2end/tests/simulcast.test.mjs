@@ -235,7 +235,7 @@ test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without
 
     await limit(false);
     const lifted = performance.now();
-    // Typically 3-9 s; up to 15 s on a loaded two-core machine, where scheduling jitter makes
+    // Typically 3-9 s; up to ~16 s on a loaded two-core machine, where scheduling jitter makes
     // the delay-based estimate fail some trials (each failure doubles the wait, up to 6 s).
     await waitFor('back on the high layer once the limit is lifted', onTop, 20_000);
     console.log(`# back on the high layer ${Math.round(performance.now() - lifted)} ms after the limit was lifted`);
