@@ -83,11 +83,9 @@ impl OutTrack {
 
     /// The patch that keeps a VP8 packet's picture numbering continuous on this track; `None`
     /// while it needs none (the first origin's numbers go out as they are).
-    pub fn vp8_patch(&mut self, origin: Origin, descriptor: &Vp8Descriptor, payload: &[u8]) -> Option<Vp8Patch> {
-        let picture = descriptor.picture_id()?;
-        let tl0 = descriptor.tl0_pic_idx();
-        let (picture, tl0) = self.pictures.rewrite(origin, picture, long_picture_id(payload), tl0)?;
-        let patch = descriptor.patch().picture_id(picture);
+    pub fn vp8_patch(&mut self, origin: Origin, numbers: &Vp8Numbers) -> Option<Vp8Patch> {
+        let (picture, tl0) = self.pictures.rewrite(origin, numbers.picture, numbers.long, numbers.tl0)?;
+        let patch = numbers.descriptor.patch().picture_id(picture);
         match tl0 {
             Some(tl0) => patch.tl0_pic_idx(tl0).build().ok(),
             None => patch.build().ok(),
@@ -95,9 +93,25 @@ impl OutTrack {
     }
 }
 
-/// Whether a VP8 payload descriptor's PictureID is the 15-bit form (its M bit; RFC 7741 §4.2).
-fn long_picture_id(payload: &[u8]) -> bool {
-    payload.get(2).is_some_and(|b| b & 0x80 != 0)
+/// A VP8 packet's picture numbering, read once per packet for all its viewers.
+#[derive(Clone, Copy, Debug)]
+pub struct Vp8Numbers {
+    descriptor: Vp8Descriptor,
+    picture: u16,
+    /// The 15-bit PictureID form (its M bit; RFC 7741 §4.2), else 7 bits.
+    long: bool,
+    tl0: Option<u8>,
+}
+
+impl Vp8Numbers {
+    /// `None` for a payload without a PictureID: nothing to keep continuous.
+    pub fn read(payload: &[u8]) -> Option<Self> {
+        let descriptor = Vp8Descriptor::parse(payload).ok()?;
+        let picture = descriptor.picture_id()?;
+        // With a PictureID, the descriptor is X|S…, the extension byte, then the PictureID.
+        let long = payload.get(2).is_some_and(|b| b & 0x80 != 0);
+        Some(Self { descriptor, picture, long, tl0: descriptor.tl0_pic_idx() })
+    }
 }
 
 /// VP8 PictureID and TL0PICIDX offsets of one outgoing track: a new origin continues after the
@@ -277,16 +291,13 @@ mod tests {
         let mut track = OutTrack::new(Mid::from("0"), MediaKind::Video);
         // X, S; I, L and T; 15-bit PictureID 0x1234; TL0PICIDX 9; TID; then the VP8 frame.
         let first = [0x90u8, 0xe0, 0x92, 0x34, 9, 0x20, 0x10, 0x02, 0x00];
-        let descriptor = Vp8Descriptor::parse(&first).unwrap();
-        assert!(track.vp8_patch((1, 1), &descriptor, &first).is_none());
+        assert!(track.vp8_patch((1, 1), &Vp8Numbers::read(&first).unwrap()).is_none());
         let other = [0x90u8, 0xe0, 0x80, 0x05, 3, 0x20, 0x10, 0x02, 0x00];
-        let descriptor = Vp8Descriptor::parse(&other).unwrap();
         let expected =
             Vp8Descriptor::parse(&first).unwrap().patch().picture_id(0x1235).tl0_pic_idx(10).build().unwrap();
-        assert_eq!(track.vp8_patch((1, 2), &descriptor, &other), Some(expected));
+        assert_eq!(track.vp8_patch((1, 2), &Vp8Numbers::read(&other).unwrap()), Some(expected));
         // Without a PictureID there is nothing to keep continuous.
-        let bare = [0x10u8, 0x10, 0x02, 0x00];
-        assert!(track.vp8_patch((1, 3), &Vp8Descriptor::parse(&bare).unwrap(), &bare).is_none());
+        assert!(Vp8Numbers::read(&[0x10u8, 0x10, 0x02, 0x00]).is_none());
     }
 
     #[test]

@@ -210,8 +210,8 @@ pub fn choose(ranked: &[RankedLayer], quality: Quality, budget_bps: Option<u64>,
 /// better layer needs, rising over [`TRIAL_RAMP`] so that a link that cannot carry it is
 /// overloaded only a little when its queue starts to show; the pair moves if the estimate
 /// carried it throughout.
-pub const TRIAL: Duration = Duration::from_millis(1500);
-pub const TRIAL_RAMP: Duration = Duration::from_millis(1000);
+const TRIAL: Duration = Duration::from_millis(1500);
+const TRIAL_RAMP: Duration = Duration::from_millis(1000);
 /// A trial fails as soon as the estimate falls this much (percent) below its highest value
 /// since the trial began: the link queues or loses what the padding added.
 const TRIAL_DROP_PERCENT: u64 = 25;

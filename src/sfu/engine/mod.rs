@@ -24,7 +24,7 @@ use str0m::{
     format::PayloadParams,
     media::MediaKind,
     net::Receive,
-    rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor},
+    rtp::{ExtensionValues, RtpPacket, RtpWrite},
     Event, IceConnectionState, Input, Rtc,
 };
 use tokio::{
@@ -43,7 +43,7 @@ use super::{
     board::Board,
     demux::{Demux, Remote, Route},
     fault,
-    forward::{map_payload_type, starts_keyframe, Origin, OutTrack},
+    forward::{map_payload_type, starts_keyframe, Origin, OutTrack, Vp8Numbers},
     handle::SfuHandle,
     layers::keyframe_size,
     peer::{Peer, PeerId, Publisher, Role},
@@ -493,7 +493,7 @@ impl Engine {
         // Parsed once here, patched per viewer only where a switch moved its picture numbering.
         let is_vp8 = inbound.kind == MediaKind::Video && inbound.params.spec().codec == str0m::format::Codec::Vp8;
         let outgoing = Outgoing {
-            vp8: if is_vp8 { Vp8Descriptor::parse(&packet.payload).ok() } else { None },
+            vp8: if is_vp8 { Vp8Numbers::read(&packet.payload) } else { None },
             is_keyframe: inbound.is_keyframe,
             kind: inbound.kind,
             layer: inbound.layer,
@@ -632,8 +632,8 @@ struct Outgoing<'a> {
     /// (publisher, SSRC): a viewer track re-anchors its numbering when this changes.
     origin: Origin,
     ext: ExtensionValues,
-    /// A VP8 packet's payload descriptor (its picture numbering is kept continuous per viewer).
-    vp8: Option<Vp8Descriptor>,
+    /// A VP8 packet's picture numbering (kept continuous per viewer).
+    vp8: Option<Vp8Numbers>,
 }
 
 /// Writes the packet into one viewer pair's track, rewritten for it (payload type, sequence
@@ -667,7 +667,7 @@ fn send_to_viewer(viewer: &mut Peer, pair: usize, out: &Outgoing) -> bool {
     else {
         return false;
     };
-    let patch = out.vp8.as_ref().and_then(|descriptor| track.vp8_patch(out.origin, descriptor, &packet.payload));
+    let patch = out.vp8.as_ref().and_then(|numbers| track.vp8_patch(out.origin, numbers));
     let mut api = rtc.direct_api();
     let Some(tx) = api.stream_tx_by_mid(track.mid, None) else { return false };
     let write = RtpWrite::new(out_pt, seq, ts, packet.timestamp, packet.payload.clone())
