@@ -175,6 +175,9 @@ async function connect() {
     const source = event.detail.sources?.find((s) => pair?.assigned && (s.sourceId ?? null) === (pair.sourceId ?? null));
     layers = source?.layers ?? [];
     shownLayer = pair?.layer ?? null;
+    // The layer shown, for pages that embed /watch and for tests: `high`, `medium` or `low`.
+    if (shownLayer) root.dataset.layer = shownLayer;
+    else delete root.dataset.layer;
     renderQuality();
   });
   player.addEventListener('track', (event) => {

@@ -60,6 +60,12 @@ say "browser tests (loopback-only namespace, /usr/bin/chromium)"
 in_loopback_netns timeout 1200 env FERROCAST_BIN="$target_dir/debug/ferrocast" FERROCAST_SITE_ROOT="$target_dir/site" \
   node --test --test-reporter=tap --test-timeout=180000 "$root/end2end/tests/" 2>&1 | tee "$logs/e2e.log" || status=1
 
+# The browser tests that failed, again with their errors, where the end of a long log shows them.
+if grep -q '^not ok' "$logs/e2e.log"; then
+  say "browser tests that failed"
+  awk '/^not ok/ { shown = 1 } shown { print } shown && /^  \.\.\.$/ { shown = 0 }' "$logs/e2e.log"
+fi
+
 # One plain closing line over both runners.
 passed=$(( smoke + fuzz_passed + $(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$logs/cargo.log" | awk '{s+=$4} END {print s+0}') \
          + $(grep -E '^# pass [0-9]+' "$logs/e2e.log" | awk '{s+=$3} END {print s+0}') ))

@@ -204,23 +204,21 @@ test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without
     }, 30_000);
     await viewer.goto(`${shaped.url}/watch/${owner.account}/tbf?muted=1`);
     await viewer.waitForSelector('#player[data-state="playing"]', { timeout: 15_000 });
-    await viewer.evaluate(() => {
-      window.ferrocastViewer.player.addEventListener('sources', (event) => { window.lastSources = event.detail; });
-    });
-    /** The layer pair 0 shows, as its session's `sources` event last said: { layer, bitrateBps, width }. */
-    const shown = () => viewer.evaluate(() => {
-      const detail = window.lastSources;
-      const pair = detail?.pairs?.[0];
-      const source = detail?.sources?.find((s) => (s.sourceId ?? null) === (pair?.sourceId ?? null));
-      const layer = source?.layers?.find((l) => l.layer === pair?.layer);
-      return { layer: pair?.layer ?? null, bitrateBps: layer?.bitrateBps ?? null, width: layer?.width ?? null };
-    });
+    /** The layer pair 0 shows (the SFU's word, on #player) with that layer's figures: { layer, bitrateBps, width }. */
+    const shown = async () => {
+      const layer = await viewer.locator('#player').getAttribute('data-layer');
+      const figures = (await layersOf('tbf', where)).find((l) => l.layer === layer);
+      return { layer, bitrateBps: figures?.bitrateBps ?? null, width: figures?.width ?? null };
+    };
     const onTop = async () => (await shown()).layer === 'high';
     const fits = (layer) => layer.bitrateBps != null && layer.bitrateBps <= 600_000;
-    // The estimate starts at 1 Mbit/s, below the top layer's need: auto climbs to it by trials.
-    await waitFor('auto on the high layer without a limit', onTop, 30_000);
-
+    // The viewer is held on high, and handed to auto as the limit begins: where auto would stand
+    // before it depends on how loaded this machine is (the delay-based estimate reads scheduling
+    // jitter as queueing), and moving down from the top is what is tested here.
+    await viewer.evaluate(() => window.ferrocastViewer.player.selectLayer(0, 'high'));
+    await waitFor('the high layer', onTop, 15_000);
     await limit(true);
+    await viewer.evaluate(() => window.ferrocastViewer.player.selectLayer(0, 'auto'));
     await new Promise((r) => setTimeout(r, 5_000));
     const at5 = await shown();
     console.log(`# 5 s into 600 kbit/s: the viewer shows ${JSON.stringify(at5)}, ${await videoWidth(viewer)} wide`);
@@ -245,6 +243,7 @@ test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without
     await publisher.close();
     await viewer.close();
     await audience.close();
+    if (process.env.DUMP) (await import('node:fs')).writeFileSync('/var/tmp/tbf-server.log', shaped.stderr());
     await shaped.stop();
   }
 });

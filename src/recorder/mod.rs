@@ -324,7 +324,7 @@ mod tests {
         assert!((duration - sent).abs() < 0.5, "duration {duration} s for {sent} s sent");
         // Decodes to the end without an error.
         let decode =
-            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output().unwrap();
+            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-enc_time_base", "-1", "-f", "null", "-"]).output().unwrap();
         assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     }
 
@@ -409,7 +409,7 @@ mod tests {
             assert!(lines[0].starts_with("h264,320,240,"), "{streams}");
             assert_eq!(lines[1].split(',').next(), Some("opus"), "{streams}");
             let decode =
-                Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output();
+                Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-enc_time_base", "-1", "-f", "null", "-"]).output();
             let decode = decode.unwrap();
             assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
             if finish {

@@ -30,8 +30,11 @@ pub struct LayerIn {
     bytes: u64,
     frames: u32,
     pub stats: LayerStats,
-    /// The last non-zero bitrate: what ranks a layer, so that one that stops keeps its place.
+    /// The bitrate of the last interval it sent throughout: what ranks a layer, so that one that
+    /// stops keeps its place (the interval in which it stops or returns counts only part of it).
     typical_bps: u64,
+    /// No gap of `STALLED_AFTER` since the interval began (and it was sending when it began).
+    sent_throughout: bool,
     /// `stats` as the live feeds show them: updated when a rate moves by a fifth or the size
     /// changes.
     pub settled: LayerStats,
@@ -58,12 +61,14 @@ impl LayerIn {
             frames: 0,
             stats: LayerStats::default(),
             typical_bps: 0,
+            sent_throughout: true,
             settled: LayerStats::default(),
         }
     }
 
     /// Per packet: a few adds, nothing else (`ends_frame` is the RTP marker on video).
     pub fn count(&mut self, bytes: usize, ends_frame: bool, arrival: Instant) {
+        self.sent_throughout &= arrival.saturating_duration_since(self.last_packet) < STALLED_AFTER;
         self.bytes += bytes as u64;
         self.frames += u32::from(ends_frame);
         self.last_packet = arrival;
@@ -75,9 +80,10 @@ impl LayerIn {
         self.counting_since = now;
         self.stats.bitrate_bps = (self.bytes as f64 * 8.0 / seconds) as u64;
         self.stats.fps = (f64::from(self.frames) / seconds).round() as u32;
-        if self.stats.bitrate_bps > 0 {
+        if self.stats.bitrate_bps > 0 && self.sent_throughout && self.is_active(now) {
             self.typical_bps = self.stats.bitrate_bps;
         }
+        self.sent_throughout = self.is_active(now);
         self.bytes = 0;
         self.frames = 0;
         let moved = |now: u64, shown: u64| now.abs_diff(shown) * 5 > shown.max(1);
@@ -359,6 +365,45 @@ mod tests {
         // Sizes not known yet (no keyframe read, or AV1): bitrate decides.
         let layers = [layer("a", None, 150_000, now), layer("b", None, 1_500_000, now), layer("c", None, 500_000, now)];
         assert_eq!(rank(&layers), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn a_layer_that_stops_or_returns_partway_through_an_interval_keeps_its_rank() {
+        let start = Instant::now();
+        let mut layers = [
+            LayerIn::new(Some(Rid::from("h")), Ssrc::from(1), start),
+            LayerIn::new(Some(Rid::from("m")), Ssrc::from(2), start),
+        ];
+        // 20 ms packets: h sends 2500 B each (1 Mbit/s), m 1000 B (400 kbit/s).
+        let send = |layers: &mut [LayerIn; 2], from_ms: u64, to_ms: u64, h: bool| {
+            for at in (from_ms..to_ms).step_by(20) {
+                let arrival = start + Duration::from_millis(at);
+                if h {
+                    layers[0].count(2500, true, arrival);
+                }
+                layers[1].count(1000, true, arrival);
+            }
+        };
+        let tick = |layers: &mut [LayerIn; 2], at_ms: u64| {
+            layers.iter_mut().for_each(|l| l.tick(start + Duration::from_millis(at_ms)))
+        };
+        send(&mut layers, 0, 1000, true);
+        tick(&mut layers, 1000);
+        assert_eq!(rank(&layers), vec![0, 1]);
+        // h stops 100 ms into the next second: that second's rate (250 kbit/s) is below m's.
+        send(&mut layers, 1000, 1100, true);
+        send(&mut layers, 1100, 2000, false);
+        tick(&mut layers, 2000);
+        assert!(layers[0].stats.bitrate_bps < layers[1].stats.bitrate_bps);
+        assert_eq!(rank(&layers), vec![0, 1], "a layer that stops keeps its place");
+        // It returns 900 ms into a second: that partial second does not rank it either.
+        send(&mut layers, 2000, 2900, false);
+        send(&mut layers, 2900, 3000, true);
+        tick(&mut layers, 3000);
+        assert_eq!(rank(&layers), vec![0, 1]);
+        send(&mut layers, 3000, 4000, true);
+        tick(&mut layers, 4000);
+        assert_eq!(layers[0].typical_bps, 1_000_000);
     }
 
     #[test]
