@@ -243,7 +243,6 @@ test('auto under a real 600 kbit/s bottleneck: down to a layer that fits without
     await publisher.close();
     await viewer.close();
     await audience.close();
-    if (process.env.DUMP) (await import('node:fs')).writeFileSync('/var/tmp/tbf-server.log', shaped.stderr());
     await shaped.stop();
   }
 });
