@@ -323,8 +323,12 @@ mod tests {
         let sent = (frames - 1) as f64 / 30.0;
         assert!((duration - sent).abs() < 0.5, "duration {duration} s for {sent} s sent");
         // Decodes to the end without an error.
-        let decode =
-            Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-enc_time_base", "-1", "-f", "null", "-"]).output().unwrap();
+        let decode = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&path)
+            .args(["-enc_time_base", "-1", "-f", "null", "-"])
+            .output()
+            .unwrap();
         assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
     }
 
@@ -408,8 +412,11 @@ mod tests {
             let frames: usize = lines[0].rsplit(',').next().unwrap().parse().unwrap();
             assert!(lines[0].starts_with("h264,320,240,"), "{streams}");
             assert_eq!(lines[1].split(',').next(), Some("opus"), "{streams}");
-            let decode =
-                Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-enc_time_base", "-1", "-f", "null", "-"]).output();
+            let decode = Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(&path)
+                .args(["-enc_time_base", "-1", "-f", "null", "-"])
+                .output();
             let decode = decode.unwrap();
             assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
             if finish {

@@ -54,7 +54,12 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
 /// Debian's ffmpeg decodes `path` to the end (its `-v error` output is what went wrong), frames
 /// at the file's own times (at a guessed frame rate two close frames would share an output time).
 fn decode(path: &Path) -> std::process::Output {
-    Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(path).args(["-enc_time_base", "-1", "-f", "null", "-"]).output().unwrap()
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
+        .output()
+        .unwrap()
 }
 
 fn recording_file(app: &TestApp, path: &str) -> PathBuf {
