@@ -390,7 +390,7 @@ mod tests {
         send(&mut layers, 0, 1000, true);
         tick(&mut layers, 1000);
         assert_eq!(rank(&layers), vec![0, 1]);
-        // h stops 100 ms into the next second: that second's rate (250 kbit/s) is below m's.
+        // h stops 100 ms into the next second: that second's rate (100 kbit/s) is below m's.
         send(&mut layers, 1000, 1100, true);
         send(&mut layers, 1100, 2000, false);
         tick(&mut layers, 2000);
