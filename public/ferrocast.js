@@ -563,9 +563,12 @@ export class Player extends EventTarget {
 
   /** Waits for the public stream feed to say live (or `seconds`, whichever first). */
   async waitUntilLive(seconds) {
-    const match = new URL(this.options.url, location.href).pathname.match(/\/whep\/([^/]+)\/([^/]+)/);
+    // The feed lives on the WHEP server's origin, not the page's: the module may be used from
+    // another site (the server answers the feed with CORS).
+    const endpoint = new URL(this.options.url, location.href);
+    const match = endpoint.pathname.match(/\/whep\/([^/]+)\/([^/]+)/);
     if (!match || typeof EventSource === 'undefined') return sleep(seconds * 1000);
-    const feed = new EventSource(`/api/v1/streams/${match[1]}/${match[2]}/events`);
+    const feed = new EventSource(new URL(`/api/v1/streams/${match[1]}/${match[2]}/events`, endpoint).href);
     await new Promise((resolve) => {
       const timer = setTimeout(resolve, Math.max(seconds, 10) * 1000);
       feed.addEventListener('stream', (event) => {

@@ -1,7 +1,8 @@
 // The publish/play module and the hosted viewer: a bare page publishes a canvas with
 // public/ferrocast.js, /watch plays it (opened before the stream went live), setMediaStream swaps
 // the picture live without renegotiation, the viewer embedded in an iframe on another origin plays,
-// and stopping brings back NOT LIVE.
+// stopping brings back NOT LIVE, and the module imported by a page of another site plays and
+// selects sources.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -199,5 +200,77 @@ test('every video codec the browser can send reaches a viewer and decodes', asyn
     await publisherPage.evaluate(() => window.codecPublisher.stop());
     assert.ok(got, `${codec}: the viewer decoded frames`);
     assert.equal(got.mime.split('/')[1].toUpperCase(), codec, `${codec}: the viewer got ${got.mime}`);
+  }
+});
+
+test('the module from another site: it waits on the stream feed of its server, plays within a second of going live, and selects sources', async () => {
+  // A page of another origin (its own port), as a customer's site would be.
+  const site = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>customer site</title><p>our show</p>');
+  });
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const siteUrl = `http://127.0.0.1:${site.address().port}`;
+  assert.notEqual(new URL(siteUrl).origin, new URL(server.url).origin);
+  const page = await browser.context.newPage();
+  try {
+    await page.goto(siteUrl + '/');
+    await page.evaluate(async ({ base, path }) => {
+      const { Player } = await import(`${base}/ferrocast.js`);
+      const video = document.createElement('video');
+      video.muted = true;
+      video.autoplay = true;
+      document.body.append(video);
+      window.seen = [];
+      const player = new Player({ url: `${base}${path}`, video });
+      for (const name of ['state', 'active']) {
+        player.addEventListener(name, (e) => window.seen.push({ name, state: e.detail?.state, at: Date.now() }));
+      }
+      window.player = player;
+      player.play();
+    }, { base: server.url, path: `/whep/${account}/xsite` });
+    await waitFor('the player waits for the stream', () =>
+      page.evaluate(() => window.seen.some((e) => e.state === 'waiting')));
+
+    const liveAt = await publisherPage.evaluate(async () => {
+      const response = await fetch('/api/v1/tokens', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ label: 'other site', streams: ['xsite'], multisource: true }),
+      });
+      const token = await response.json();
+      const { Publisher } = await import('/ferrocast.js');
+      window.siteCams = [];
+      let liveAt = null;
+      for (const [sourceId, colour] of [['cam1', '#e00000'], ['cam2', '#0000e0']]) {
+        const publisher = new Publisher({ url: '/whip/xsite', token: token.secret, sourceId });
+        publisher.addEventListener('state', (e) => { if (e.detail.state === 'live') liveAt ??= Date.now(); });
+        await publisher.start(window.paint(colour));
+        window.siteCams.push(publisher);
+      }
+      const deadline = Date.now() + 15_000;
+      while (liveAt === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return liveAt;
+    });
+    assert.ok(liveAt, 'the publisher went live');
+
+    // The feed, not polling: a module that waited on its page's origin would retry after 10 s.
+    const active = await waitFor('the player sees the stream active', async () =>
+      page.evaluate(() => window.seen.find((e) => e.name === 'active')), 15_000);
+    console.log(`# active ${active.at - liveAt} ms after the publisher went live`);
+    assert.ok(active.at - liveAt < 1_000, `active ${active.at - liveAt} ms after going live: ${JSON.stringify(await page.evaluate(() => window.seen))}`);
+    await waitFor('playing', () => page.evaluate(() => window.player.state === 'playing'));
+
+    // Source selection goes to the server's layer extension, across origins.
+    await page.evaluate(() => window.player.selectSource(0, 'cam1'));
+    await waitFor('cam1 (red) on the other site', async () => isRed(await centreColour(page)));
+    await page.evaluate(() => window.player.selectSource(0, 'cam2'));
+    await waitFor('cam2 (blue) on the other site', async () => isBlue(await centreColour(page)));
+    await page.evaluate(() => window.player.stop());
+  } finally {
+    await page.close();
+    await publisherPage.evaluate(async () => { for (const cam of window.siteCams ?? []) await cam.stop(); });
+    // The browser keeps its idle connection open: close it, or close() waits for its timeout.
+    site.closeAllConnections();
+    await new Promise((resolve) => site.close(resolve));
   }
 });

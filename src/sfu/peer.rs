@@ -9,7 +9,7 @@ use str0m::{
     format::PayloadParams,
     media::{MediaKind, Mid, Pt},
     rtp::Ssrc,
-    Event, Output, Rtc,
+    Event, Input, Output, Rtc,
 };
 
 use crate::names::SourceId;
@@ -20,6 +20,13 @@ use super::{
     forward::OutTrack,
     layers::{self, Climb, LayerIn, LayerName, Quality},
 };
+
+/// Timeouts already due that [`Peer::drain`] handles itself before it hands the next one to the
+/// engine's timer heap. str0m's pacer (on for viewers with bandwidth estimation) releases one
+/// packet per timeout and asks for an immediate one after each, so without this every packet to
+/// such a viewer takes two trips through the heap and the engine's loop. Bounded, so that a peer
+/// that keeps asking cannot hold the media task.
+const DUE_TIMEOUTS_INLINE: u32 = 16;
 
 /// Simulcast layers kept per track: browsers send up to three or four; a layer index and a
 /// [`LayerMask`] bit must fit.
@@ -386,9 +393,20 @@ impl Peer {
     /// queueing events. Returns `false` when the peer is finished.
     pub fn drain(&mut self, mut send: impl FnMut(str0m::net::Transmit), events: &mut Vec<(PeerId, Event)>) -> bool {
         let id = self.id;
+        let mut inline = 0;
         let outcome = catch_unwind(AssertUnwindSafe(|| loop {
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(at)) => return Ok(at),
+                Ok(Output::Timeout(at)) => {
+                    let now = Instant::now();
+                    if at > now || inline == DUE_TIMEOUTS_INLINE {
+                        return Ok(at);
+                    }
+                    inline += 1;
+                    // As the timer heap's turn does: a timeout str0m refuses is not the peer's end.
+                    if self.rtc.handle_input(Input::Timeout(now)).is_err() {
+                        return Ok(at);
+                    }
+                }
                 Ok(Output::Transmit(t)) => send(t),
                 Ok(Output::Event(e)) => events.push((id, e)),
                 Err(err) => return Err(err.to_string()),
