@@ -29,8 +29,8 @@ fn is_public_resource(path: &str) -> bool {
 /// dashboard cannot be click-jacked; lets other sites read the public resources.
 pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     let frameable = FRAMEABLE_PREFIXES.iter().any(|p| request.uri().path().starts_with(p));
-    let readable_anywhere = matches!(*request.method(), Method::GET | Method::HEAD)
-        && is_public_resource(request.uri().path());
+    let readable_anywhere =
+        matches!(*request.method(), Method::GET | Method::HEAD) && is_public_resource(request.uri().path());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if readable_anywhere {
