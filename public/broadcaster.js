@@ -224,6 +224,12 @@ async function main() {
         <h2>Share</h2>
         <label class="field">Viewer link <span class="copy-row"><input id="sh-link" readonly><button type="button" class="button" data-copy="sh-link">Copy</button></span></label>
         <label class="field">Embed code <span class="copy-row"><textarea id="sh-iframe" readonly rows="3"></textarea><button type="button" class="button" data-copy="sh-iframe">Copy</button></span></label>
+        ${token.embedOrigins
+          ? `<p class="hint" id="sh-embed-note">This token's streams play embedded only on ${token.embedOrigins.map((o) => `<code>${escape(o)}</code>`).join(', ')} (the token's embed setting); the viewer link works anywhere.</p>`
+          : ''}
+        ${token.secureViewer
+          ? '<p class="hint" id="sh-secure-note">Secure viewer is on: these links play only with a viewer token. Make one on <a href="/viewer-tokens">Viewer tokens</a> and share its viewer link (it adds <code>?token=…</code>).</p>'
+          : ''}
         <details id="sh-customize">
           <summary>Customize</summary>
           <div class="sh-options">

@@ -458,6 +458,8 @@ export function simulcastEncodings(maxBitrateKbps) {
 
 /**
  * Plays a WHEP stream into a `<video>`, waiting while it is not live and reconnecting after a drop.
+ * A refusal to watch at all (401, 403: say, a page outside the stream's embed list) ends `play()`
+ * with `failed` and an `error` event instead of retrying.
  *
  * Events: `state` (`connecting`, `waiting` (not live), `playing`, `reconnecting`, `stopped`,
  * `failed`), `error`, and the server's extension events: `active`, `inactive`, `viewercount`
@@ -473,6 +475,8 @@ export class Player extends EventTarget {
    * @param {string} [options.quality] pair 0's simulcast layer: `auto` (default), `high`,
    *   `medium` or `low`
    * @param {boolean} [options.reconnect] default true
+   * @param {string|(() => Promise<string>)} [options.token] for a secure stream: a subscribe token
+   *   (`fcs_…`) or viewer grant (`fcv_…`), or a function returning one, called before every attempt
    * @param {RTCIceServer[]} [options.iceServers] instead of the server's `Link` headers
    * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] for tests: `relay` forces TURN
    */
@@ -512,6 +516,8 @@ export class Player extends EventTarget {
         setState(this, 'failed', { error });
         this.dispatchEvent(new CustomEvent('error', { detail: { error } }));
         if (!this.options.reconnect) throw error;
+        // Not allowed to watch (from this site, or without a token): asking again changes nothing.
+        if (error instanceof SignalingError && (error.status === 401 || error.status === 403)) break;
         await sleep(2000);
       }
     }
@@ -519,6 +525,7 @@ export class Player extends EventTarget {
 
   async connect() {
     setState(this, 'connecting');
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     const pc = new RTCPeerConnection(rtcConfiguration(this.options));
     this.streams = [];
     for (let i = 0; i < this.options.pairs; i++) {
@@ -536,7 +543,7 @@ export class Player extends EventTarget {
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'connected' && pc === this.session?.pc) setState(this, 'playing');
     });
-    this.session = new Session(pc, this.endpoint, null, !this.options.iceServers);
+    this.session = new Session(pc, this.endpoint, token ?? null, !this.options.iceServers);
     try {
       await this.session.negotiate();
     } catch (error) {

@@ -4,9 +4,11 @@
 // Query options (all optional, 1/0 or true/false): autoplay (1), muted (0), controls (0),
 // badge (1), viewers (1), pip (0), fullscreen (0), stats (0), source (a source id; default main),
 // multiview (0: one source; 1: a grid of every live source), poster (an image URL shown offline),
-// quality (auto, high, medium, low: the simulcast layer; auto lets the server choose).
+// quality (auto, high, medium, low: the simulcast layer; auto lets the server choose), token (a
+// viewer token for a secure stream: traded for a short-lived grant at once, then removed from the
+// address bar).
 
-import { Player } from './ferrocast.js';
+import { Player, SignalingError } from './ferrocast.js';
 
 const QUALITIES = ['auto', 'high', 'medium', 'low'];
 
@@ -52,8 +54,56 @@ let videos = [];
 let quality = options.quality; // the layer asked for on pair 0
 let layers = []; // pair 0's source's simulcast layers, best first: [{ layer, height, active }]
 let shownLayer = null; // the layer pair 0 shows now (the server's word)
+let refused = false; // not allowed to watch: the page says why and stops
+
+// Secure streams (README "Viewer tokens"). The link's viewer token leaves the address bar (and so
+// every referrer and history entry) before anything else happens; the page keeps it in memory,
+// trades it for a viewer grant and renews the grant while it plays.
+const secure = root.dataset.secure === 'true';
+let viewerToken = params.get('token');
+if (viewerToken !== null) {
+  params.delete('token');
+  const query = params.toString();
+  history.replaceState(history.state, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+}
+let grant = null; // { value, renewAt }
+
+/** A viewer grant for this stream, fresh for at least a minute. Throws a SignalingError when refused. */
+async function viewerGrant() {
+  if (grant && Date.now() < grant.renewAt) return grant.value;
+  for (const bearer of [grant?.value, viewerToken]) {
+    if (!bearer) continue;
+    const response = await fetch(`/api/v1/streams/${account}/${streamName}/grants`, {
+      method: 'POST', headers: { authorization: `Bearer ${bearer}` },
+    });
+    if (response.status === 201) {
+      const { grant: value, expiresIn } = await response.json();
+      grant = { value, renewAt: Date.now() + Math.max(5, expiresIn - 60) * 1000 };
+      return value;
+    }
+    // An expired grant (a sleeping tab) is traded again from the token; anything else is final.
+    if (response.status !== 401 || bearer === viewerToken) {
+      const body = await response.json().catch(() => null);
+      throw new SignalingError(response.status, body?.error?.message ?? `HTTP ${response.status}`);
+    }
+  }
+  throw new SignalingError(401, 'no viewer token');
+}
+
+/** Not allowed to watch: say why, in place of NOT LIVE, and stop trying. */
+function refuse(message) {
+  refused = true;
+  player?.stop();
+  feed?.close();
+  root.dataset.state = 'refused';
+  offline.hidden = false;
+  picker.hidden = true;
+  offline.querySelector('.offline-badge').textContent = 'Private';
+  $('offline-text').textContent = message;
+}
 
 function setView(state) {
+  if (refused) return;
   root.dataset.state = state;
   offline.hidden = state === 'playing';
   $('live-badge').hidden = !(options.badge && state === 'playing');
@@ -137,6 +187,7 @@ $('quality').addEventListener('change', async (event) => {
 
 /** Without a main source, the viewer picks one. */
 function renderPicker() {
+  if (refused) return;
   const live = sources.filter((s) => s.active);
   const mainLive = live.some((s) => s.sourceId == null);
   const needsPick = !player && !options.multiview && chosen === null && !mainLive && live.length > 0;
@@ -169,6 +220,11 @@ async function connect() {
   videos = Array.from({ length: pairs }, makeVideo);
   player = new Player({
     url: `/whep/${account}/${streamName}`, video: videos[0], pairs, sourceId: chosen ?? undefined, quality,
+    ...(secure && { token: viewerGrant }),
+  });
+  player.addEventListener('error', (event) => {
+    const status = event.detail.error?.status;
+    if (status === 401 || status === 403) refuse(`You cannot watch this stream: ${event.detail.error.message}`);
   });
   player.addEventListener('sources', (event) => {
     const pair = event.detail.pairs?.[0];
@@ -204,8 +260,24 @@ async function connect() {
 // LIVE; it never stops the player: reconnecting is the Player's alone. While the broadcaster is
 // away (a network blip, a replaced source) the server keeps this viewer's session, and the
 // picture comes back on it, without a new connection.
-const feed = new EventSource(`/api/v1/streams/${account}/${streamName}/events`);
-feed.addEventListener('stream', (event) => {
+let feed = null;
+if (secure && !viewerToken) {
+  refuse('This stream is private: open it with the viewer link its owner shared with you.');
+} else {
+  try {
+    if (secure) await viewerGrant();
+    follow();
+  } catch (error) {
+    refuse(`This viewer link does not let you watch this stream: ${error.message}`);
+  }
+}
+
+function follow() {
+  feed = new EventSource(`/api/v1/streams/${account}/${streamName}/events`);
+  feed.addEventListener('stream', onStreamState);
+}
+
+function onStreamState(event) {
   const state = JSON.parse(event.data);
   sources = state.sources ?? [];
   live = state.live && wanted();
@@ -213,7 +285,7 @@ feed.addEventListener('stream', (event) => {
   else if (player) setView(live && player.state === 'playing' ? 'playing' : 'offline');
   renderPicker();
   renderSourceBar();
-});
+}
 
 // Stats overlay.
 if (options.stats) {
@@ -228,5 +300,5 @@ if (options.stats) {
   }, 1000);
 }
 
-setView('offline');
+if (!refused) setView('offline');
 window.ferrocastViewer = { get player() { return player; }, get videos() { return videos; }, options };

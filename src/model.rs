@@ -175,6 +175,11 @@ pub struct TokenView {
     pub expires_at: Option<String>,
     /// Origins allowed to publish from a browser, or `null` for any.
     pub allowed_origins: Option<Vec<String>>,
+    /// Sites that may embed this token's streams (and play them from their pages), or `null`
+    /// for any (README "Embedding only on your sites").
+    pub embed_origins: Option<Vec<String>>,
+    /// Watching the token's streams needs a subscribe token (README "Viewer tokens").
+    pub secure_viewer: bool,
     pub created_at: String,
     pub updated_at: String,
     pub last_used_at: Option<String>,
@@ -244,6 +249,11 @@ pub struct NewToken {
     /// `scheme://host[:port]` origins, or absent/`null`/`[]` for any.
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    /// The same form; absent/`null`/`[]` lets any site embed.
+    #[serde(default)]
+    pub embed_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub secure_viewer: bool,
 }
 
 /// Body of `PATCH /api/v1/tokens/{id}`: absent fields stay as they are; `null` clears the
@@ -261,6 +271,66 @@ pub struct TokenPatch {
     pub record: Option<bool>,
     #[serde(default)]
     pub multisource: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub allowed_origins: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub embed_origins: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    pub secure_viewer: Option<bool>,
+}
+
+/// A subscribe token as the dashboard and `/api/v1/subscribe-tokens` show it: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribeTokenView {
+    pub id: String,
+    pub label: String,
+    pub streams: Vec<String>,
+    pub enabled: bool,
+    /// RFC 3339, or `null` for no expiry.
+    pub expires_at: Option<String>,
+    /// Origins a web page may watch from with it, or `null` for any.
+    pub allowed_origins: Option<Vec<String>>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_used_at: Option<String>,
+    /// `fcs_…a1b2`.
+    pub hint: String,
+}
+
+/// The answer to creating or rotating a subscribe token: the only time its secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeTokenWithSecret {
+    pub token: SubscribeTokenView,
+    pub secret: String,
+}
+
+/// Body of `POST /api/v1/subscribe-tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSubscribeToken {
+    pub label: String,
+    pub streams: Vec<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /api/v1/subscribe-tokens/{id}`: absent fields stay; `null` clears.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribeTokenPatch {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub streams: Option<Vec<String>>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     pub expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]

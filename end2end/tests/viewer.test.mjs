@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { launchBrowser, signUpWithToken, startServer, videoPixel, waitFor } from './support.mjs';
+import { launchBrowser, signUpWithToken, startServer, videoPixel, waitFor, waitForHydration } from './support.mjs';
 
 let server;
 let browser;
@@ -272,5 +272,130 @@ test('the module from another site: it waits on the stream feed of its server, p
     // The browser keeps its idle connection open: close it, or close() waits for its timeout.
     site.closeAllConnections();
     await new Promise((resolve) => site.close(resolve));
+  }
+});
+
+test('embedOrigins: a listed site frames the viewer and plays; another site can neither frame it nor play it with the module', async () => {
+  // Two customer sites on their own ports; each frames the stream's viewer.
+  const sites = [];
+  const openSite = async () => {
+    const site = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><title>site</title><iframe src="${server.url}/watch/${account}/fans?muted=1" allow="autoplay" width="320" height="180"></iframe>`);
+    });
+    await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+    sites.push(site);
+    return `http://127.0.0.1:${site.address().port}`;
+  };
+  const listed = await openSite();
+  const elsewhere = await openSite();
+  const pages = [];
+  try {
+    await publisherPage.evaluate(async (listed) => {
+      const response = await fetch('/api/v1/tokens', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ label: 'fans only', streams: ['fans'], embedOrigins: [listed] }),
+      });
+      if (response.status !== 201) throw new Error(`token: ${response.status} ${await response.text()}`);
+      const token = await response.json();
+      const { Publisher } = await import('/ferrocast.js');
+      window.fansCam = new Publisher({ url: '/whip/fans', token: token.secret });
+      await window.fansCam.start(window.paint('#e00000'));
+    }, listed);
+
+    // The listed site: the framed viewer plays.
+    const good = await browser.context.newPage();
+    pages.push(good);
+    await good.goto(listed + '/');
+    const frame = await waitFor('the iframe', async () => good.frames().find((f) => f.url().includes('/watch/')));
+    await waitFor('the viewer framed by the listed site plays', async () => isRed(await centreColour(good, frame)), 20_000);
+
+    // Another site: the browser refuses to render the frame (frame-ancestors), so no player runs.
+    const bad = await browser.context.newPage();
+    pages.push(bad);
+    const refusals = [];
+    bad.on('console', (message) => { if (message.text().includes('frame-ancestors')) refusals.push(message.text()); });
+    await bad.goto(elsewhere + '/');
+    await waitFor('the browser refuses the frame', async () => refusals.length > 0, 10_000);
+    const players = await Promise.all(bad.frames().map((f) => f.evaluate(() => !!document.getElementById('player')).catch(() => false)));
+    assert.ok(!players.some(Boolean), 'no viewer runs inside the refused frame');
+
+    // The module on that site: WHEP answers 403 with the reason, and the player stops there.
+    const outcome = await bad.evaluate(async ({ base, path }) => {
+      const { Player } = await import(`${base}/ferrocast.js`);
+      const states = [];
+      const player = new Player({ url: `${base}${path}` });
+      player.addEventListener('state', (e) => states.push(e.detail.state));
+      let error = null;
+      player.addEventListener('error', (e) => { error = e.detail.error; });
+      await Promise.race([player.play(), new Promise((r) => setTimeout(r, 10_000))]);
+      await new Promise((r) => setTimeout(r, 2_500));
+      player.stop();
+      return { states, status: error?.status, message: error?.message };
+    }, { base: server.url, path: `/whep/${account}/fans` });
+    assert.equal(outcome.status, 403, JSON.stringify(outcome));
+    assert.match(outcome.message, /embedOrigins/);
+    assert.deepEqual(outcome.states.filter((s) => s === 'connecting').length, 1, `asked once, not again: ${outcome.states}`);
+  } finally {
+    for (const page of pages) await page.close();
+    await publisherPage.evaluate(async () => { await window.fansCam?.stop(); });
+    for (const site of sites) {
+      site.closeAllConnections();
+      await new Promise((resolve) => site.close(resolve));
+    }
+  }
+});
+
+test('secure viewer: /watch says a private stream is private; a viewer link from the Viewer tokens page plays it and leaves the address bar', async () => {
+  await publisherPage.evaluate(async () => {
+    const response = await fetch('/api/v1/tokens', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ label: 'members only', streams: ['members'], secureViewer: true }),
+    });
+    if (response.status !== 201) throw new Error(`token: ${response.status} ${await response.text()}`);
+    const token = await response.json();
+    const { Publisher } = await import('/ferrocast.js');
+    window.membersCam = new Publisher({ url: '/whip/members', token: token.secret });
+    await window.membersCam.start(window.paint('#e00000'));
+  });
+  const pages = [];
+  const open = async (url) => {
+    const page = await browser.context.newPage();
+    pages.push(page);
+    await page.goto(url);
+    return page;
+  };
+  try {
+    // The dashboard page makes a viewer token and its link, shown once.
+    const dashboard = await open(server.url + '/viewer-tokens');
+    await waitForHydration(dashboard);
+    await dashboard.getByLabel('Label').fill('members');
+    await dashboard.getByLabel('Stream names').fill('members');
+    await dashboard.getByRole('button', { name: 'Create viewer token' }).click();
+    const secret = await dashboard.getByTestId('secret').textContent();
+    assert.match(secret, /^fcs_[0-9a-f]{64}$/);
+    const link = await dashboard.getByTestId('viewer-link').textContent();
+    assert.equal(new URL(link).searchParams.get('token'), secret);
+    await dashboard.locator('#viewer-tokens tr', { hasText: 'members' }).waitFor();
+
+    // Without a token: a clear message, not a spinner.
+    const bare = await open(`${server.url}/watch/${account}/members`);
+    await waitFor('the private notice', () => bare.evaluate(() => document.getElementById('player').dataset.state === 'refused'), 5_000);
+    assert.match(await bare.locator('#offline-text').textContent(), /private/);
+    // A made-up token: refused, in words.
+    const wrong = await open(`${server.url}/watch/${account}/members?token=fcs_${'0'.repeat(64)}&muted=1`);
+    await waitFor('the refusal', () => wrong.evaluate(() => document.getElementById('player').dataset.state === 'refused'), 5_000);
+    assert.match(await wrong.locator('#offline-text').textContent(), /not valid/);
+
+    // The link plays, and the secret is gone from the address bar at once.
+    const viewer = await open(link + '&muted=1');
+    const address = await viewer.evaluate(() => location.href);
+    assert.ok(!address.includes('token=') && !address.includes(secret), address);
+    assert.ok(address.includes('muted=1'), `other options stay: ${address}`);
+    await waitFor('the secure stream plays', async () => isRed(await centreColour(viewer)), 20_000);
+    assert.equal(await viewer.evaluate(() => document.getElementById('player').dataset.state), 'playing');
+  } finally {
+    for (const page of pages) await page.close();
+    await publisherPage.evaluate(async () => { await window.membersCam?.stop(); });
   }
 });

@@ -25,6 +25,7 @@ use pages::{
     token_new::NewTokenPage,
     token_settings::TokenSettingsPage,
     tokens::TokensPage,
+    viewer_tokens::ViewerTokensPage,
 };
 
 /// The document around the app: head, hydration scripts, body.
@@ -89,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/tokens/:id/broadcast") view=BroadcastPage ssr=SsrMode::Async/>
                     <Route path=path!("/live") view=LivePage ssr=SsrMode::Async/>
                     <Route path=path!("/recordings") view=RecordingsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/viewer-tokens") view=ViewerTokensPage ssr=SsrMode::Async/>
                     <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </ParentRoute>

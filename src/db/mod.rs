@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod recordings;
+pub mod server_keys;
 pub mod sessions;
+pub mod subscribe_tokens;
 pub mod tokens;
 
 use std::{path::Path, str::FromStr, time::Duration};

@@ -14,6 +14,8 @@ pub struct TokenRow {
     pub multisource: bool,
     pub expires_at: Option<i64>,
     pub allowed_origins: Option<String>,
+    pub embed_origins: Option<String>,
+    pub secure_viewer: bool,
     pub hint: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -29,7 +31,7 @@ pub struct TokenWithOwner {
 }
 
 const COLUMNS: &str = "id, account_id, label, streams, enabled, record, multisource, expires_at, allowed_origins, \
-                       hint, created_at, updated_at, last_used_at";
+                       embed_origins, secure_viewer, hint, created_at, updated_at, last_used_at";
 
 /// Fields written on create and update.
 pub struct TokenFields<'a> {
@@ -40,6 +42,8 @@ pub struct TokenFields<'a> {
     pub multisource: bool,
     pub expires_at: Option<i64>,
     pub allowed_origins_json: Option<&'a str>,
+    pub embed_origins_json: Option<&'a str>,
+    pub secure_viewer: bool,
 }
 
 pub async fn insert(
@@ -53,8 +57,8 @@ pub async fn insert(
 ) -> Result<TokenRow, sqlx::Error> {
     let sql = format!(
         "INSERT INTO publish_tokens (id, account_id, label, streams, enabled, record, multisource, expires_at,
-             allowed_origins, secret_hash, hint, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+             allowed_origins, embed_origins, secure_viewer, secret_hash, hint, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
          RETURNING {COLUMNS}"
     );
     let query = sqlx::query_as::<_, TokenRow>(&sql).bind(id).bind(account_id);
@@ -63,7 +67,7 @@ pub async fn insert(
 
 type TokenQuery<'q> = sqlx::query::QueryAs<'q, Sqlite, TokenRow, <Sqlite as sqlx::Database>::Arguments<'q>>;
 
-/// Binds the editable fields as the next seven parameters (the same order in insert and update).
+/// Binds the editable fields as the next nine parameters (the same order in insert and update).
 fn bind_fields<'q>(query: TokenQuery<'q>, fields: &TokenFields<'q>) -> TokenQuery<'q> {
     query
         .bind(fields.label)
@@ -73,6 +77,8 @@ fn bind_fields<'q>(query: TokenQuery<'q>, fields: &TokenFields<'q>) -> TokenQuer
         .bind(fields.multisource)
         .bind(fields.expires_at)
         .bind(fields.allowed_origins_json)
+        .bind(fields.embed_origins_json)
+        .bind(fields.secure_viewer)
 }
 
 /// The account's tokens, newest first.
@@ -104,7 +110,7 @@ pub async fn update(
 ) -> Result<Option<TokenRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE publish_tokens SET label = $3, streams = $4, enabled = $5, record = $6, multisource = $7,
-             expires_at = $8, allowed_origins = $9, updated_at = $10
+             expires_at = $8, allowed_origins = $9, embed_origins = $10, secure_viewer = $11, updated_at = $12
          WHERE id = $1 AND account_id = $2
          RETURNING {COLUMNS}"
     );
@@ -147,7 +153,7 @@ pub async fn delete(pool: &SqlitePool, account_id: i64, id: &str) -> Result<bool
 
 /// A token row with its owner's public id, for the publish rule.
 const WITH_OWNER: &str = "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource,
-        t.expires_at, t.allowed_origins, t.hint, t.created_at, t.updated_at, t.last_used_at,
+        t.expires_at, t.allowed_origins, t.embed_origins, t.secure_viewer, t.hint, t.created_at, t.updated_at, t.last_used_at,
         a.public_id AS account_public_id
      FROM publish_tokens t JOIN accounts a ON a.id = t.account_id";
 
@@ -169,4 +175,24 @@ pub async fn find_with_owner(pool: &SqlitePool, id: &str) -> Result<Option<Token
 pub async fn touch(pool: &SqlitePool, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE publish_tokens SET last_used_at = $2 WHERE id = $1").bind(id).bind(now).execute(pool).await?;
     Ok(())
+}
+
+/// What one token says about who may watch the streams it covers.
+#[derive(Clone, Debug, FromRow)]
+pub struct ViewerRule {
+    pub streams: String,
+    pub embed_origins: Option<String>,
+    pub secure_viewer: bool,
+}
+
+/// The viewer rules of an account's tokens (by the account's public id) that restrict viewing:
+/// those with an embed list or the secure viewer flag.
+pub async fn viewer_rules(pool: &SqlitePool, account_public_id: &str) -> Result<Vec<ViewerRule>, sqlx::Error> {
+    sqlx::query_as::<_, ViewerRule>(
+        "SELECT t.streams, t.embed_origins, t.secure_viewer FROM publish_tokens t JOIN accounts a ON a.id = t.account_id
+         WHERE a.public_id = $1 AND (t.embed_origins IS NOT NULL OR t.secure_viewer)",
+    )
+    .bind(account_public_id)
+    .fetch_all(pool)
+    .await
 }

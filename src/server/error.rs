@@ -46,6 +46,9 @@ pub enum ApiError {
     RequestTimeout,
     #[error("{0}")]
     Unavailable(String),
+    /// A viewer token or grant that does not let its bearer watch (README "Viewer tokens").
+    #[error("{0}")]
+    Viewer(#[from] crate::server::viewer_access::ViewerRefused),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -70,6 +73,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Viewer(refused) => refused.status(),
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +97,8 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::Viewer(refused) if refused.status() == StatusCode::UNAUTHORIZED => "viewer_token_invalid",
+            Self::Viewer(_) => "viewer_refused",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -141,7 +147,7 @@ impl IntoResponse for ApiError {
         if let Self::TooManyRequests { retry_after_secs } | Self::Busy { retry_after_secs, .. } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        if matches!(self, Self::Unauthenticated) {
+        if status == StatusCode::UNAUTHORIZED && matches!(self, Self::Unauthenticated | Self::Viewer(_)) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

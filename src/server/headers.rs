@@ -44,8 +44,10 @@ pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         "frame-ancestors 'none'"
     };
-    // A page that set its own policy (the script nonce of a dashboard page) keeps it.
+    // A page that set its own policy (the script nonce of a dashboard page) keeps it, and the
+    // viewer names the sites that may frame it itself (README "Embedding only on your sites").
     let policy = match headers.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok()) {
+        Some(own) if frameable && own.contains("frame-ancestors") => own.to_owned(),
         Some(own) => format!("{own}; {framing}"),
         None => framing.to_owned(),
     };

@@ -23,10 +23,12 @@ pub mod secrets;
 pub mod session;
 mod signaling;
 pub use signaling::throttle as signaling_limits;
+pub mod subscribe_tokens;
 pub mod timestamps;
 pub mod tokens;
 pub mod transport;
 pub mod turn;
+pub mod viewer_access;
 mod watch;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -102,6 +104,8 @@ pub struct AppState {
     pub sfu: SfuHandle,
     /// Short-lived publish grants for the online broadcaster.
     pub grants: Arc<grants::PublishGrants>,
+    /// Signs and checks viewer grants (`/watch?token=`).
+    pub viewer_grants: Arc<viewer_access::grants::ViewerGrants>,
     /// Live-state feeds held open, capped per address and in total.
     pub feeds: Arc<live::FeedLimits>,
     /// Per-address rate limits of the WHIP/WHEP doors.
@@ -229,6 +233,7 @@ impl Application {
             settings,
             sfu,
             grants: Arc::default(),
+            viewer_grants: Arc::default(),
             feeds: Arc::new(live::FeedLimits::for_open_files(limits::open_files_limit())),
             throttle: Arc::default(),
             recorder,

@@ -36,7 +36,7 @@ pub async fn refuse_cross_origin_mutations(
 }
 
 /// True when the request comes from this site, or from something that is not a browser page.
-fn is_same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
+pub(super) fn is_same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let Ok(origin) = origin.to_str() else { return false };
         if origin.eq_ignore_ascii_case(public_origin) {

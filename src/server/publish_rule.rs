@@ -160,6 +160,8 @@ mod tests {
                 multisource: false,
                 expires_at: None,
                 allowed_origins: None,
+                embed_origins: None,
+                secure_viewer: false,
                 hint: "fcp_…abcd".into(),
                 created_at: NOW - 100,
                 updated_at: NOW - 100,

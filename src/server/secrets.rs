@@ -1,4 +1,4 @@
-//! Bearer secrets (publish tokens, API keys): minting, hashing, hints.
+//! Bearer secrets (publish tokens, API keys, subscribe tokens): minting, hashing, hints.
 //!
 //! A secret is 256 random bits behind a recognisable prefix, so a leaked one is easy to spot in
 //! logs and code. Only its SHA-256 is stored: with that much entropy a fast hash is as good as a
@@ -12,6 +12,8 @@ use super::{error::ApiError, session::hex};
 pub const PUBLISH_TOKEN_PREFIX: &str = "fcp_";
 /// Prefix of API key secrets.
 pub const API_KEY_PREFIX: &str = "fck_";
+/// Prefix of subscribe token secrets (they let their bearer watch).
+pub const SUBSCRIBE_TOKEN_PREFIX: &str = "fcs_";
 
 /// A freshly minted secret and what is stored about it.
 pub struct MintedSecret {

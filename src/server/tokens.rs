@@ -28,6 +28,8 @@ struct ValidToken {
     multisource: bool,
     expires_at: Option<i64>,
     allowed_origins_json: Option<String>,
+    embed_origins_json: Option<String>,
+    secure_viewer: bool,
 }
 
 impl ValidToken {
@@ -40,6 +42,8 @@ impl ValidToken {
             multisource: self.multisource,
             expires_at: self.expires_at,
             allowed_origins_json: self.allowed_origins_json.as_deref(),
+            embed_origins_json: self.embed_origins_json.as_deref(),
+            secure_viewer: self.secure_viewer,
         }
     }
 }
@@ -68,7 +72,9 @@ pub async fn create(pool: &SqlitePool, account: &AccountRow, input: NewToken) ->
         record: input.record,
         multisource: input.multisource,
         expires_at: expiry(input.expires_at.as_deref(), now)?,
-        allowed_origins_json: origins_json(input.allowed_origins.as_deref())?,
+        allowed_origins_json: origins_json("allowedOrigins", input.allowed_origins.as_deref())?,
+        embed_origins_json: origins_json("embedOrigins", input.embed_origins.as_deref())?,
+        secure_viewer: input.secure_viewer,
     };
     let minted = secrets::mint(secrets::PUBLISH_TOKEN_PREFIX)?;
     let row =
@@ -103,9 +109,14 @@ pub async fn update(
             None => current.expires_at,
         },
         allowed_origins_json: match &patch.allowed_origins {
-            Some(origins) => origins_json(origins.as_deref())?,
+            Some(origins) => origins_json("allowedOrigins", origins.as_deref())?,
             None => current.allowed_origins,
         },
+        embed_origins_json: match &patch.embed_origins {
+            Some(origins) => origins_json("embedOrigins", origins.as_deref())?,
+            None => current.embed_origins,
+        },
+        secure_viewer: patch.secure_viewer.unwrap_or(current.secure_viewer),
     };
     let row = db::tokens::update(pool, account.id, id, &valid.fields(), now).await?.ok_or_else(not_found)?;
     Ok(view(&row))
@@ -182,6 +193,8 @@ pub fn view(row: &TokenRow) -> TokenView {
         multisource: row.multisource,
         expires_at: row.expires_at.map(timestamps::to_rfc3339),
         allowed_origins: row.allowed_origins.as_deref().map(parse_json_list),
+        embed_origins: row.embed_origins.as_deref().map(parse_json_list),
+        secure_viewer: row.secure_viewer,
         created_at: timestamps::to_rfc3339(row.created_at),
         updated_at: timestamps::to_rfc3339(row.updated_at),
         last_used_at: row.last_used_at.map(timestamps::to_rfc3339),
@@ -205,13 +218,13 @@ pub fn parse_json_list(json: &str) -> Vec<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
-fn streams_json(streams: &[String]) -> Result<String, ApiError> {
+pub(super) fn streams_json(streams: &[String]) -> Result<String, ApiError> {
     let streams = normalize_streams(streams)?;
     serde_json::to_string(&streams).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// An expiry must be a valid RFC 3339 time in the future.
-fn expiry(expires_at: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
+pub(super) fn expiry(expires_at: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
     let Some(text) = expires_at.filter(|t| !t.trim().is_empty()) else { return Ok(None) };
     let at = timestamps::from_rfc3339(text).map_err(|e| ApiError::invalid("expiresAt", e))?;
     if at <= now {
@@ -221,18 +234,18 @@ fn expiry(expires_at: Option<&str>, now: i64) -> Result<Option<i64>, ApiError> {
 }
 
 /// Origins are normalised to `scheme://host[:port]` (what browsers send in `Origin`); an empty
-/// list means any origin, like `null`.
-fn origins_json(origins: Option<&[String]>) -> Result<Option<String>, ApiError> {
+/// list means any origin, like `null`. `field` names the list in errors.
+pub(super) fn origins_json(field: &'static str, origins: Option<&[String]>) -> Result<Option<String>, ApiError> {
     let Some(origins) = origins else { return Ok(None) };
     let mut normalized: Vec<String> = Vec::new();
     for raw in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
-        let origin = normalize_origin(raw).map_err(|e| ApiError::invalid("allowedOrigins", e))?;
+        let origin = normalize_origin(raw).map_err(|e| ApiError::invalid(field, e))?;
         if !normalized.contains(&origin) {
             normalized.push(origin);
         }
     }
     if normalized.len() > ORIGINS_PER_TOKEN_MAX {
-        return Err(ApiError::invalid("allowedOrigins", format!("at most {ORIGINS_PER_TOKEN_MAX} origins")));
+        return Err(ApiError::invalid(field, format!("at most {ORIGINS_PER_TOKEN_MAX} origins")));
     }
     if normalized.is_empty() {
         return Ok(None);
@@ -270,8 +283,12 @@ mod tests {
             assert!(normalize_origin(bad).is_err(), "{bad}");
         }
         let list = vec!["https://a.com".to_owned(), "https://A.com/".to_owned(), " ".to_owned()];
-        assert_eq!(origins_json(Some(&list)).unwrap().unwrap(), r#"["https://a.com"]"#);
-        assert_eq!(origins_json(Some(&[])).unwrap(), None);
+        assert_eq!(origins_json("allowedOrigins", Some(&list)).unwrap().unwrap(), r#"["https://a.com"]"#);
+        assert_eq!(origins_json("allowedOrigins", Some(&[])).unwrap(), None);
+        let bad = vec!["a.com".to_owned()];
+        assert!(
+            matches!(origins_json("embedOrigins", Some(&bad)), Err(ApiError::Validation(e)) if e.field == "embedOrigins")
+        );
     }
 
     #[test]

@@ -3,17 +3,24 @@
 //! options (PRODUCT.md §7) from the query string.
 
 use axum::{
-    extract::Path,
+    extract::{Path, State},
     http::{header, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 
+use super::{error::ApiError, viewer_access::StreamAccess, AppState};
 use crate::names::{AccountId, StreamName};
 
-pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
+pub async fn page(State(state): State<AppState>, Path((account, stream)): Path<(String, String)>) -> Response {
     let (Ok(account), Ok(stream)) = (AccountId::parse(&account), StreamName::parse(&stream)) else {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "no such stream\n")
             .into_response();
+    };
+    // Which sites may frame it, and whether watching needs a viewer token: the tokens covering
+    // the stream decide (README "Viewer access").
+    let access = match StreamAccess::of_stream(&state.pool, &account, &stream).await {
+        Ok(access) => access,
+        Err(err) => return ApiError::from(err).into_response(),
     };
     // Both are plain [a-z0-9_.-] here, so they need no escaping in HTML.
     let page = Html(format!(
@@ -28,7 +35,7 @@ pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
 <script type="module" src="/watch.js"></script>
 </head>
 <body>
-<main class="player" id="player" data-account="{account}" data-stream="{stream}" data-state="offline">
+<main class="player" id="player" data-account="{account}" data-stream="{stream}" data-secure="{secure}" data-state="offline">
   <div class="stage" id="stage"></div>
   <div class="offline" id="offline" role="status">
     <span class="offline-badge">Not live</span>
@@ -50,8 +57,10 @@ pub async fn page(Path((account, stream)): Path<(String, String)>) -> Response {
 </main>
 </body>
 </html>
-"#
+"#,
+        secure = access.secure,
     ));
-    // The player's own scripts only, nothing inline (frame-ancestors is added for every response).
-    ([(header::CONTENT_SECURITY_POLICY, "script-src 'self'; object-src 'none'; base-uri 'none'")], page).into_response()
+    // The player's own scripts only, nothing inline.
+    let policy = format!("script-src 'self'; object-src 'none'; base-uri 'none'; {}", access.embed.frame_ancestors());
+    ([(header::CONTENT_SECURITY_POLICY, policy)], page).into_response()
 }

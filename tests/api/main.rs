@@ -17,4 +17,5 @@ mod simulcast;
 mod tls;
 mod tokens;
 mod turn;
+mod viewer_access;
 mod whip_whep;

@@ -197,6 +197,7 @@ async fn the_token_settings_form_works_as_a_plain_form_post() {
             ("form[enabled]", "on"),
             ("form[expires_utc]", "2099-05-01T12:30"),
             ("form[allowed_origins]", "https://a.example\r\nhttps://b.example/"),
+            ("form[embed_origins]", "https://fans.example\r\n"),
         ])
         .send()
         .await
@@ -210,6 +211,7 @@ async fn the_token_settings_form_works_as_a_plain_form_post() {
     assert_eq!(token["record"], false, "an unchecked box turns the flag off");
     assert_eq!(token["expiresAt"], "2099-05-01T12:30:00Z");
     assert_eq!(token["allowedOrigins"], json!(["https://a.example", "https://b.example"]));
+    assert_eq!(token["embedOrigins"], json!(["https://fans.example"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

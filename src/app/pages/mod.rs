@@ -11,3 +11,4 @@ mod token_form;
 pub mod token_new;
 pub mod token_settings;
 pub mod tokens;
+pub mod viewer_tokens;

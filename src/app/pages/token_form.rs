@@ -21,6 +21,8 @@ pub fn TokenFields(
         multisource: false,
         expires_at: None,
         allowed_origins: None,
+        embed_origins: None,
+        secure_viewer: false,
         created_at: String::new(),
         updated_at: String::new(),
         last_used_at: None,
@@ -40,6 +42,7 @@ pub fn TokenFields(
         rows.update(|r| r.push((key, String::new())));
     };
     let origins = token.allowed_origins.clone().unwrap_or_default().join("\n");
+    let embed_origins = token.embed_origins.clone().unwrap_or_default().join("\n");
     let expires = token.expires_at.as_deref().map(datetime_local_utc).unwrap_or_default();
 
     view! {
@@ -114,6 +117,10 @@ pub fn TokenFields(
                 <input type="checkbox" name="form[multisource]" checked=token.multisource/>
                 " Multisource " <span class="hint">"(several feeds per stream, told apart by source ID)"</span>
             </label>
+            <label class="check">
+                <input type="checkbox" name="form[secure_viewer]" checked=token.secure_viewer/>
+                " Secure viewer " <span class="hint">"(watching this token's streams needs a viewer token)"</span>
+            </label>
         </fieldset>
 
         <div class="field">
@@ -127,6 +134,15 @@ pub fn TokenFields(
                 placeholder="https://studio.example.com">{origins}</textarea>
             <p class="hint" id="origins-hint">
                 "One per line. When set, browsers may publish with this token only from these sites. Leave empty for any."
+            </p>
+        </div>
+
+        <div class="field">
+            <label for="token-embed-origins">"Embed only on these sites (optional)"</label>
+            <textarea id="token-embed-origins" name="form[embed_origins]" rows="3" aria-describedby="embed-origins-hint"
+                placeholder="https://www.example.com">{embed_origins}</textarea>
+            <p class="hint" id="embed-origins-hint">
+                "One per line. When set, the viewer of this token's streams can be embedded only on these sites, and web pages elsewhere cannot play them; the viewer link still works. Leave empty for any site."
             </p>
         </div>
     }

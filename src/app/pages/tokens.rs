@@ -159,6 +159,8 @@ fn TokenRow(
                     {token.record.then(|| view! { <Badge text="Recording allowed" tone="accent"/> })}
                     {token.multisource.then(|| view! { <Badge text="Multisource" tone="info"/> })}
                     {token.expires_at.as_ref().map(|_| view! { <Badge text="Expires"/> })}
+                    {token.secure_viewer.then(|| view! { <Badge text="Secure viewer" tone="info"/> })}
+                    {token.embed_origins.as_ref().map(|_| view! { <Badge text="Embed: listed sites"/> })}
                 </div>
             </td>
             <td class="muted">{token.last_used_at.as_deref().map(display_time).unwrap_or_else(|| "Never".into())}</td>

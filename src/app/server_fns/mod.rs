@@ -6,11 +6,13 @@ mod accounts;
 mod live;
 mod recordings;
 mod tokens;
+mod viewer_tokens;
 
 pub use accounts::*;
 pub use live::*;
 pub use recordings::*;
 pub use tokens::*;
+pub use viewer_tokens::*;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {

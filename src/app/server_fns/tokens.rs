@@ -24,12 +24,17 @@ pub struct TokenForm {
     pub record: Option<String>,
     #[serde(default)]
     pub multisource: Option<String>,
+    #[serde(default)]
+    pub secure_viewer: Option<String>,
     /// `YYYY-MM-DDTHH:MM` in UTC (a `datetime-local` input), or empty.
     #[serde(default)]
     pub expires_utc: String,
     /// Origins, one per line; empty for any.
     #[serde(default)]
     pub allowed_origins: String,
+    /// Sites that may embed, one per line; empty for any.
+    #[serde(default)]
+    pub embed_origins: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -44,6 +49,10 @@ impl TokenForm {
 
     fn origins(&self) -> Vec<String> {
         self.allowed_origins.lines().map(str::to_owned).collect()
+    }
+
+    fn embed_origins(&self) -> Vec<String> {
+        self.embed_origins.lines().map(str::to_owned).collect()
     }
 
     fn expires_at(&self) -> Result<Option<String>, crate::server::error::ApiError> {
@@ -78,6 +87,8 @@ pub async fn create_token(form: TokenForm) -> Result<TokenWithSecret, ServerFnEr
         multisource: form.multisource.is_some(),
         expires_at: form.expires_at().map_err(|e| ssr::fail(e, None))?,
         allowed_origins: Some(form.origins()),
+        embed_origins: Some(form.embed_origins()),
+        secure_viewer: form.secure_viewer.is_some(),
     };
     crate::server::tokens::create(&state.pool, &account, input).await.map_err(|e| ssr::fail(e, None))
 }
@@ -94,6 +105,8 @@ pub async fn save_token(id: String, form: TokenForm) -> Result<TokenView, Server
         multisource: Some(form.multisource.is_some()),
         expires_at: Some(form.expires_at().map_err(|e| ssr::fail(e, None))?),
         allowed_origins: Some(Some(form.origins())),
+        embed_origins: Some(Some(form.embed_origins())),
+        secure_viewer: Some(form.secure_viewer.is_some()),
     };
     crate::server::tokens::update(&state.pool, &account, &id, patch).await.map_err(|e| ssr::fail(e, None))
 }

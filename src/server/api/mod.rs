@@ -5,6 +5,7 @@ mod json;
 mod recordings;
 mod self_check;
 mod streams;
+mod subscribe_tokens;
 mod tokens;
 
 use axum::{
@@ -30,6 +31,12 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{id}", get(tokens::get).patch(tokens::update).delete(tokens::delete))
         .route("/tokens/{id}/rotate", post(tokens::rotate))
         .route("/tokens/{id}/grants", post(tokens::grant))
+        .route("/subscribe-tokens", get(subscribe_tokens::list).post(subscribe_tokens::create))
+        .route(
+            "/subscribe-tokens/{id}",
+            get(subscribe_tokens::get).patch(subscribe_tokens::update).delete(subscribe_tokens::delete),
+        )
+        .route("/subscribe-tokens/{id}/rotate", post(subscribe_tokens::rotate))
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
         .route("/self-check", get(self_check::self_check))
@@ -39,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/streams", get(streams::list))
         .route("/streams/{account}/{stream}", get(streams::public))
         .route("/streams/{account}/{stream}/events", get(streams::public_events))
+        .route("/streams/{account}/{stream}/grants", post(subscribe_tokens::exchange))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(super::limits::limit_body))

@@ -56,6 +56,12 @@ impl From<PublishDenied> for SignalingError {
     }
 }
 
+impl From<crate::server::viewer_access::ViewerRefused> for SignalingError {
+    fn from(refused: crate::server::viewer_access::ViewerRefused) -> Self {
+        Self::new(refused.status(), refused.to_string())
+    }
+}
+
 /// The same statuses as the public feed's: 429 for one address's share, 503 for the server's.
 impl From<crate::server::live::FeedRefused> for SignalingError {
     fn from(refused: crate::server::live::FeedRefused) -> Self {

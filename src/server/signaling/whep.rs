@@ -1,5 +1,6 @@
 //! WHEP: `POST /whep/{accountId}/{streamName}` with a recvonly offer, then `PATCH`/`DELETE` on
-//! the session URL. Viewers need no token.
+//! the session URL. Who may watch is `viewer_access`'s to say: a web page on a site outside the
+//! stream's embed list is refused, and a secure stream needs a subscribe token or viewer grant.
 
 use axum::{
     body::Body,
@@ -13,7 +14,7 @@ use super::{
 };
 use crate::{
     names::{AccountId, StreamName},
-    server::{client::Client, AppState},
+    server::{client::Client, viewer_access, AppState},
     sfu::{
         api::{SessionKind, SessionRef},
         SfuError, StreamKey, ViewRequest,
@@ -34,6 +35,13 @@ pub async fn view(
     let account = AccountId::parse(&account).map_err(SignalingError::bad_request)?;
     let stream = StreamName::parse(&stream).map_err(SignalingError::bad_request)?;
     let source = source_id(query.as_deref())?;
+    viewer_access::admit_viewer(&state, &headers, &account, &stream)
+        .await
+        .map_err(|err| {
+            tracing::error!(%err, "viewer access: database error");
+            SignalingError::internal()
+        })?
+        .map_err(SignalingError::from)?;
     let offer = read_body(&headers, body, SDP).await?;
     let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip };
     let session = state.sfu.view(request).await?;
