@@ -1,6 +1,6 @@
 //! The `subscribe_tokens` table.
 
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{FromRow, Sqlite, SqlitePool};
 
 /// One row of `subscribe_tokens`, lists still as JSON text.
 #[derive(Clone, Debug, FromRow)]
@@ -39,24 +39,26 @@ pub async fn insert(
     hint: &str,
     now: i64,
 ) -> Result<SubscribeTokenRow, sqlx::Error> {
-    sqlx::query_as::<_, SubscribeTokenRow>(&format!(
+    let sql = format!(
         "INSERT INTO subscribe_tokens (id, account_id, label, streams, enabled, expires_at, allowed_origins,
              secret_hash, hint, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
-    .bind(fields.label)
-    .bind(fields.streams_json)
-    .bind(fields.enabled)
-    .bind(fields.expires_at)
-    .bind(fields.allowed_origins_json)
-    .bind(secret_hash)
-    .bind(hint)
-    .bind(now)
-    .fetch_one(pool)
-    .await
+    );
+    let query = sqlx::query_as::<_, SubscribeTokenRow>(&sql).bind(id).bind(account_id);
+    bind_fields(query, fields).bind(secret_hash).bind(hint).bind(now).fetch_one(pool).await
+}
+
+type RowQuery<'q> = sqlx::query::QueryAs<'q, Sqlite, SubscribeTokenRow, <Sqlite as sqlx::Database>::Arguments<'q>>;
+
+/// Binds the editable fields as the next five parameters (the same order in insert and update).
+fn bind_fields<'q>(query: RowQuery<'q>, fields: &SubscribeTokenFields<'q>) -> RowQuery<'q> {
+    query
+        .bind(fields.label)
+        .bind(fields.streams_json)
+        .bind(fields.enabled)
+        .bind(fields.expires_at)
+        .bind(fields.allowed_origins_json)
 }
 
 /// The account's subscribe tokens, newest first.
@@ -119,22 +121,14 @@ pub async fn update(
     fields: &SubscribeTokenFields<'_>,
     now: i64,
 ) -> Result<Option<SubscribeTokenRow>, sqlx::Error> {
-    sqlx::query_as::<_, SubscribeTokenRow>(&format!(
+    let sql = format!(
         "UPDATE subscribe_tokens SET label = $3, streams = $4, enabled = $5, expires_at = $6, allowed_origins = $7,
              updated_at = $8
          WHERE id = $1 AND account_id = $2
          RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(account_id)
-    .bind(fields.label)
-    .bind(fields.streams_json)
-    .bind(fields.enabled)
-    .bind(fields.expires_at)
-    .bind(fields.allowed_origins_json)
-    .bind(now)
-    .fetch_optional(pool)
-    .await
+    );
+    let query = sqlx::query_as::<_, SubscribeTokenRow>(&sql).bind(id).bind(account_id);
+    bind_fields(query, fields).bind(now).fetch_optional(pool).await
 }
 
 /// Deletes a subscribe token for good; false when it was not the account's.
