@@ -60,7 +60,7 @@ let refused = false; // not allowed to watch: the page says why and stops
 // every referrer and history entry) before anything else happens; the page keeps it in memory,
 // trades it for a viewer grant and renews the grant while it plays.
 const secure = root.dataset.secure === 'true';
-let viewerToken = params.get('token');
+const viewerToken = params.get('token');
 if (viewerToken !== null) {
   params.delete('token');
   const query = params.toString();
