@@ -6,7 +6,7 @@
 // multiview (0: one source; 1: a grid of every live source), poster (an image URL shown offline),
 // quality (auto, high, medium, low: the simulcast layer; auto lets the server choose), token (a
 // viewer token for a secure stream: traded for a short-lived grant at once, then removed from the
-// address bar).
+// address bar), grant (a signed viewer link's grant: the same).
 
 import { Player, SignalingError } from './ferrocast.js';
 
@@ -56,15 +56,21 @@ let layers = []; // pair 0's source's simulcast layers, best first: [{ layer, he
 let shownLayer = null; // the layer pair 0 shows now (the server's word)
 let refused = false; // not allowed to watch: the page says why and stops
 
-// Secure streams (README "Viewer tokens"). The link's viewer token leaves the address bar (and so
-// every referrer and history entry) before anything else happens; the page keeps it in memory,
-// trades it for a viewer grant and renews the grant while it plays.
+// Secure streams (README "Viewer tokens", "Viewer links"). The link's viewer token or signed
+// link (`grant`) leaves the address bar (and so every referrer and history entry) before anything
+// else happens; the page keeps it for this tab only (a reload still plays), trades it for a viewer
+// grant and renews the grant while it plays.
 const secure = root.dataset.secure === 'true';
-const viewerToken = params.get('token');
+const kept = `ferrocast:viewer:${account}/${streamName}`;
+let viewerToken = params.get('token') ?? params.get('grant');
 if (viewerToken !== null) {
   params.delete('token');
+  params.delete('grant');
   const query = params.toString();
   history.replaceState(history.state, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+  try { sessionStorage.setItem(kept, viewerToken); } catch { /* storage off: memory only */ }
+} else {
+  try { viewerToken = sessionStorage.getItem(kept); } catch { /* storage off */ }
 }
 let grant = null; // { value, renewAt }
 

@@ -160,6 +160,11 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Let webhooks reach addresses on private networks (loopback, 10/8, 192.168/16, …): off by
+    /// default, so that an account holder cannot make the server probe its own network.
+    #[arg(long, env = "FERROCAST_WEBHOOKS_PRIVATE_NETWORKS")]
+    pub webhooks_private_networks: bool,
+
     /// A reverse proxy's address range (CIDR, repeatable): only requests from there may name the
     /// client address (`X-Forwarded-For`, `Forwarded`) and scheme (`X-Forwarded-Proto`).
     #[arg(long = "trusted-proxy", env = "FERROCAST_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
@@ -279,6 +284,7 @@ impl Config {
             acme_ca_root: None,
             http_listen: None,
             metrics_listen: None,
+            webhooks_private_networks: false,
             trusted_proxies: Vec::new(),
         }
     }

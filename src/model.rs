@@ -137,6 +137,20 @@ pub fn normalize_label(raw: &str) -> Result<String, FieldError> {
     Ok(label.to_owned())
 }
 
+/// The most viewers one subscribe token may allow at once (the server's own cap is lower anyway).
+pub const MAX_VIEWERS_CAP: i64 = 1_000_000;
+
+/// Checks a viewer cap: a whole number from 1, or none.
+pub fn check_max_viewers(raw: Option<i64>) -> Result<Option<i64>, FieldError> {
+    match raw {
+        Some(max) if !(1..=MAX_VIEWERS_CAP).contains(&max) => Err(FieldError::new(
+            "maxViewers",
+            format!("maxViewers must be between 1 and {MAX_VIEWERS_CAP}, or null for no cap"),
+        )),
+        _ => Ok(raw),
+    }
+}
+
 /// Trims, de-duplicates (keeping the first) and checks a token's stream list.
 ///
 /// `*` may stand beside other names: the token then accepts any name, and the other names are kept
@@ -293,6 +307,8 @@ pub struct SubscribeTokenView {
     pub expires_at: Option<String>,
     /// Origins a web page may watch from with it, or `null` for any.
     pub allowed_origins: Option<Vec<String>>,
+    /// How many may watch with it at once, or `null` for no cap.
+    pub max_viewers: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
     pub last_used_at: Option<String>,
@@ -319,6 +335,8 @@ pub struct NewSubscribeToken {
     pub expires_at: Option<String>,
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_viewers: Option<i64>,
 }
 
 /// Body of `PATCH /api/v1/subscribe-tokens/{id}`: absent fields stay; `null` clears.
@@ -335,6 +353,71 @@ pub struct SubscribeTokenPatch {
     pub expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub allowed_origins: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_viewers: Option<Option<i64>>,
+}
+
+/// A webhook endpoint as the API shows it: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEndpointView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// `fcw_…a1b2`.
+    pub hint: String,
+}
+
+/// The answer to creating an endpoint or rotating its secret: the only time the secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpointWithSecret {
+    pub endpoint: WebhookEndpointView,
+    pub secret: String,
+}
+
+/// Body of `POST /api/v1/webhooks`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWebhookEndpoint {
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Body of `PATCH /api/v1/webhooks/{id}`: absent fields stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookEndpointPatch {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// One delivery of one event to one endpoint, as its log shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: String,
+    pub last_attempt_at: Option<String>,
+    /// The HTTP status of the last attempt, if it got one.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub latency_ms: Option<i64>,
+    pub next_attempt_at: Option<String>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from an absent one (`None`, via `default`).
@@ -415,6 +498,17 @@ pub struct LiveStream {
     pub bitrate_bps: u64,
     pub recording: bool,
     pub sources: Vec<LiveSource>,
+    /// Connected viewers by the viewer token or link that let them in, most first.
+    pub viewers_by_pass: Vec<LivePass>,
+}
+
+/// Viewers of one stream who came with one viewer token or viewer link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LivePass {
+    /// "Viewer token Members" or "Viewer link …1a2b".
+    pub name: String,
+    pub viewers: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -346,7 +346,7 @@ test('embedOrigins: a listed site frames the viewer and plays; another site can 
   }
 });
 
-test('secure viewer: /watch says a private stream is private; a viewer link from the Viewer tokens page plays it and leaves the address bar', async () => {
+test('secure viewer: /watch says a private stream is private; a viewer link from the Viewer tokens page and a signed link play it and leave the address bar', async () => {
   await publisherPage.evaluate(async () => {
     const response = await fetch('/api/v1/tokens', {
       method: 'POST', headers: { 'content-type': 'application/json' },
@@ -394,8 +394,26 @@ test('secure viewer: /watch says a private stream is private; a viewer link from
     assert.ok(address.includes('muted=1'), `other options stay: ${address}`);
     await waitFor('the secure stream plays', async () => isRed(await centreColour(viewer)), 20_000);
     assert.equal(await viewer.evaluate(() => document.getElementById('player').dataset.state), 'playing');
+
+    // A signed viewer link plays without any viewer token, leaves the address bar too, and a
+    // reload of the tab still plays.
+    const made = await dashboard.evaluate(async () => {
+      const response = await fetch('/api/v1/streams/members/links', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ expiresIn: 600, maxViewers: 5 }),
+      });
+      return { status: response.status, body: await response.json() };
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    // Chromium holds six connections per server: the pages above (event feeds each) go first.
+    for (const page of [bare, wrong, viewer]) await page.close();
+    const linked = await open(made.body.url + '&muted=1');
+    assert.ok(!linked.url().includes('grant='), linked.url());
+    await waitFor('the linked stream plays', async () => isRed(await centreColour(linked)), 20_000);
+    await linked.reload({ waitUntil: 'domcontentloaded' });
+    await waitFor('it plays after a reload', async () => isRed(await centreColour(linked)), 20_000);
   } finally {
-    for (const page of pages) await page.close();
+    for (const page of pages) if (!page.isClosed()) await page.close();
     await publisherPage.evaluate(async () => { await window.membersCam?.stop(); });
   }
 });

@@ -7,6 +7,7 @@ pub mod server_keys;
 pub mod sessions;
 pub mod subscribe_tokens;
 pub mod tokens;
+pub mod webhooks;
 
 use std::{path::Path, str::FromStr, time::Duration};
 

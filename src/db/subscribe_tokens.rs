@@ -12,6 +12,7 @@ pub struct SubscribeTokenRow {
     pub enabled: bool,
     pub expires_at: Option<i64>,
     pub allowed_origins: Option<String>,
+    pub max_viewers: Option<i64>,
     pub hint: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -19,7 +20,8 @@ pub struct SubscribeTokenRow {
 }
 
 const COLUMNS: &str =
-    "id, account_id, label, streams, enabled, expires_at, allowed_origins, hint, created_at, updated_at, last_used_at";
+    "id, account_id, label, streams, enabled, expires_at, allowed_origins, max_viewers, hint, created_at, updated_at,
+     last_used_at";
 
 /// Fields written on create and update.
 pub struct SubscribeTokenFields<'a> {
@@ -28,6 +30,7 @@ pub struct SubscribeTokenFields<'a> {
     pub enabled: bool,
     pub expires_at: Option<i64>,
     pub allowed_origins_json: Option<&'a str>,
+    pub max_viewers: Option<i64>,
 }
 
 pub async fn insert(
@@ -41,8 +44,8 @@ pub async fn insert(
 ) -> Result<SubscribeTokenRow, sqlx::Error> {
     let sql = format!(
         "INSERT INTO subscribe_tokens (id, account_id, label, streams, enabled, expires_at, allowed_origins,
-             secret_hash, hint, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+             max_viewers, secret_hash, hint, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
          RETURNING {COLUMNS}"
     );
     let query = sqlx::query_as::<_, SubscribeTokenRow>(&sql).bind(id).bind(account_id);
@@ -51,7 +54,7 @@ pub async fn insert(
 
 type RowQuery<'q> = sqlx::query::QueryAs<'q, Sqlite, SubscribeTokenRow, <Sqlite as sqlx::Database>::Arguments<'q>>;
 
-/// Binds the editable fields as the next five parameters (the same order in insert and update).
+/// Binds the editable fields as the next six parameters (the same order in insert and update).
 fn bind_fields<'q>(query: RowQuery<'q>, fields: &SubscribeTokenFields<'q>) -> RowQuery<'q> {
     query
         .bind(fields.label)
@@ -59,6 +62,7 @@ fn bind_fields<'q>(query: RowQuery<'q>, fields: &SubscribeTokenFields<'q>) -> Ro
         .bind(fields.enabled)
         .bind(fields.expires_at)
         .bind(fields.allowed_origins_json)
+        .bind(fields.max_viewers)
 }
 
 /// The account's subscribe tokens, newest first.
@@ -91,7 +95,7 @@ pub struct SubscribeTokenWithOwner {
 }
 
 const WITH_OWNER: &str = "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.expires_at, t.allowed_origins,
-        t.hint, t.created_at, t.updated_at, t.last_used_at, a.public_id AS account_public_id
+        t.max_viewers, t.hint, t.created_at, t.updated_at, t.last_used_at, a.public_id AS account_public_id
      FROM subscribe_tokens t JOIN accounts a ON a.id = t.account_id";
 
 /// A subscribe token by id, whoever owns it (a viewer grant names its token).
@@ -123,7 +127,7 @@ pub async fn update(
 ) -> Result<Option<SubscribeTokenRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE subscribe_tokens SET label = $3, streams = $4, enabled = $5, expires_at = $6, allowed_origins = $7,
-             updated_at = $8
+             max_viewers = $8, updated_at = $9
          WHERE id = $1 AND account_id = $2
          RETURNING {COLUMNS}"
     );

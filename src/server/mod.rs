@@ -30,6 +30,7 @@ pub mod transport;
 pub mod turn;
 pub mod viewer_access;
 mod watch;
+pub mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -79,6 +80,8 @@ pub struct Settings {
     pub recordings_folder: std::path::PathBuf,
     /// The certificate `--listen` serves and where it comes from, with HTTPS in the binary.
     pub certificates: Option<(Arc<transport::certs::CertStore>, CertificateSource)>,
+    /// Webhooks may reach private networks (`--webhooks-private-networks`).
+    pub webhooks_private_networks: bool,
 }
 
 /// Where the served certificate comes from (for the self-check).
@@ -112,6 +115,8 @@ pub struct AppState {
     pub throttle: signaling::throttle::Shared,
     /// The recording thread's handle: its disk state for the pages.
     pub recorder: crate::recorder::Recorder,
+    /// Queues webhook deliveries.
+    pub webhooks: webhooks::Webhooks,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
     /// streams) end so that graceful shutdown does not wait for them.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -222,11 +227,25 @@ impl Application {
                         recordings_folder.display()
                     ))
                 })?;
+        let webhooks = webhooks::Webhooks::new(pool.clone());
+        let hooks_client = webhooks::sender::client(config.webhooks_private_networks)
+            .map_err(|err| StartError::Config(format!("webhooks: cannot build the HTTP client: {err}")))?;
+        let (stream_events, stream_changes) = tokio::sync::mpsc::channel(sfu::board::EVENT_QUEUE);
         let mut sfu_config = config.sfu();
         sfu_config.recorder = Some(recorder.clone());
+        sfu_config.stream_events = Some(stream_events);
         let sfu = sfu::start(sfu_config).await.map_err(|source| StartError::Rtc { source })?;
-        let recordings_kept = tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone()));
+        let recordings_kept =
+            tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone(), webhooks.clone()));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(webhooks::listen(webhooks.clone(), stream_changes));
+        tokio::spawn(webhooks::sender::run(
+            pool.clone(),
+            hooks_client,
+            config.webhooks_private_networks,
+            webhooks.wake(),
+            shutdown_rx.clone(),
+        ));
         let state = AppState {
             pool,
             accounts,
@@ -237,6 +256,7 @@ impl Application {
             feeds: Arc::new(live::FeedLimits::for_open_files(limits::open_files_limit())),
             throttle: Arc::default(),
             recorder,
+            webhooks,
             shutdown: shutdown_rx,
             leptos_options,
         };
@@ -388,6 +408,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
             (h.store.clone(), source)
         }),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+        webhooks_private_networks: config.webhooks_private_networks,
     }
 }
 

@@ -61,13 +61,27 @@ pub enum PublishDenied {
 
 impl PublishDenied {
     /// 401 when the token is not known at all (RFC 9725 §4.5 / RFC 6750), 403 when it is known but
-    /// does not allow this publish (PRODUCT.md §5).
+    /// does not allow this publish (README "The publish rule").
     pub fn status(self) -> StatusCode {
         match self {
             Self::UnknownToken => StatusCode::UNAUTHORIZED,
             _ => StatusCode::FORBIDDEN,
         }
     }
+}
+
+/// The public id of the account whose token (or broadcast grant) `secret` is, if it is one: who
+/// hears of a refused publish (the `publish.refused` webhook).
+pub async fn owner_of(pool: &SqlitePool, grants: &PublishGrants, secret: &str) -> Result<Option<String>, sqlx::Error> {
+    let token = if secret.starts_with(GRANT_PREFIX) {
+        match grants.find(secret) {
+            Some(grant) => db::tokens::find_with_owner(pool, &grant.token_id).await?,
+            None => None,
+        }
+    } else {
+        db::tokens::find_by_secret_hash(pool, &secrets::hash(secret)).await?
+    };
+    Ok(token.map(|t| t.account_public_id))
 }
 
 /// Looks the secret up (one indexed lookup of its hash) and applies [`evaluate`]; a grant marks

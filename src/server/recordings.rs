@@ -15,7 +15,11 @@ use crate::{
     },
     model::Recording,
     recorder::{key, Event},
-    server::{error::ApiError, timestamps},
+    server::{
+        error::ApiError,
+        timestamps,
+        webhooks::{self, Webhooks},
+    },
     sfu::SfuHandle,
 };
 
@@ -75,15 +79,15 @@ pub async fn delete(pool: &SqlitePool, folder: &Path, account: &AccountRow, id: 
 }
 
 /// Follows the recorder's events until it stops.
-pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: SfuHandle) {
+pub async fn keep(pool: SqlitePool, mut events: UnboundedReceiver<Event>, sfu: SfuHandle, webhooks: Webhooks) {
     while let Some(event) = events.recv().await {
-        if let Err(err) = apply(&pool, &sfu, event).await {
+        if let Err(err) = apply(&pool, &sfu, &webhooks, event).await {
             tracing::error!(%err, "recordings table: database error");
         }
     }
 }
 
-async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), sqlx::Error> {
+async fn apply(pool: &SqlitePool, sfu: &SfuHandle, webhooks: &Webhooks, event: Event) -> Result<(), sqlx::Error> {
     match event {
         Event::Continued { from, start } => {
             let to = start.id;
@@ -125,6 +129,12 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, event: Event) -> Result<(), s
                 sfu.recording_ended(id).await;
             }
             tracing::info!(recording = %row, bytes, duration_ms, reason = reason.as_deref().unwrap_or(""), "recording complete");
+            if let Some(done) = db::recordings::get(pool, &row).await? {
+                let account = done.account_id;
+                let data = serde_json::to_value(Recording::from(done)).unwrap_or_default();
+                let event = webhooks::Event::new(webhooks::EventType::RecordingReady, webhooks::sender::now_ms(), data);
+                webhooks.emit(webhooks::Owner::Id(account), &event).await;
+            }
         }
         Event::Failed { id, reason } => {
             let row = key(id);

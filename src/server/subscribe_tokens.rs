@@ -15,7 +15,10 @@ use crate::{
         accounts::AccountRow,
         subscribe_tokens::{SubscribeTokenFields, SubscribeTokenRow},
     },
-    model::{normalize_label, NewSubscribeToken, SubscribeTokenPatch, SubscribeTokenView, SubscribeTokenWithSecret},
+    model::{
+        check_max_viewers, normalize_label, NewSubscribeToken, SubscribeTokenPatch, SubscribeTokenView,
+        SubscribeTokenWithSecret,
+    },
 };
 
 fn not_found() -> ApiError {
@@ -49,6 +52,7 @@ pub async fn create(
         enabled: input.enabled.unwrap_or(true),
         expires_at,
         allowed_origins_json: origins.as_deref(),
+        max_viewers: check_max_viewers(input.max_viewers)?,
     };
     let minted = secrets::mint(secrets::SUBSCRIBE_TOKEN_PREFIX)?;
     let row =
@@ -57,7 +61,8 @@ pub async fn create(
     Ok(SubscribeTokenWithSecret { token: view(&row), secret: minted.secret })
 }
 
-/// Applies a partial update; absent fields keep their values. Nothing is written on error.
+/// Applies a partial update; absent fields keep their values. Nothing is written on error. A
+/// lower `maxViewers` turns away new viewers; those watching stay.
 pub async fn update(
     pool: &SqlitePool,
     account: &AccountRow,
@@ -82,12 +87,17 @@ pub async fn update(
         Some(origins) => origins_json("allowedOrigins", origins.as_deref())?,
         None => current.allowed_origins,
     };
+    let max_viewers = match patch.max_viewers {
+        Some(max) => check_max_viewers(max)?,
+        None => current.max_viewers,
+    };
     let fields = SubscribeTokenFields {
         label: &label,
         streams_json: &streams,
         enabled: patch.enabled.unwrap_or(current.enabled),
         expires_at,
         allowed_origins_json: origins.as_deref(),
+        max_viewers,
     };
     let row = db::subscribe_tokens::update(pool, account.id, id, &fields, now).await?.ok_or_else(not_found)?;
     Ok(view(&row))
@@ -122,6 +132,7 @@ pub fn view(row: &SubscribeTokenRow) -> SubscribeTokenView {
         enabled: row.enabled,
         expires_at: row.expires_at.map(timestamps::to_rfc3339),
         allowed_origins: row.allowed_origins.as_deref().map(parse_json_list),
+        max_viewers: row.max_viewers,
         created_at: timestamps::to_rfc3339(row.created_at),
         updated_at: timestamps::to_rfc3339(row.updated_at),
         last_used_at: row.last_used_at.map(timestamps::to_rfc3339),

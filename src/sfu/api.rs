@@ -54,6 +54,26 @@ pub struct ViewRequest {
     pub offer: String,
     /// Who asks: viewers still connecting have a budget per address.
     pub client: std::net::IpAddr,
+    /// What let the viewer in, when the stream is not open to everyone.
+    pub pass: Option<ViewerPass>,
+}
+
+/// A subscribe token or signed viewer link a viewer was let in with: its viewers are counted
+/// together (on every stream it covers) and held to its cap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewerPass {
+    pub kind: PassKind,
+    /// The subscribe token's id, or the link's.
+    pub id: Arc<str>,
+    /// At most this many viewers at once (connected or connecting).
+    pub max_viewers: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PassKind {
+    SubscribeToken,
+    Link,
 }
 
 /// A connectivity probe (`/api/v1/self-check/probe`): a session that only proves ICE and DTLS
@@ -249,6 +269,18 @@ pub struct StreamInfo {
     pub bitrate_bps: u64,
     pub recording: bool,
     pub sources: Vec<SourceInfo>,
+    /// Connected viewers by what let them in (subscribe token, link); those who needed nothing
+    /// are not listed.
+    pub viewers_by_pass: Vec<PassViewers>,
+}
+
+/// How many connected viewers one subscribe token or link has on a stream.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PassViewers {
+    pub kind: PassKind,
+    pub id: String,
+    pub viewers: usize,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

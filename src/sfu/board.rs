@@ -5,6 +5,11 @@
 //!
 //! An entry exists while the stream exists in the engine or somebody watches it; the board lock
 //! is held only to find or drop an entry, never across an await.
+//!
+//! Since every change of a stream passes here, the board is also where its owner's webhooks
+//! (README "Webhooks") learn that a stream or source started or ended and that the first viewer
+//! came or the last left: each write compares the old state with the new and offers the
+//! differences to a bounded queue without waiting (a full queue drops them and counts it).
 
 use std::{
     collections::HashMap,
@@ -12,7 +17,7 @@ use std::{
 };
 
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::api::StreamKey;
 
@@ -51,13 +56,80 @@ pub struct LiveTrack {
     pub codec: Option<&'static str>,
 }
 
+/// What changed in a stream, as its owner's webhooks hear it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamChange {
+    StreamStarted,
+    /// The source id (`None`: the main source).
+    SourceStarted(Option<String>),
+    /// The first viewer came (one was answered while none were there).
+    FirstViewer,
+    /// The last viewer left.
+    NoViewers,
+    SourceEnded(Option<String>),
+    StreamEnded,
+}
+
+/// One change of one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamEvent {
+    pub stream: StreamKey,
+    pub change: StreamChange,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Room for bursts (a restart of many publishers) while the webhook writer catches up.
+pub const EVENT_QUEUE: usize = 4096;
+
+/// The changes from `before` to `after`, in the order an owner expects them: a stream starts
+/// before its sources, sources end before their stream.
+pub fn changes(before: &LiveState, after: &LiveState) -> Vec<StreamChange> {
+    let active = |state: &LiveState| -> Vec<Option<String>> {
+        state.sources.iter().filter(|s| s.active).map(|s| s.source_id.clone()).collect()
+    };
+    let (was, is) = (active(before), active(after));
+    let mut out = Vec::new();
+    if !before.live && after.live {
+        out.push(StreamChange::StreamStarted);
+    }
+    out.extend(is.iter().filter(|id| !was.contains(id)).cloned().map(StreamChange::SourceStarted));
+    match (before.viewers, after.viewers) {
+        (0, n) if n > 0 => out.push(StreamChange::FirstViewer),
+        (n, 0) if n > 0 => out.push(StreamChange::NoViewers),
+        _ => {}
+    }
+    out.extend(was.iter().filter(|id| !is.contains(id)).cloned().map(StreamChange::SourceEnded));
+    if before.live && !after.live {
+        out.push(StreamChange::StreamEnded);
+    }
+    out
+}
+
 /// Cheap to clone: every clone is the same board.
 #[derive(Clone, Default)]
 pub struct Board {
     entries: Arc<Mutex<HashMap<StreamKey, watch::Sender<LiveState>>>>,
+    /// Where changes go (the webhooks); `None` when nobody listens.
+    events: Option<mpsc::Sender<StreamEvent>>,
 }
 
 impl Board {
+    /// A board that offers every change of a stream to `events`.
+    pub fn with_events(events: Option<mpsc::Sender<StreamEvent>>) -> Self {
+        Self { entries: Arc::default(), events }
+    }
+
+    fn announce(&self, key: &StreamKey, before: &LiveState, after: &LiveState) {
+        let Some(events) = &self.events else { return };
+        let at_ms = time_ms();
+        for change in changes(before, after) {
+            if events.try_send(StreamEvent { stream: key.clone(), change, at_ms }).is_err() {
+                metrics::counter!("ferrocast_webhook_events_dropped_total").increment(1);
+            }
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<StreamKey, watch::Sender<LiveState>>> {
         // Nothing panics while holding the lock; a poisoned map is still a consistent map.
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -88,12 +160,14 @@ impl Board {
                 entry.send_if_modified(|now| {
                     let changed = *now != state;
                     if changed {
+                        self.announce(key, now, &state);
                         *now = state;
                     }
                     changed
                 });
             }
             None if state.exists => {
+                self.announce(key, &LiveState::default(), &state);
                 entries.insert(key.clone(), watch::Sender::new(state));
             }
             None => {}
@@ -104,6 +178,7 @@ impl Board {
     pub(super) fn forget(&self, key: &StreamKey) {
         let mut entries = self.lock();
         if let Some(entry) = entries.get(key) {
+            self.announce(key, &entry.borrow(), &LiveState::default());
             if entry.receiver_count() == 0 {
                 entries.remove(key);
             } else {
@@ -124,6 +199,10 @@ impl Board {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn time_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A feed's view of one stream's entry; dropping it drops the entry of an offline stream that
@@ -188,6 +267,53 @@ mod tests {
         board.forget(&key);
         assert!(board.is_empty());
         assert!(!board.current(&key).live);
+    }
+
+    fn with_sources(viewers: usize, active: &[Option<&str>]) -> LiveState {
+        let sources = active
+            .iter()
+            .map(|id| LiveSource {
+                source_id: id.map(str::to_owned),
+                active: true,
+                tracks: Vec::new(),
+                layers: Vec::new(),
+            })
+            .collect();
+        LiveState { sources, ..live(viewers) }
+    }
+
+    #[test]
+    fn changes_come_in_the_order_an_owner_expects() {
+        use StreamChange::*;
+        let off = LiveState::default();
+        let on = with_sources(0, &[None, Some("cam2")]);
+        assert_eq!(changes(&off, &on), [StreamStarted, SourceStarted(None), SourceStarted(Some("cam2".into()))]);
+        let watched = with_sources(3, &[None]);
+        assert_eq!(changes(&on, &watched), [FirstViewer, SourceEnded(Some("cam2".into()))]);
+        assert_eq!(changes(&with_sources(0, &[None]), &watched), [FirstViewer]);
+        assert_eq!(changes(&watched, &with_sources(5, &[None])), [], "more viewers is not news");
+        assert_eq!(changes(&watched, &off), [NoViewers, SourceEnded(None), StreamEnded]);
+        // A connecting source is not started yet.
+        let mut connecting = with_sources(0, &[None]);
+        connecting.sources[0].active = false;
+        connecting.live = false;
+        assert_eq!(changes(&off, &connecting), []);
+    }
+
+    #[test]
+    fn the_board_offers_each_change_once_and_never_waits() {
+        let (sender, mut events) = mpsc::channel(2);
+        let board = Board::with_events(Some(sender));
+        let key = StreamKey::new("acct", &crate::names::StreamName::parse("show").unwrap());
+        board.publish(&key, with_sources(0, &[None]));
+        board.publish(&key, with_sources(0, &[None]));
+        let got: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.change).collect();
+        assert_eq!(got, [StreamChange::StreamStarted, StreamChange::SourceStarted(None)]);
+        // The queue holds two: a third change is dropped, not waited for.
+        board.publish(&key, with_sources(1, &[None, Some("b")]));
+        board.forget(&key);
+        let got: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.change).collect();
+        assert_eq!(got, [StreamChange::SourceStarted(Some("b".into())), StreamChange::FirstViewer]);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use api::{
     IceServer, LayerInfo, PairInfo, PublishRequest, Selection, SessionCreated, SessionInfo, SfuError, SourceChoice,
     SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
 };
-pub use board::{Board, LiveSource, LiveState, LiveTrack, Watching};
+pub use board::{Board, LiveSource, LiveState, LiveTrack, StreamChange, StreamEvent, Watching};
 pub use engine::rtc_config;
 pub use handle::SfuHandle;
 
@@ -104,6 +104,8 @@ pub struct SfuConfig {
     pub orphan_grace: Duration,
     /// Where recorded feeds go (`None`: nothing is recorded, whatever tokens allow).
     pub recorder: Option<Recorder>,
+    /// Where the live board offers streams' changes (the webhooks); `None`: nobody listens.
+    pub stream_events: Option<tokio::sync::mpsc::Sender<board::StreamEvent>>,
 }
 
 impl Default for SfuConfig {
@@ -120,6 +122,7 @@ impl Default for SfuConfig {
             connect_timeout: Duration::from_secs(10),
             orphan_grace: Duration::from_secs(60),
             recorder: None,
+            stream_events: None,
         }
     }
 }

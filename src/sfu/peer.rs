@@ -15,7 +15,7 @@ use str0m::{
 use crate::names::SourceId;
 
 use super::{
-    api::{LayerInfo, PairInfo, SessionKind, StreamKey},
+    api::{LayerInfo, PairInfo, SessionKind, StreamKey, ViewerPass},
     demux::Remote,
     forward::OutTrack,
     layers::{self, Climb, LayerIn, LayerName, Quality},
@@ -249,6 +249,8 @@ pub struct Viewer {
     pub client: std::net::IpAddr,
     /// What the pairs show, for the session's event feed (written when a pair changes source).
     pub shown: tokio::sync::watch::Sender<Vec<PairInfo>>,
+    /// The subscribe token or link that let it in, if the stream needed one.
+    pub pass: Option<ViewerPass>,
 }
 
 /// What is reserved of an estimate for each pair's audio (Opus at its usual rates, with headers).
@@ -272,9 +274,9 @@ impl Estimation {
 }
 
 impl Viewer {
-    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr, estimating: bool) -> Self {
+    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr, pass: Option<ViewerPass>, estimating: bool) -> Self {
         let shown = tokio::sync::watch::Sender::new(Self::describe(&pairs));
-        Self { pairs, estimation: estimating.then(Estimation::default), client, shown }
+        Self { pairs, estimation: estimating.then(Estimation::default), client, shown, pass }
     }
 
     fn describe(pairs: &[Pair]) -> Vec<PairInfo> {

@@ -18,4 +18,5 @@ mod tls;
 mod tokens;
 mod turn;
 mod viewer_access;
+mod webhooks;
 mod whip_whep;

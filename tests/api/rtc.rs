@@ -814,6 +814,11 @@ pub struct Viewer {
 
 /// Opens a WHEP session with `pairs` video+audio pairs.
 pub async fn view(app: &TestApp, path: &str, pairs: usize) -> Result<Viewer, Refused> {
+    view_with(app, path, pairs, None).await
+}
+
+/// [`view`] with `Authorization: Bearer {bearer}` (a viewer token, grant or link).
+pub async fn view_with(app: &TestApp, path: &str, pairs: usize, bearer: Option<&str>) -> Result<Viewer, Refused> {
     let mut pc = peer_connection(None, None).await;
     let recvonly =
         || Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() });
@@ -821,7 +826,7 @@ pub async fn view(app: &TestApp, path: &str, pairs: usize) -> Result<Viewer, Ref
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Video, recvonly()).await.expect("video transceiver");
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Audio, recvonly()).await.expect("audio transceiver");
     }
-    let session = negotiate(app, &mut pc, path, None, Candidates::InOffer).await?;
+    let session = negotiate(app, &mut pc, path, bearer, Candidates::InOffer).await?;
     let tracks: Arc<Mutex<HashMap<String, TrackLog>>> = Arc::default();
     let mut incoming = pc.tracks;
     {

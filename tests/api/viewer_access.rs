@@ -233,7 +233,12 @@ async fn subscribe_tokens_have_the_shapes_of_publish_tokens() {
         (json!({ "label": "x", "streams": ["no good"] }), Some("streams")),
         (json!({ "label": "x", "streams": ["a"], "expiresAt": "2001-01-01T00:00:00Z" }), Some("expiresAt")),
         (json!({ "label": "x", "streams": ["a"], "allowedOrigins": ["fans.example"] }), Some("allowedOrigins")),
-        (json!({ "label": "x", "streams": ["a"], "maxViewers": 5 }), None),
+        (json!({ "label": "x", "streams": ["a"], "maxViewers": 0 }), Some("maxViewers")),
+        (json!({ "label": "x", "streams": ["a"], "maxViewers": -3 }), Some("maxViewers")),
+        (json!({ "label": "x", "streams": ["a"], "maxViewers": 1_000_001 }), Some("maxViewers")),
+        (json!({ "label": "x", "streams": ["a"], "maxViewers": "ten" }), None),
+        (json!({ "label": "x", "streams": ["a"], "maxViewers": 2.5 }), None),
+        (json!({ "label": "x", "streams": ["a"], "viewers": 5 }), None),
         (json!({ "label": "x" }), None),
     ] {
         let response = app.post_json(&s.client, "/api/v1/subscribe-tokens", body.clone()).await;
@@ -360,5 +365,192 @@ async fn a_secure_stream_is_watched_only_with_a_viewer_token_or_its_grant() {
     assert_eq!(open_token["token"]["secureViewer"], false);
     assert_eq!(whep(&app, account, "vip", None, None).await.status(), 201);
     assert!(publisher.is_connected(), "the publisher was never disturbed");
+    app.stop().await;
+}
+
+/// The session URL of an answered WHEP offer.
+fn session_url(app: &TestApp, answered: &Response) -> String {
+    app.url(answered.headers()[header::LOCATION].to_str().unwrap())
+}
+
+async fn refused_busy(response: Response, says: &str) {
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let body = response.text().await.unwrap();
+    assert!(body.contains(says), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_token_lets_in_at_most_its_max_viewers_on_all_its_streams() {
+    let app = spawn_app().await;
+    let s =
+        streamer(&app, "caps@example.com", json!({ "label": "vip", "streams": ["vip", "vip2"], "secureViewer": true }))
+            .await;
+    let account = s.account.as_str();
+    let (capped_id, capped) =
+        new_subscribe_token(&app, &s.client, json!({ "label": "Pair", "streams": ["vip*"], "maxViewers": 2 })).await;
+    let (open_id, uncapped) = new_subscribe_token(&app, &s.client, json!({ "label": "All", "streams": ["vip"] })).await;
+    let token_url = app.url(&format!("/api/v1/subscribe-tokens/{capped_id}"));
+    let shown: Value = s.client.get(&token_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["maxViewers"], 2);
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "vip")).await.expect("publish vip");
+    let publisher2 = rtc::publish(&app, PublishOptions::new(&s.token, "vip2")).await.expect("publish vip2");
+    wait_stream(&app, account, "vip", "live", |state| state["live"] == true).await;
+    wait_stream(&app, account, "vip2", "live", |state| state["live"] == true).await;
+
+    // Answered offers count at once (a viewer still connecting holds its place), on every
+    // stream the token covers, whether it came with the token or a grant made from it.
+    let first = whep(&app, account, "vip", None, Some(&capped)).await;
+    assert_eq!(first.status(), 201);
+    let grant: Value = exchange(&app, account, "vip2", Some(&capped)).await.json().await.unwrap();
+    let second = whep(&app, account, "vip2", None, grant["grant"].as_str()).await;
+    assert_eq!(second.status(), 201);
+    refused_busy(whep(&app, account, "vip", None, Some(&capped)).await, "allows 2 viewers at once").await;
+    refused_busy(whep(&app, account, "vip2", None, grant["grant"].as_str()).await, "viewer token").await;
+    assert_eq!(whep(&app, account, "vip", None, Some(&uncapped)).await.status(), 201, "other tokens are not held");
+
+    // A viewer who leaves frees a place; a raised cap lets more in; no cap lets anyone in.
+    let left = Client::new().delete(session_url(&app, &first)).send().await.unwrap();
+    assert_eq!(left.status(), 200);
+    assert_eq!(whep(&app, account, "vip", None, Some(&capped)).await.status(), 201);
+    refused_busy(whep(&app, account, "vip", None, Some(&capped)).await, "allows 2").await;
+    let raised = s.client.patch(&token_url).json(&json!({ "maxViewers": 3 })).send().await.unwrap();
+    assert_eq!(raised.status(), 200);
+    assert_eq!(whep(&app, account, "vip", None, Some(&capped)).await.status(), 201);
+    refused_busy(whep(&app, account, "vip", None, Some(&capped)).await, "allows 3").await;
+    let bad = s.client.patch(&token_url).json(&json!({ "maxViewers": 0 })).send().await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let lifted: Value =
+        s.client.patch(&token_url).json(&json!({ "maxViewers": null })).send().await.unwrap().json().await.unwrap();
+    assert_eq!(lifted["maxViewers"], Value::Null);
+    assert_eq!(whep(&app, account, "vip", None, Some(&capped)).await.status(), 201);
+
+    // Connected viewers are counted by token for the owner (API and Live page).
+    let viewer = rtc::view_with(&app, &format!("/whep/{account}/vip"), 1, Some(&uncapped)).await.expect("viewer");
+    viewer.wait_for("connected", rtc::Viewer::is_connected).await;
+    let by_pass = wait_for_pass_count(&app, &s.client, "vip", &open_id).await;
+    assert_eq!(by_pass["kind"], "subscribeToken");
+    assert_eq!(by_pass["viewers"], 1);
+    let live = s.client.get(app.url("/live")).send().await.unwrap().text().await.unwrap();
+    assert!(live.contains("Viewer token All"), "the Live page names the token");
+    assert!(publisher.is_connected() && publisher2.is_connected(), "publishers were never disturbed");
+    app.stop().await;
+}
+
+/// The owner's `viewersByPass` entry of `id` on `stream`, once a connected viewer shows there.
+async fn wait_for_pass_count(app: &TestApp, client: &Client, stream: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let streams: Value = client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+        let entry = streams
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["streamName"] == stream)
+            .flat_map(|s| s["viewersByPass"].as_array().cloned().unwrap_or_default())
+            .find(|p| p["id"] == id);
+        if let Some(entry) = entry {
+            return entry;
+        }
+        assert!(std::time::Instant::now() < deadline, "no viewers by pass for {id}: {streams}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_link_opens_one_private_stream_for_its_viewers_until_it_expires() {
+    let app = spawn_app().await;
+    let s = streamer(
+        &app,
+        "links@example.com",
+        json!({ "label": "show", "streams": ["show", "show2"], "secureViewer": true }),
+    )
+    .await;
+    let open = app.post_json(&s.client, "/api/v1/tokens", json!({ "label": "open", "streams": ["open"] })).await;
+    assert_eq!(open.status(), 201);
+    let account = s.account.as_str();
+    let link = |stream: &str, body: Value| {
+        s.client.post(app.url(&format!("/api/v1/streams/{stream}/links"))).json(&body).send()
+    };
+
+    // Bad input: a clear 4xx, nothing made.
+    for (stream, body, status, field) in [
+        ("show", json!({ "expiresIn": 59 }), 422, Some("expiresIn")),
+        ("show", json!({ "expiresIn": 2_592_001 }), 422, Some("expiresIn")),
+        ("show", json!({ "expiresIn": 600, "maxViewers": 0 }), 422, Some("maxViewers")),
+        ("show", json!({ "expiresIn": -5 }), 422, None),
+        ("show", json!({ "expiresIn": "soon" }), 422, None),
+        ("show", json!({}), 422, None),
+        ("show", json!({ "expiresIn": 600, "viewers": 3 }), 422, None),
+        ("no%20good", json!({ "expiresIn": 600 }), 422, Some("streamName")),
+        ("open", json!({ "expiresIn": 600 }), 409, None),
+        ("nobody-covers", json!({ "expiresIn": 600 }), 409, None),
+    ] {
+        let response = link(stream, body.clone()).await.unwrap();
+        assert_eq!(response.status(), status, "{stream} {body}");
+        let error: Value = response.json().await.unwrap();
+        if let Some(field) = field {
+            assert_eq!(error["error"]["field"], field, "{body}");
+        }
+    }
+    let anonymous = Client::new().post(app.url("/api/v1/streams/show/links")).json(&json!({ "expiresIn": 600 }));
+    assert_eq!(anonymous.send().await.unwrap().status(), 401);
+
+    let made = link("show", json!({ "expiresIn": 3600, "maxViewers": 1 })).await.unwrap();
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    let grant = made["grant"].as_str().unwrap().to_owned();
+    assert!(grant.starts_with("fcv_"), "{made}");
+    assert_eq!(made["url"], app.url(&format!("/watch/{account}/show?grant={grant}")));
+    assert_eq!(made["maxViewers"], 1);
+    let expires = time::OffsetDateTime::parse(
+        made["expiresAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    assert!((expires - ferrocast::db::now_unix() - 3600).abs() <= 5, "{made}");
+
+    let publisher = rtc::publish(&app, PublishOptions::new(&s.token, "show")).await.expect("publish");
+    wait_stream(&app, account, "show", "live", |state| state["live"] == true).await;
+    assert_eq!(whep(&app, account, "show", None, None).await.status(), 401, "still private without the link");
+    let first = whep(&app, account, "show", None, Some(&grant)).await;
+    assert_eq!(first.status(), 201);
+    refused_busy(whep(&app, account, "show", None, Some(&grant)).await, "viewer link allows 1").await;
+    assert_eq!(whep(&app, account, "show2", None, Some(&grant)).await.status(), 403, "one stream only");
+    // Another link to the same stream has places of its own.
+    let other: Value = link("show", json!({ "expiresIn": 60 })).await.unwrap().json().await.unwrap();
+    assert_eq!(whep(&app, account, "show", None, other["grant"].as_str()).await.status(), 201);
+
+    // /watch trades what it was given: a link comes back as it is, with the time it has left.
+    let traded = exchange(&app, account, "show", Some(&grant)).await;
+    assert_eq!(traded.status(), 201);
+    let traded: Value = traded.json().await.unwrap();
+    assert_eq!(traded["grant"], grant);
+    assert!((3590..=3600).contains(&traded["expiresIn"].as_u64().unwrap()), "{traded}");
+
+    // An expired link says so (signed with the server's key, as a link made an hour ago).
+    let pool = ferrocast::db::open(&app.data_dir).await.unwrap();
+    let claims = ferrocast::server::viewer_access::grants::GrantClaims {
+        account: account.to_owned(),
+        stream: "show".into(),
+        basis: ferrocast::server::viewer_access::grants::GrantBasis::Link { id: "0ld".into(), max_viewers: None },
+        expires_at: ferrocast::db::now_unix() - 1,
+    };
+    let expired = ferrocast::server::viewer_access::grants::ViewerGrants::default().mint(&pool, &claims).await.unwrap();
+    pool.close().await;
+    let refused = whep(&app, account, "show", None, Some(&expired)).await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.unwrap().contains("viewer link has expired"));
+
+    // The link's route does not hide a stream called "links".
+    let links_stream = app.client().get(app.url(&format!("/api/v1/streams/{account}/links"))).send().await.unwrap();
+    assert_eq!(links_stream.status(), 200);
+    let links_stream: Value = links_stream.json().await.unwrap();
+    assert_eq!((links_stream["streamName"].clone(), links_stream["live"].clone()), (json!("links"), json!(false)));
+    let events = app.client().get(app.url(&format!("/api/v1/streams/{account}/links/events"))).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(publisher.is_connected());
+    drop(first);
     app.stop().await;
 }

@@ -100,7 +100,16 @@ fn LiveRow(stream: LiveStream) -> impl IntoView {
                     {stream.sources.into_iter().map(|source| view! { <SourceItem source/> }).collect_view()}
                 </ul>
             </td>
-            <td class="viewers-cell">{stream.viewers}</td>
+            <td class="viewers-cell">
+                {stream.viewers}
+                {(!stream.viewers_by_pass.is_empty()).then(|| view! {
+                    <ul class="viewers-by-pass" aria-label="Viewers by viewer token or link">
+                        {stream.viewers_by_pass.into_iter().map(|p| view! {
+                            <li><span class="muted">{p.name}</span>" "<strong>{p.viewers}</strong></li>
+                        }).collect_view()}
+                    </ul>
+                })}
+            </td>
             <td>{display_bitrate(stream.bitrate_bps)}</td>
             <td>{display_duration(stream.uptime_secs)}</td>
         </tr>

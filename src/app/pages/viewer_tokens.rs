@@ -77,6 +77,11 @@ pub fn ViewerTokensPage() -> impl IntoView {
                     <label for="viewer-expires">"Expires (UTC, optional)"</label>
                     <input id="viewer-expires" name="expires_utc" type="datetime-local"/>
                 </div>
+                <div class="field">
+                    <label for="viewer-max">"Most viewers at once (optional)"</label>
+                    <input id="viewer-max" name="max_viewers" type="number" min="1" step="1" inputmode="numeric" aria-describedby="viewer-max-hint"/>
+                    <p class="hint" id="viewer-max-hint">"Past it, the next viewer is asked to try again later; empty for no cap."</p>
+                </div>
                 <button type="submit" class="primary" disabled=move || create.pending().get()>"Create viewer token"</button>
             </ActionForm>
         </section>
@@ -110,6 +115,7 @@ pub fn ViewerTokensPage() -> impl IntoView {
                                                 <td>
                                                     <div class="badges">
                                                         {if enabled { view! { <Badge text="Enabled" tone="success"/> } } else { view! { <Badge text="Disabled" tone="muted"/> } }}
+                                                        {token.max_viewers.map(|max| view! { <span class="badge muted">{format!("Up to {max} viewers")}</span> })}
                                                         {token.expires_at.as_deref().map(|at| view! { <span class="hint">{format!("expires {}", display_time(at))}</span> })}
                                                     </div>
                                                 </td>

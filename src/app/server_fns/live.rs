@@ -9,7 +9,8 @@ use crate::model::LiveStream;
 
 #[server(prefix = "/rpc", endpoint = "live_streams")]
 pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
-    use crate::model::{LiveLayer, LiveSource, LiveTrack};
+    use crate::model::{LiveLayer, LivePass, LiveSource, LiveTrack};
+    use crate::sfu::api::PassKind;
     let (state, account) = ssr::require_account().await?;
     let streams = state
         .sfu
@@ -17,10 +18,28 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
         .await
         .map_err(|err| ServerFnError::new(format!("the media server is unavailable: {err}")))?;
     let now = crate::db::now_unix();
+    let mut labels = std::collections::HashMap::new();
+    if streams.iter().any(|s| s.viewers_by_pass.iter().any(|p| p.kind == PassKind::SubscribeToken)) {
+        let tokens =
+            crate::db::subscribe_tokens::list(&state.pool, account.id).await.map_err(|e| ssr::fail(e.into(), None))?;
+        labels.extend(tokens.into_iter().map(|t| (t.id, t.label)));
+    }
+    let pass_name = |kind: PassKind, id: &str| match kind {
+        PassKind::SubscribeToken => match labels.get(id) {
+            Some(label) => format!("Viewer token {label}"),
+            None => "A deleted viewer token".to_owned(),
+        },
+        PassKind::Link => format!("Viewer link …{}", &id[id.len().saturating_sub(4)..]),
+    };
     Ok(streams
         .into_iter()
         .filter(|s| s.live)
         .map(|s| LiveStream {
+            viewers_by_pass: s
+                .viewers_by_pass
+                .iter()
+                .map(|p| LivePass { name: pass_name(p.kind, &p.id), viewers: p.viewers })
+                .collect(),
             account_id: s.account_id,
             stream_name: s.stream_name,
             viewers: s.viewers,

@@ -22,16 +22,26 @@ pub async fn create_viewer_token(
     label: String,
     streams: String,
     expires_utc: String,
+    max_viewers: String,
 ) -> Result<SubscribeTokenWithSecret, ServerFnError> {
+    use crate::server::error::ApiError;
     let (state, account) = ssr::require_account().await?;
     let expires_at = crate::server::timestamps::datetime_local_utc_to_rfc3339(&expires_utc)
-        .map_err(|e| ssr::fail(crate::server::error::ApiError::invalid("expiresAt", e), None))?;
+        .map_err(|e| ssr::fail(ApiError::invalid("expiresAt", e), None))?;
+    let max_viewers = match max_viewers.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<i64>()
+                .map_err(|_| ssr::fail(ApiError::invalid("maxViewers", "most viewers must be a whole number"), None))?,
+        ),
+    };
     let input = crate::model::NewSubscribeToken {
         label,
         streams: streams.split(|c: char| c == ',' || c.is_whitespace()).map(str::to_owned).collect(),
         enabled: Some(true),
         expires_at,
         allowed_origins: None,
+        max_viewers,
     };
     crate::server::subscribe_tokens::create(&state.pool, &account, input).await.map_err(|e| ssr::fail(e, None))
 }

@@ -1,12 +1,14 @@
-//! The JSON API under `/api/v1` (PRODUCT.md §4).
+//! The JSON API under `/api/v1` (README "HTTP API").
 
 mod accounts;
 mod json;
+mod links;
 mod recordings;
 mod self_check;
 mod streams;
 mod subscribe_tokens;
 mod tokens;
+mod webhooks;
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -37,6 +39,12 @@ pub fn router() -> Router<AppState> {
             get(subscribe_tokens::get).patch(subscribe_tokens::update).delete(subscribe_tokens::delete),
         )
         .route("/subscribe-tokens/{id}/rotate", post(subscribe_tokens::rotate))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery}/resend", post(webhooks::resend))
         .route("/api-keys", get(tokens::list_api_keys).post(tokens::create_api_key))
         .route("/api-keys/{id}", delete(tokens::delete_api_key))
         .route("/self-check", get(self_check::self_check))
@@ -45,6 +53,9 @@ pub fn router() -> Router<AppState> {
         .route("/recordings/{id}/file", get(recordings::file))
         .route("/streams", get(streams::list))
         .route("/streams/{account}/{stream}", get(streams::public))
+        // `{account}` is the stream's name here (one router segment cannot have two names); a GET
+        // is the public state of a stream called "links".
+        .route("/streams/{account}/links", get(streams::public_of_links).post(links::create))
         .route("/streams/{account}/{stream}/events", get(streams::public_events))
         .route("/streams/{account}/{stream}/grants", post(subscribe_tokens::exchange))
         .fallback(not_found)

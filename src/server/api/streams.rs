@@ -44,6 +44,15 @@ pub async fn public(
     Ok(Json(PublicStream::new(&key, state.sfu.board().current(&key))))
 }
 
+/// `GET /api/v1/streams/{accountId}/links`: [`public`] of the stream named "links", whose path
+/// the links route (`POST /api/v1/streams/{streamName}/links`) takes first.
+pub async fn public_of_links(
+    state: State<AppState>,
+    Path(account): Path<String>,
+) -> Result<Json<PublicStream>, ApiError> {
+    public(state, Path((account, "links".to_owned()))).await
+}
+
 /// `GET /api/v1/streams/{accountId}/{streamName}/events`: the same as server-sent `stream` events,
 /// one now and one per change.
 pub async fn public_events(

@@ -35,7 +35,7 @@ pub async fn view(
     let account = AccountId::parse(&account).map_err(SignalingError::bad_request)?;
     let stream = StreamName::parse(&stream).map_err(SignalingError::bad_request)?;
     let source = source_id(query.as_deref())?;
-    viewer_access::admit_viewer(&state, &headers, &account, &stream)
+    let pass = viewer_access::admit_viewer(&state, &headers, &account, &stream)
         .await
         .map_err(|err| {
             tracing::error!(%err, "viewer access: database error");
@@ -43,7 +43,7 @@ pub async fn view(
         })?
         .map_err(SignalingError::from)?;
     let offer = read_body(&headers, body, SDP).await?;
-    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip };
+    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip, pass };
     let session = state.sfu.view(request).await?;
     let base = format!("/whep/{account}/{stream}/{}", session.session_id);
     let mut links = ice_server_links(&state.settings.ice_servers_now());

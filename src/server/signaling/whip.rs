@@ -14,7 +14,7 @@ use crate::{
     server::{
         auth::bearer_token,
         publish_rule::{self, PublishRequest as PublishCheck},
-        AppState,
+        webhooks, AppState,
     },
     sfu::{api::SessionKind, api::SessionRef, PublishRequest, StreamKey},
 };
@@ -26,11 +26,46 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, SignalingError> {
-    let secret = bearer_token(&headers).ok_or_else(|| {
+    let result = try_publish(&state, &stream, query.as_deref(), &headers, body).await;
+    if let Err(refused) = &result {
+        tell_owner(&state, &headers, &stream, query.as_deref(), refused);
+    }
+    result
+}
+
+/// A refused publish with a real token: its owner's `publish.refused` webhook hears why, from a
+/// task of its own (the answer does not wait for the database).
+fn tell_owner(state: &AppState, headers: &HeaderMap, stream: &str, query: Option<&str>, refused: &SignalingError) {
+    let Some(secret) = bearer_token(headers).map(str::to_owned) else { return };
+    let (state, stream) = (state.clone(), stream.to_owned());
+    let source = query_param(query, "source");
+    let (status, reason) = (refused.status().as_u16(), refused.message().to_owned());
+    tokio::spawn(async move {
+        let owner = match publish_rule::owner_of(&state.pool, &state.grants, &secret).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return,
+            Err(err) => return tracing::error!(%err, "publish.refused: database error"),
+        };
+        let data = serde_json::json!({
+            "accountId": owner, "streamName": stream, "sourceId": source, "status": status, "reason": reason,
+        });
+        let event = webhooks::Event::new(webhooks::EventType::PublishRefused, webhooks::sender::now_ms(), data);
+        state.webhooks.emit(webhooks::Owner::PublicId(&owner), &event).await;
+    });
+}
+
+async fn try_publish(
+    state: &AppState,
+    stream: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, SignalingError> {
+    let secret = bearer_token(headers).ok_or_else(|| {
         SignalingError::unauthorized("a publish token is required: send Authorization: Bearer <token>")
     })?;
-    let stream = StreamName::parse(&stream).map_err(SignalingError::bad_request)?;
-    let source = source_id(query.as_deref())?;
+    let stream = StreamName::parse(stream).map_err(SignalingError::bad_request)?;
+    let source = source_id(query)?;
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let check = PublishCheck { secret, stream_name: &stream, source_id: source.as_ref(), origin };
     let grant = publish_rule::authorize(&state.pool, &state.grants, check)
@@ -40,7 +75,7 @@ pub async fn publish(
             SignalingError::internal()
         })?
         .map_err(SignalingError::from)?;
-    let record = match record_choice(query.as_deref())? {
+    let record = match record_choice(query)? {
         None => grant.record,
         Some(false) => false,
         Some(true) if grant.record => true,
@@ -50,7 +85,7 @@ pub async fn publish(
             ))
         }
     };
-    let offer = read_body(&headers, body, SDP).await?;
+    let offer = read_body(headers, body, SDP).await?;
 
     let request = PublishRequest {
         stream: StreamKey::new(&grant.account_public_id, &stream),

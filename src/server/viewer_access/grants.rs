@@ -4,6 +4,9 @@
 //! renews it while it plays). It is signed (HMAC-SHA256 with a key kept in the database), so it
 //! survives a restart and needs no table; the token behind it is still checked at every offer,
 //! so disabling or deleting the token ends its grants too.
+//!
+//! A signed viewer link (README "Viewer links") is a grant made from no token: it names the
+//! stream, its own random id and cap, and lasts as long as its owner asked.
 
 use std::time::Duration;
 
@@ -27,9 +30,41 @@ const CONTEXT: &[u8] = b"ferrocast viewer grant v1\n";
 pub struct GrantClaims {
     pub account: String,
     pub stream: String,
-    pub subscribe_token_id: String,
+    pub basis: GrantBasis,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+/// What a grant was made from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantBasis {
+    /// The id of the subscribe token it was exchanged for.
+    SubscribeToken(String),
+    /// A viewer link: its id (random, hex) and how many may watch with it at once.
+    Link { id: String, max_viewers: Option<u32> },
+}
+
+/// The part of a link's payload before its id, so that a token id (hex) is never taken for one.
+const LINK_MARK: &str = "link.";
+
+impl GrantBasis {
+    fn encode(&self) -> String {
+        match self {
+            Self::SubscribeToken(id) => id.clone(),
+            Self::Link { id, max_viewers } => {
+                format!("{LINK_MARK}{id}.{}", max_viewers.map(|max| max.to_string()).unwrap_or_default())
+            }
+        }
+    }
+
+    fn decode(part: &str) -> Option<Self> {
+        let Some(link) = part.strip_prefix(LINK_MARK) else {
+            return (!part.is_empty() && !part.contains('.')).then(|| Self::SubscribeToken(part.to_owned()));
+        };
+        let (id, max) = link.split_once('.')?;
+        let max_viewers = if max.is_empty() { None } else { Some(max.parse().ok()?) };
+        (!id.is_empty()).then(|| Self::Link { id: id.to_owned(), max_viewers })
+    }
 }
 
 /// Why a presented grant is not taken.
@@ -37,7 +72,8 @@ pub struct GrantClaims {
 pub enum GrantProblem {
     /// Not a grant this server made (malformed, or the signature does not match).
     Invalid,
-    Expired,
+    /// Past its time; `link` when it was a viewer link (which cannot be renewed).
+    Expired { link: bool },
 }
 
 /// Mints and checks grants with the server's key, loaded from the database once.
@@ -76,10 +112,10 @@ impl ViewerGrants {
     }
 }
 
-/// `fcv_` + base64url(`account/stream/token/expiry`) + `.` + base64url(its signature). Names hold no
-/// `/` (their alphabet has none), so the four parts split back unambiguously.
+/// `fcv_` + base64url(`account/stream/basis/expiry`) + `.` + base64url(its signature). Names hold
+/// no `/` (their alphabet has none), so the four parts split back unambiguously.
 fn encode(key: &[u8], claims: &GrantClaims) -> String {
-    let payload = format!("{}/{}/{}/{}", claims.account, claims.stream, claims.subscribe_token_id, claims.expires_at);
+    let payload = format!("{}/{}/{}/{}", claims.account, claims.stream, claims.basis.encode(), claims.expires_at);
     signed(key, &payload)
 }
 
@@ -104,21 +140,17 @@ fn check(key: &[u8], grant: &str, now: i64) -> Result<GrantClaims, GrantProblem>
     sign(key, &payload).verify_slice(&signature).map_err(|_| GrantProblem::Invalid)?;
     let payload = String::from_utf8(payload).map_err(|_| GrantProblem::Invalid)?;
     let mut parts = payload.split('/');
-    let (Some(account), Some(stream), Some(token), Some(expires), None) =
+    let (Some(account), Some(stream), Some(basis), Some(expires), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(GrantProblem::Invalid);
     };
+    let basis = GrantBasis::decode(basis).ok_or(GrantProblem::Invalid)?;
     let expires_at: i64 = expires.parse().map_err(|_| GrantProblem::Invalid)?;
     if expires_at <= now {
-        return Err(GrantProblem::Expired);
+        return Err(GrantProblem::Expired { link: matches!(basis, GrantBasis::Link { .. }) });
     }
-    Ok(GrantClaims {
-        account: account.to_owned(),
-        stream: stream.to_owned(),
-        subscribe_token_id: token.to_owned(),
-        expires_at,
-    })
+    Ok(GrantClaims { account: account.to_owned(), stream: stream.to_owned(), basis, expires_at })
 }
 
 #[cfg(test)]
@@ -129,9 +161,13 @@ mod tests {
         GrantClaims {
             account: "abc123".into(),
             stream: "show.1".into(),
-            subscribe_token_id: "t1".into(),
+            basis: GrantBasis::SubscribeToken("t1".into()),
             expires_at: 2_000,
         }
+    }
+
+    fn link(max_viewers: Option<u32>) -> GrantClaims {
+        GrantClaims { basis: GrantBasis::Link { id: "9f86d081".into(), max_viewers }, ..claims() }
     }
 
     #[test]
@@ -139,7 +175,23 @@ mod tests {
         let grant = encode(b"key one", &claims());
         assert!(grant.starts_with(VIEWER_GRANT_PREFIX) && !grant.contains('/') && !grant.contains('='), "{grant}");
         assert_eq!(check(b"key one", &grant, 1_999), Ok(claims()));
-        assert_eq!(check(b"key one", &grant, 2_000), Err(GrantProblem::Expired));
+        assert_eq!(check(b"key one", &grant, 2_000), Err(GrantProblem::Expired { link: false }));
+    }
+
+    #[test]
+    fn a_link_carries_its_id_and_cap() {
+        for max in [None, Some(1), Some(1_000)] {
+            let grant = encode(b"key one", &link(max));
+            assert_eq!(check(b"key one", &grant, 1_000), Ok(link(max)));
+            assert_eq!(check(b"key one", &grant, 2_001), Err(GrantProblem::Expired { link: true }));
+        }
+        // Signed but malformed bases are not grants.
+        for basis in ["", "link.", "link.x", "link..5", "link.x.many", "link.x.-1", "a.b"] {
+            assert_eq!(
+                check(b"key one", &signed(b"key one", &format!("a/b/{basis}/5000")), 0),
+                Err(GrantProblem::Invalid)
+            );
+        }
     }
 
     #[test]

@@ -16,9 +16,10 @@ use crate::{
     db::{self, subscribe_tokens::SubscribeTokenWithOwner},
     model::StreamPattern,
     names::{AccountId, StreamName},
+    sfu::api::{PassKind, ViewerPass},
 };
 use embed::EmbedPolicy;
-use grants::{GrantClaims, GrantProblem, VIEWER_GRANT_PREFIX, VIEWER_GRANT_TTL};
+use grants::{GrantBasis, GrantClaims, GrantProblem, VIEWER_GRANT_PREFIX, VIEWER_GRANT_TTL};
 
 /// What the tokens covering one stream say about its viewers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub enum ViewerRefused {
     UnknownToken,
     #[error("the viewer grant has expired: exchange the viewer token again")]
     GrantExpired,
+    #[error("this viewer link has expired: ask for a new one")]
+    LinkExpired,
     #[error("the viewer token is not for this stream")]
     OtherStream,
     #[error("the viewer token is disabled")]
@@ -83,26 +86,23 @@ impl ViewerRefused {
     /// 401 when no usable credential was sent (RFC 6750), 403 when it does not allow this.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::TokenRequired | Self::UnknownToken | Self::GrantExpired => StatusCode::UNAUTHORIZED,
+            Self::TokenRequired | Self::UnknownToken | Self::GrantExpired | Self::LinkExpired => {
+                StatusCode::UNAUTHORIZED
+            }
             _ => StatusCode::FORBIDDEN,
         }
     }
 }
 
-/// A viewer let in; `subscribe_token_id` when a subscribe token (or its grant) did it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Admitted {
-    pub subscribe_token_id: Option<String>,
-}
-
 /// The WHEP door's check: the stream's embed list, then, for a secure stream, the subscribe
-/// token or viewer grant in `Authorization`.
+/// token, viewer grant or viewer link in `Authorization`. `Some` pass when one let the viewer in
+/// (the SFU counts its viewers against its cap).
 pub async fn admit_viewer(
     state: &AppState,
     headers: &HeaderMap,
     account: &AccountId,
     stream: &StreamName,
-) -> Result<Result<Admitted, ViewerRefused>, sqlx::Error> {
+) -> Result<Result<Option<ViewerPass>, ViewerRefused>, sqlx::Error> {
     let access = StreamAccess::of_stream(&state.pool, account, stream).await?;
     if let EmbedPolicy::Only(origins) = &access.embed {
         if !origin_allowed(headers, origins, &state.settings.public_origin) {
@@ -110,33 +110,60 @@ pub async fn admit_viewer(
         }
     }
     if !access.secure {
-        return Ok(Ok(Admitted { subscribe_token_id: None }));
+        return Ok(Ok(None));
     }
-    Ok(check_subscriber(state, headers, account, stream)
-        .await?
-        .map(|token| Admitted { subscribe_token_id: Some(token.token.id) }))
+    Ok(check_credential(state, headers, account, stream).await?.map(|credential| Some(credential.pass())))
 }
 
-/// The subscribe token behind the `Authorization` of a request for `stream`, if it allows
-/// watching it from the request's page now.
-pub async fn check_subscriber(
+/// What a viewer of a secure stream showed: a subscribe token (itself or through a grant made
+/// from it), or a viewer link.
+pub enum Credential {
+    Token(SubscribeTokenWithOwner),
+    Link { id: String, max_viewers: Option<u32>, expires_at: i64 },
+}
+
+impl Credential {
+    fn pass(&self) -> ViewerPass {
+        match self {
+            Self::Token(found) => ViewerPass {
+                kind: PassKind::SubscribeToken,
+                id: found.token.id.as_str().into(),
+                max_viewers: found.token.max_viewers.and_then(|max| u32::try_from(max).ok()),
+            },
+            Self::Link { id, max_viewers, .. } => {
+                ViewerPass { kind: PassKind::Link, id: id.as_str().into(), max_viewers: *max_viewers }
+            }
+        }
+    }
+}
+
+/// The credential in the `Authorization` of a request for `stream`, if it allows watching it
+/// from the request's page now.
+pub async fn check_credential(
     state: &AppState,
     headers: &HeaderMap,
     account: &AccountId,
     stream: &StreamName,
-) -> Result<Result<SubscribeTokenWithOwner, ViewerRefused>, sqlx::Error> {
+) -> Result<Result<Credential, ViewerRefused>, sqlx::Error> {
     let Some(secret) = bearer_token(headers) else { return Ok(Err(ViewerRefused::TokenRequired)) };
     let now = db::now_unix();
     let found = if secret.starts_with(VIEWER_GRANT_PREFIX) {
         let claims = match state.viewer_grants.verify(&state.pool, secret, now).await? {
             Ok(claims) => claims,
             Err(GrantProblem::Invalid) => return Ok(Err(ViewerRefused::UnknownToken)),
-            Err(GrantProblem::Expired) => return Ok(Err(ViewerRefused::GrantExpired)),
+            Err(GrantProblem::Expired { link: false }) => return Ok(Err(ViewerRefused::GrantExpired)),
+            Err(GrantProblem::Expired { link: true }) => return Ok(Err(ViewerRefused::LinkExpired)),
         };
         if claims.account != account.as_str() || claims.stream != stream.as_str() {
             return Ok(Err(ViewerRefused::OtherStream));
         }
-        db::subscribe_tokens::find_with_owner(&state.pool, &claims.subscribe_token_id).await?
+        match claims.basis {
+            GrantBasis::SubscribeToken(id) => db::subscribe_tokens::find_with_owner(&state.pool, &id).await?,
+            // Signed for this stream by this server, and unexpired: nothing else to ask.
+            GrantBasis::Link { id, max_viewers } => {
+                return Ok(Ok(Credential::Link { id, max_viewers, expires_at: claims.expires_at }))
+            }
+        }
     } else if secret.starts_with(secrets::SUBSCRIBE_TOKEN_PREFIX) {
         db::subscribe_tokens::find_by_secret_hash(&state.pool, &secrets::hash(secret)).await?
     } else {
@@ -164,35 +191,81 @@ pub async fn check_subscriber(
     if verdict.is_ok() && token.last_used_at.is_none_or(|at| now - at >= 60) {
         db::subscribe_tokens::touch(&state.pool, &token.id, now).await?;
     }
-    Ok(verdict.map(|()| found))
+    Ok(verdict.map(|()| Credential::Token(found)))
 }
 
 /// A fresh viewer grant for `stream`, made from the subscribe token (or grant) of the request:
-/// `/watch?token=` trades the secret for one, and renews it with the grant while it plays.
+/// `/watch?token=` trades the secret for one, and renews it with the grant while it plays. A
+/// viewer link is its own grant: it comes back as it is, with the time it has left.
 pub async fn exchange(
     state: &AppState,
     headers: &HeaderMap,
     account: &AccountId,
     stream: &StreamName,
 ) -> Result<Result<(String, std::time::Duration), ViewerRefused>, sqlx::Error> {
-    let token = match check_subscriber(state, headers, account, stream).await? {
-        Ok(token) => token,
+    let (basis, expires_at) = match check_credential(state, headers, account, stream).await? {
         Err(refused) => return Ok(Err(refused)),
+        Ok(Credential::Token(token)) => {
+            let mut expires_at = db::now_unix() + VIEWER_GRANT_TTL.as_secs() as i64;
+            // Never beyond the token's own expiry.
+            if let Some(token_expiry) = token.token.expires_at {
+                expires_at = expires_at.min(token_expiry);
+            }
+            (GrantBasis::SubscribeToken(token.token.id), expires_at)
+        }
+        Ok(Credential::Link { id, max_viewers, expires_at }) => (GrantBasis::Link { id, max_viewers }, expires_at),
     };
-    let mut expires_at = db::now_unix() + VIEWER_GRANT_TTL.as_secs() as i64;
-    // Never beyond the token's own expiry.
-    if let Some(token_expiry) = token.token.expires_at {
-        expires_at = expires_at.min(token_expiry);
-    }
-    let claims = GrantClaims {
-        account: account.as_str().to_owned(),
-        stream: stream.as_str().to_owned(),
-        subscribe_token_id: token.token.id,
-        expires_at,
-    };
+    let claims =
+        GrantClaims { account: account.as_str().to_owned(), stream: stream.as_str().to_owned(), basis, expires_at };
     let grant = state.viewer_grants.mint(&state.pool, &claims).await?;
     let lasts = std::time::Duration::from_secs((expires_at - db::now_unix()).max(0) as u64);
     Ok(Ok((grant, lasts)))
+}
+
+/// Longest and shortest a viewer link may last.
+pub const LINK_LIFETIME: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
+/// A signed viewer link to the account's `stream` (README "Viewer links"): works for
+/// `expires_in`, for at most `max_viewers` at once, without a subscribe token. Only a stream
+/// that needs a viewer token gets one: on an open stream its cap would be a promise nobody
+/// keeps (anyone may watch without the link).
+pub async fn make_link(
+    state: &AppState,
+    account: &AccountId,
+    stream: &StreamName,
+    expires_in: u64,
+    max_viewers: Option<u32>,
+) -> Result<Result<(String, i64), LinkRefused>, sqlx::Error> {
+    if !LINK_LIFETIME.contains(&expires_in) {
+        return Ok(Err(LinkRefused::Lifetime));
+    }
+    if max_viewers == Some(0) {
+        return Ok(Err(LinkRefused::NoViewers));
+    }
+    if !StreamAccess::of_stream(&state.pool, account, stream).await?.secure {
+        return Ok(Err(LinkRefused::OpenStream));
+    }
+    let expires_at = db::now_unix() + expires_in as i64;
+    let claims = GrantClaims {
+        account: account.as_str().to_owned(),
+        stream: stream.as_str().to_owned(),
+        basis: GrantBasis::Link { id: secrets::new_id(), max_viewers },
+        expires_at,
+    };
+    Ok(Ok((state.viewer_grants.mint(&state.pool, &claims).await?, expires_at)))
+}
+
+/// Why no link was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkRefused {
+    #[error("expiresIn must be between 60 seconds and 30 days (2592000)")]
+    Lifetime,
+    #[error("maxViewers must be at least 1 (or left out for no cap)")]
+    NoViewers,
+    #[error(
+        "anyone may watch this stream without a link: turn on Secure viewer on the publish token that covers it first"
+    )]
+    OpenStream,
 }
 
 #[cfg(test)]

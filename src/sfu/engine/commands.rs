@@ -37,8 +37,9 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 use super::lifecycle::RECORDED_LAYER;
 use crate::sfu::{
     api::{
-        Command, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated, SessionInfo, SessionRef,
-        SfuError, SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
+        Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
+        SessionInfo, SessionRef, SfuError, SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
+        ViewerPass,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
@@ -306,7 +307,12 @@ impl Engine {
         Ok(())
     }
 
-    fn admit_viewer(&self, stream: &crate::sfu::registry::Stream, client: std::net::IpAddr) -> Result<(), SfuError> {
+    fn admit_viewer(
+        &self,
+        stream: &crate::sfu::registry::Stream,
+        client: std::net::IpAddr,
+        pass: Option<&ViewerPass>,
+    ) -> Result<(), SfuError> {
         let connected = |id: &PeerId| self.peers.get(id).is_some_and(|p| p.connected);
         let watching = stream.viewers.iter().filter(|id| connected(id)).count();
         if watching >= self.config.max_viewers_per_stream {
@@ -319,7 +325,7 @@ impl Engine {
                 "too many viewers are connecting to this stream at once; try again in a few seconds".into(),
             ));
         }
-        let (mut connected_total, mut pending_total, mut pending_here) = (0, 0, 0);
+        let (mut connected_total, mut pending_total, mut pending_here, mut of_pass) = (0, 0, 0, 0);
         for peer in self.peers.values() {
             let Role::Viewer(viewer) = &peer.role else { continue };
             if peer.connected {
@@ -328,9 +334,25 @@ impl Engine {
                 pending_total += 1;
                 pending_here += usize::from(viewer.client == client);
             }
+            // A pass's cap counts its viewers still connecting too: it is a promise to whoever
+            // handed the pass out, so it is never exceeded, not even for a moment.
+            if let (Some(pass), Some(theirs)) = (pass, &viewer.pass) {
+                of_pass += usize::from(theirs.kind == pass.kind && theirs.id == pass.id);
+            }
         }
         if connected_total >= self.config.max_viewers {
             return Err(SfuError::LimitReached("this server has as many viewers as it allows; try again later".into()));
+        }
+        if let Some(pass) = pass {
+            if let Some(max) = pass.max_viewers.filter(|max| of_pass >= *max as usize) {
+                let what = match pass.kind {
+                    PassKind::SubscribeToken => "viewer token",
+                    PassKind::Link => "viewer link",
+                };
+                return Err(SfuError::LimitReached(format!(
+                    "this {what} allows {max} viewers at once and all are watching; try again later"
+                )));
+            }
         }
         if pending_here >= PENDING_VIEWERS_PER_ADDRESS {
             return Err(SfuError::LimitReached(
@@ -350,7 +372,7 @@ impl Engine {
         let asked = SourceName::asked(request.source);
         let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
         let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
-        self.admit_viewer(stream, request.client)?;
+        self.admit_viewer(stream, request.client, request.pass.as_ref())?;
         let receiving = |kind: MediaKind| -> Result<Vec<String>, SfuError> {
             sections
                 .iter()
@@ -384,7 +406,7 @@ impl Engine {
             .and_then(Peer::publisher)
             .and_then(Publisher::video)
             .is_some_and(TrackIn::is_simulcast);
-        let role = Role::Viewer(Viewer::new(pairs, request.client, estimating));
+        let role = Role::Viewer(Viewer::new(pairs, request.client, request.pass, estimating));
         let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
@@ -530,6 +552,21 @@ impl Engine {
         }
     }
 
+    /// The stream's connected viewers counted by the pass that let them in (a few passes at
+    /// most: a linear merge beats a map).
+    fn viewers_by_pass(&self, stream: &Stream) -> Vec<PassViewers> {
+        let mut counts: Vec<PassViewers> = Vec::new();
+        let passes = stream.viewers.iter().filter_map(|id| self.peers.get(id)).filter(|p| p.connected);
+        for pass in passes.filter_map(|peer| peer.viewer().and_then(|v| v.pass.as_ref())) {
+            match counts.iter_mut().find(|c| c.kind == pass.kind && *c.id == *pass.id) {
+                Some(count) => count.viewers += 1,
+                None => counts.push(PassViewers { kind: pass.kind, id: pass.id.to_string(), viewers: 1 }),
+            }
+        }
+        counts.sort_by(|a, b| b.viewers.cmp(&a.viewers).then_with(|| a.id.cmp(&b.id)));
+        counts
+    }
+
     pub(super) fn snapshot(&self, key: &StreamKey, stream: &Stream) -> StreamInfo {
         let now = Instant::now();
         let sources: Vec<SourceInfo> = stream
@@ -570,6 +607,7 @@ impl Engine {
             bitrate_bps: sources.iter().map(|s| s.bitrate_bps).sum(),
             recording: sources.iter().any(|s| s.active && s.recording),
             sources,
+            viewers_by_pass: self.viewers_by_pass(stream),
         }
     }
 }

@@ -125,7 +125,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
     drop(tcp_sender);
 
     let (commands_tx, commands) = mpsc::channel(1024);
-    let board = Board::default();
+    let board = Board::with_events(config.stream_events.clone());
     let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
     let engine = Engine {
         config,
