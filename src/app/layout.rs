@@ -49,6 +49,7 @@ fn Frame(account: AccountView) -> impl IntoView {
                     <A href="/live">"Live"</A>
                     <A href="/recordings">"Recordings"</A>
                     <A href="/viewer-tokens">"Viewer tokens"</A>
+                    <A href="/webhooks">"Webhooks"</A>
                     <A href="/api-keys">"API keys"</A>
                 </nav>
                 <AccountMenu account/>

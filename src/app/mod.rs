@@ -26,6 +26,7 @@ use pages::{
     token_settings::TokenSettingsPage,
     tokens::TokensPage,
     viewer_tokens::ViewerTokensPage,
+    webhooks::WebhooksPage,
 };
 
 /// The document around the app: head, hydration scripts, body.
@@ -91,6 +92,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/live") view=LivePage ssr=SsrMode::Async/>
                     <Route path=path!("/recordings") view=RecordingsPage ssr=SsrMode::Async/>
                     <Route path=path!("/viewer-tokens") view=ViewerTokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </ParentRoute>

@@ -15,7 +15,8 @@ use super::{
 };
 
 /// Dashboard sections; each path under them needs a logged-in account.
-const DASHBOARD_SECTIONS: &[&str] = &["/tokens", "/live", "/viewer-tokens", "/api-keys", "/recordings", "/account"];
+const DASHBOARD_SECTIONS: &[&str] =
+    &["/tokens", "/live", "/viewer-tokens", "/webhooks", "/api-keys", "/recordings", "/account"];
 /// Pages only for people who are not logged in.
 const GUEST_PAGES: &[&str] = &["/login", "/signup"];
 

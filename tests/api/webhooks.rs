@@ -41,30 +41,28 @@ impl Received {
     }
 }
 
+type Log = Arc<Mutex<Vec<Received>>>;
+
 /// An HTTP server on loopback that keeps every request and answers with `status` (changeable).
 #[derive(Clone)]
 struct Receiver {
     addr: SocketAddr,
-    got: Arc<Mutex<Vec<Received>>>,
+    got: Log,
     status: Arc<AtomicU16>,
 }
 
 impl Receiver {
     async fn start() -> Self {
-        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let got: Log = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
         let state = (got.clone(), status.clone());
         let app = Router::new().route(
             "/hook",
-            post(
-                |State((got, status)): State<(Arc<Mutex<Vec<Received>>>, Arc<AtomicU16>)>,
-                 headers: HeaderMap,
-                 body: Bytes| async move {
-                    let body = String::from_utf8(body.to_vec()).unwrap();
-                    got.lock().unwrap().push(Received { headers, body, at: Instant::now() });
-                    StatusCode::from_u16(status.load(Ordering::Relaxed)).unwrap()
-                },
-            ),
+            post(|State((got, status)): State<(Log, Arc<AtomicU16>)>, headers: HeaderMap, body: Bytes| async move {
+                let body = String::from_utf8(body.to_vec()).unwrap();
+                got.lock().unwrap().push(Received { headers, body, at: Instant::now() });
+                StatusCode::from_u16(status.load(Ordering::Relaxed)).unwrap()
+            }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -12,3 +12,4 @@ pub mod token_new;
 pub mod token_settings;
 pub mod tokens;
 pub mod viewer_tokens;
+pub mod webhooks;

@@ -7,12 +7,14 @@ mod live;
 mod recordings;
 mod tokens;
 mod viewer_tokens;
+mod webhooks;
 
 pub use accounts::*;
 pub use live::*;
 pub use recordings::*;
 pub use tokens::*;
 pub use viewer_tokens::*;
+pub use webhooks::*;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
