@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::{
     helpers::{spawn_app, TestApp},
     rtc::{self, Media, PublishOptions},
+    webhooks,
     whip_whep::{streamer, wait_stream},
 };
 
@@ -68,8 +69,12 @@ fn recording_file(app: &TestApp, path: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_vp8_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_whole() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(webhooks::private_networks).await;
     let s = streamer(&app, "rec@example.com", json!({ "label": "rec", "streams": ["show"], "record": true })).await;
+    // The recording.ready webhook says when the file is complete.
+    let receiver = webhooks::Receiver::start().await;
+    let (_, hook_secret) =
+        webhooks::new_endpoint(&app, &s.client, json!({ "url": receiver.url(), "events": ["recording.ready"] })).await;
     let mut options = PublishOptions::new(&s.token, "show");
     options.media = Media::Clip;
     let publisher = rtc::publish(&app, options).await.expect("publish");
@@ -86,6 +91,12 @@ async fn a_recorded_vp8_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_who
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].2, None, "no reason: it ended with the broadcast");
     let file = recording_file(&app, &rows[0].1);
+    let ready = receiver.wait_for(1, Duration::from_secs(10)).await;
+    webhooks::assert_signed(&ready[0], &hook_secret);
+    let ready = ready[0].json();
+    assert_eq!((ready["type"].as_str(), ready["data"]["status"].as_str()), (Some("recording.ready"), Some("complete")));
+    assert_eq!(ready["data"]["streamName"], "show");
+    assert!(ready["data"]["bytes"].as_u64().unwrap() > 0, "{ready}");
 
     let probe: serde_json::Value = serde_json::from_str(&ffprobe(
         &file,

@@ -25,14 +25,14 @@ use crate::{
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: String,
     at: Instant,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
 
@@ -45,14 +45,14 @@ type Log = Arc<Mutex<Vec<Received>>>;
 
 /// An HTTP server on loopback that keeps every request and answers with `status` (changeable).
 #[derive(Clone)]
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     got: Log,
     status: Arc<AtomicU16>,
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let got: Log = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
         let state = (got.clone(), status.clone());
@@ -70,7 +70,7 @@ impl Receiver {
         Self { addr, got, status }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
@@ -83,7 +83,7 @@ impl Receiver {
     }
 
     /// Waits (bounded) until `count` requests have arrived.
-    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
         loop {
             let all = self.all();
@@ -97,7 +97,7 @@ impl Receiver {
 }
 
 /// Checks `Ferrocast-Signature: t=…,v1=…` as a receiver would: HMAC-SHA256 over `t.body`.
-fn assert_signed(received: &Received, secret: &str) {
+pub(crate) fn assert_signed(received: &Received, secret: &str) {
     let header = received.headers["ferrocast-signature"].to_str().unwrap();
     let (t, v1) = header.split_once(',').unwrap();
     let t = t.strip_prefix("t=").unwrap();
@@ -112,7 +112,7 @@ fn assert_signed(received: &Received, secret: &str) {
     assert_eq!(received.headers["ferrocast-event"].to_str().unwrap(), received.kind());
 }
 
-async fn new_endpoint(app: &TestApp, client: &Client, body: Value) -> (String, String) {
+pub(crate) async fn new_endpoint(app: &TestApp, client: &Client, body: Value) -> (String, String) {
     let created = app.post_json(client, "/api/v1/webhooks", body).await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
@@ -125,7 +125,7 @@ async fn deliveries(app: &TestApp, client: &Client, id: &str) -> Vec<Value> {
     log.json().await.unwrap()
 }
 
-fn private_networks(config: &mut ferrocast::config::Config) {
+pub(crate) fn private_networks(config: &mut ferrocast::config::Config) {
     config.webhooks_private_networks = true;
 }
 
