@@ -524,6 +524,34 @@ pub struct LiveSource {
     pub tracks: Vec<LiveTrack>,
     /// The video's simulcast layers, best first (one without simulcast).
     pub layers: Vec<LiveLayer>,
+    pub health: LiveHealth,
+    /// The last ten minutes, oldest first, one sample every five seconds.
+    pub history: Vec<LiveSample>,
+}
+
+/// How a publisher's connection fares (see the API's `health`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveHealth {
+    pub rtt_ms: Option<u32>,
+    pub loss_percent: Option<f32>,
+    pub nacks: u64,
+    pub keyframe_requests: u64,
+}
+
+/// One point of a source's history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveSample {
+    /// Unix seconds.
+    pub at: i64,
+    pub bitrate_bps: u64,
+    /// Of the best layer sent; 0 when there is no video.
+    pub fps: u32,
+    pub width: u16,
+    pub height: u16,
+    /// Of the whole stream.
+    pub viewers: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

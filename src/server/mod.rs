@@ -12,6 +12,7 @@ mod headers;
 mod help;
 pub(crate) mod limits;
 pub mod live;
+pub mod live_history;
 pub mod metrics;
 mod origin;
 mod pages;
@@ -117,6 +118,8 @@ pub struct AppState {
     pub recorder: crate::recorder::Recorder,
     /// Queues webhook deliveries.
     pub webhooks: webhooks::Webhooks,
+    /// The Live page's ten minutes of figures.
+    pub live_history: Arc<live_history::LiveHistory>,
     /// Flips to `true` when the server starts shutting down: long-lived responses (event
     /// streams) end so that graceful shutdown does not wait for them.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -239,6 +242,8 @@ impl Application {
             tokio::spawn(recordings::keep(pool.clone(), recorder_reports, sfu.clone(), webhooks.clone()));
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(webhooks::listen(webhooks.clone(), stream_changes));
+        let live_history = Arc::new(live_history::LiveHistory::default());
+        tokio::spawn(live_history::sample(live_history.clone(), sfu.clone(), shutdown_rx.clone()));
         tokio::spawn(webhooks::sender::run(
             pool.clone(),
             hooks_client,
@@ -257,6 +262,7 @@ impl Application {
             throttle: Arc::default(),
             recorder,
             webhooks,
+            live_history,
             shutdown: shutdown_rx,
             leptos_options,
         };

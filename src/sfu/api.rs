@@ -297,6 +297,21 @@ pub struct SourceInfo {
     pub layers: Vec<LayerInfo>,
     /// The publish token feeding it.
     pub token_id: String,
+    pub health: SourceHealth,
+}
+
+/// How the publisher's connection fares.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceHealth {
+    /// `null` until the publisher's RTCP allows a measure (many encoders send none that does).
+    pub rtt_ms: Option<u32>,
+    /// Packets lost on the way in over the last two seconds, in percent (`null` before a report).
+    pub loss_percent: Option<f32>,
+    /// Retransmissions asked for since the feed started.
+    pub nacks: u64,
+    /// Keyframes asked for (new viewers, layer switches, the recorder, losses).
+    pub keyframe_requests: u64,
 }
 
 /// One simulcast layer of a source's video (a video track without simulcast shows as one layer,

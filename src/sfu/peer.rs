@@ -7,7 +7,7 @@ use std::{
 
 use str0m::{
     format::PayloadParams,
-    media::{MediaKind, Mid, Pt},
+    media::{MediaKind, Mid, Pt, Rid},
     rtp::Ssrc,
     Event, Input, Output, Rtc,
 };
@@ -124,6 +124,54 @@ pub struct Publisher {
     pub token_id: String,
     pub record: bool,
     pub tracks: Vec<TrackIn>,
+    pub health: Health,
+}
+
+/// How a publisher's connection fares, for the Live page: str0m's statistics (every
+/// [`STATS_INTERVAL`], publishers only) and the keyframes the engine asked it for.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    /// Round trip from RTCP, when the publisher's reports allow one.
+    pub rtt_ms: Option<u32>,
+    /// Fraction of packets lost on the way in over the last interval, from transport-wide
+    /// sequence numbers (publishers that send them: browsers).
+    pub loss: Option<f32>,
+    /// Per incoming stream: NACKs sent (str0m reports running totals) and the fraction lost in
+    /// our last receiver report.
+    pub streams: Vec<IngressHealth>,
+    pub keyframe_requests: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct IngressHealth {
+    pub mid: Mid,
+    pub rid: Option<Rid>,
+    pub nacks: u64,
+    pub loss: Option<f32>,
+}
+
+/// How often str0m reports a publisher's statistics.
+pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Health {
+    pub fn nacks(&self) -> u64 {
+        self.streams.iter().map(|s| s.nacks).sum()
+    }
+
+    /// The connection's loss, else the worst stream's.
+    pub fn loss(&self) -> Option<f32> {
+        self.loss.or_else(|| self.streams.iter().filter_map(|s| s.loss).reduce(f32::max))
+    }
+
+    pub fn note_stream(&mut self, mid: Mid, rid: Option<Rid>, nacks: u64, loss: Option<f32>) {
+        match self.streams.iter_mut().find(|s| s.mid == mid && s.rid == rid) {
+            Some(stream) => {
+                stream.nacks = nacks;
+                stream.loss = loss.or(stream.loss);
+            }
+            None => self.streams.push(IngressHealth { mid, rid, nacks, loss }),
+        }
+    }
 }
 
 /// One incoming m-line of a publisher.

@@ -6,6 +6,7 @@ mod accounts;
 mod acme;
 mod binary;
 mod hardening;
+mod live_page;
 mod helpers;
 mod media_addresses;
 mod pages;

@@ -1,4 +1,5 @@
-//! `/live`: the account's streams that are on air, refreshed every two seconds, and the
+//! `/live`: the account's streams that are on air, refreshed every two seconds, each source with
+//! its publisher's health and ten minutes of graphs (README "Live page"), and the
 //! connectivity self-check panel (`public/self-check.js` fills it once the page is hydrated).
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::{
         components::{error_text, Badge, EmptyState, Icon},
         server_fns::{live_streams, recording_paused},
     },
-    model::{display_bitrate, display_duration, LiveSource, LiveStream},
+    model::{display_bitrate, display_duration, LiveHealth, LiveSample, LiveSource, LiveStream},
 };
 
 /// How often the page asks for fresh figures.
@@ -136,6 +137,63 @@ fn SourceItem(source: LiveSource) -> impl IntoView {
                     {source.layers.iter().map(|l| view! { <li>{l.describe()}</li> }).collect_view()}
                 </ul>
             })}
+            <p class="health muted" aria-label="Publisher health">{describe_health(&source.health)}</p>
+            <SourceGraphs history=source.history/>
         </li>
+    }
+}
+
+/// `RTT 45 ms · loss 0.2 % · 12 NACKs · 3 keyframe requests`; "—" for what is not known yet.
+fn describe_health(health: &LiveHealth) -> String {
+    let rtt = health.rtt_ms.map_or("—".to_owned(), |ms| format!("{ms} ms"));
+    let loss = health.loss_percent.map_or("—".to_owned(), |p| format!("{p:.1} %"));
+    format!(
+        "RTT {rtt} · loss {loss} · {} NACKs · {} keyframe requests",
+        health.nacks, health.keyframe_requests
+    )
+}
+
+/// The source's last ten minutes: bitrate, frame rate, resolution (height) and viewers.
+#[component]
+fn SourceGraphs(history: Vec<LiveSample>) -> impl IntoView {
+    let last = history.last().copied();
+    last.map(|last| {
+        let resolution = if last.height > 0 { format!("{}×{}", last.width, last.height) } else { "—".to_owned() };
+        let series = |f: fn(&LiveSample) -> f64| history.iter().map(|s| (s.at, f(s))).collect::<Vec<_>>();
+        view! {
+            <div class="graphs" data-samples=history.len()>
+                <Sparkline label="Bitrate" end=last.at points=series(|s| s.bitrate_bps as f64) now=display_bitrate(last.bitrate_bps)/>
+                <Sparkline label="Frame rate" end=last.at points=series(|s| f64::from(s.fps)) now=format!("{} fps", last.fps)/>
+                <Sparkline label="Resolution" end=last.at points=series(|s| f64::from(s.height)) now=resolution/>
+                <Sparkline label="Viewers" end=last.at points=series(|s| s.viewers as f64) now=last.viewers.to_string()/>
+            </div>
+        }
+    })
+}
+
+/// Width of the graphs' window, in seconds.
+const WINDOW_SECS: f64 = 600.0;
+
+/// A small line of `(at, value)` points over the ten minutes before `end`, scaled to its maximum.
+#[component]
+fn Sparkline(label: &'static str, end: i64, points: Vec<(i64, f64)>, now: String) -> impl IntoView {
+    let (width, height) = (120.0, 28.0);
+    let max = points.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0);
+    let line = points
+        .iter()
+        .map(|(at, v)| {
+            let x = (width - (end - at) as f64 / WINDOW_SECS * width).clamp(0.0, width);
+            let y = height - 1.0 - v / max * (height - 2.0);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    view! {
+        <figure class="spark">
+            <svg viewBox="0 0 120 28" width="120" height="28" role="img" aria-label=format!("{label}, last 10 minutes")>
+                <polyline points=line fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/>
+            </svg>
+            <figcaption>{label}" "<strong>{now}</strong></figcaption>
+        </figure>
     }
 }

@@ -9,7 +9,7 @@ use crate::model::LiveStream;
 
 #[server(prefix = "/rpc", endpoint = "live_streams")]
 pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
-    use crate::model::{LiveLayer, LivePass, LiveSource, LiveTrack};
+    use crate::model::{LiveHealth, LiveLayer, LivePass, LiveSource, LiveTrack};
     use crate::sfu::api::PassKind;
     let (state, account) = ssr::require_account().await?;
     let streams = state
@@ -31,6 +31,7 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
         },
         PassKind::Link => format!("Viewer link …{}", &id[id.len().saturating_sub(4)..]),
     };
+    let history = &state.live_history;
     Ok(streams
         .into_iter()
         .filter(|s| s.live)
@@ -40,8 +41,8 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
                 .iter()
                 .map(|p| LivePass { name: pass_name(p.kind, &p.id), viewers: p.viewers })
                 .collect(),
-            account_id: s.account_id,
-            stream_name: s.stream_name,
+            account_id: s.account_id.clone(),
+            stream_name: s.stream_name.clone(),
             viewers: s.viewers,
             uptime_secs: s.started_at.map_or(0, |started| now - started),
             bitrate_bps: s.bitrate_bps,
@@ -50,6 +51,13 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
                 .sources
                 .into_iter()
                 .map(|source| LiveSource {
+                    history: history.of(&s.account_id, &s.stream_name, source.source_id.as_deref()),
+                    health: LiveHealth {
+                        rtt_ms: source.health.rtt_ms,
+                        loss_percent: source.health.loss_percent,
+                        nacks: source.health.nacks,
+                        keyframe_requests: source.health.keyframe_requests,
+                    },
                     source_id: source.source_id,
                     active: source.active,
                     bitrate_bps: source.bitrate_bps,

@@ -37,14 +37,14 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 use super::lifecycle::RECORDED_LAYER;
 use crate::sfu::{
     api::{
-        Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
+        Command, PassKind, PassViewers, SourceHealth, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
         SessionInfo, SessionRef, SfuError, SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
         ViewerPass,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
     offer::{self, Intent},
-    peer::{LayerMask, Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
+    peer::{Health, LayerMask, Pair, Peer, PeerId, Publisher, Role, SourceName, TrackIn, Viewer},
     registry::{Source, Stream},
 };
 
@@ -246,6 +246,7 @@ impl Engine {
             token_id: request.token_id,
             record: request.record,
             tracks,
+            health: Default::default(),
         });
         let (id, created) = self.accept(&request.offer, request.stream.clone(), role)?;
         let stream = self.streams.entry(&request.stream);
@@ -586,7 +587,14 @@ impl Engine {
                             .collect()
                     })
                     .unwrap_or_default();
+                let health = publisher.map(|p| &p.health);
                 SourceInfo {
+                    health: SourceHealth {
+                        rtt_ms: health.and_then(|h| h.rtt_ms),
+                        loss_percent: health.and_then(Health::loss).map(|loss| (loss * 1000.0).round() / 10.0),
+                        nacks: health.map_or(0, |h| h.nacks()),
+                        keyframe_requests: health.map_or(0, |h| h.keyframe_requests),
+                    },
                     source_id: source.name.source_id(),
                     active: source.active,
                     started_at: source.started_at,
@@ -633,6 +641,8 @@ pub fn rtc_config(publisher: bool) -> RtcConfig {
         .enable_av1(true)
         .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
         .set_extension_map(extensions)
+        // Loss, RTT and NACKs of publishers for the Live page; viewers' would cost per viewer.
+        .set_stats_interval(publisher.then_some(crate::sfu::peer::STATS_INTERVAL))
 }
 
 fn viewer_extensions() -> ExtensionMap {

@@ -148,6 +148,7 @@ impl Engine {
             }
         }
         if sent {
+            publisher.health.keyframe_requests += 1;
             self.counts.keyframe_requests += 1;
             settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }

@@ -1,0 +1,127 @@
+//! The Live page's graphs (README "Live page"): ten minutes of every live source's figures,
+//! sampled every five seconds from the SFU's snapshot of all streams (one command to the engine,
+//! never the packet path) and kept in memory: a restart starts the graphs afresh.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::watch;
+
+use crate::{
+    model::LiveSample,
+    sfu::{SfuHandle, StreamInfo},
+};
+
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Ten minutes of samples.
+pub const KEPT: usize = 120;
+
+/// `(account, stream, source)`; `None` is the main source.
+type SourceKey = (String, String, Option<String>);
+
+#[derive(Default)]
+pub struct LiveHistory {
+    sources: Mutex<HashMap<SourceKey, VecDeque<LiveSample>>>,
+}
+
+impl LiveHistory {
+    /// Adds a sample of every live source in `streams` taken at `now` (Unix seconds), and forgets
+    /// sources with no sample in the last ten minutes.
+    pub fn record(&self, streams: &[StreamInfo], now: i64) {
+        let mut sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for stream in streams.iter().filter(|s| s.live) {
+            for source in stream.sources.iter().filter(|s| s.active) {
+                let best = source.layers.iter().find(|l| l.active);
+                let sample = LiveSample {
+                    at: now,
+                    bitrate_bps: source.bitrate_bps,
+                    fps: best.map_or(0, |l| l.fps),
+                    width: best.and_then(|l| l.width).unwrap_or(0),
+                    height: best.and_then(|l| l.height).unwrap_or(0),
+                    viewers: stream.viewers,
+                };
+                let key = (stream.account_id.clone(), stream.stream_name.clone(), source.source_id.clone());
+                let samples = sources.entry(key).or_default();
+                if samples.len() == KEPT {
+                    samples.pop_front();
+                }
+                samples.push_back(sample);
+            }
+        }
+        let oldest = now - (KEPT as u64 * SAMPLE_EVERY.as_secs()) as i64;
+        sources.retain(|_, samples| samples.back().is_some_and(|last| last.at > oldest));
+    }
+
+    /// One source's samples, oldest first.
+    pub fn of(&self, account: &str, stream: &str, source: Option<&str>) -> Vec<LiveSample> {
+        let sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (account.to_owned(), stream.to_owned(), source.map(str::to_owned));
+        sources.get(&key).map(|samples| samples.iter().copied().collect()).unwrap_or_default()
+    }
+}
+
+/// Samples until shutdown.
+pub async fn sample(history: Arc<LiveHistory>, sfu: SfuHandle, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Ok(streams) = sfu.streams(None).await {
+            history.record(&streams, crate::db::now_unix());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sfu::{api::SourceHealth, SourceInfo};
+
+    fn stream(name: &str, bitrate_bps: u64, viewers: usize) -> StreamInfo {
+        StreamInfo {
+            account_id: "acct".into(),
+            stream_name: name.into(),
+            live: true,
+            viewers,
+            started_at: Some(1),
+            bitrate_bps,
+            recording: false,
+            sources: vec![SourceInfo {
+                source_id: None,
+                active: true,
+                started_at: 1,
+                bitrate_bps,
+                recording: false,
+                tracks: Vec::new(),
+                layers: Vec::new(),
+                token_id: "t".into(),
+                health: SourceHealth { rtt_ms: None, loss_percent: None, nacks: 0, keyframe_requests: 0 },
+            }],
+            viewers_by_pass: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ten_minutes_are_kept_and_gone_sources_forgotten() {
+        let history = LiveHistory::default();
+        for i in 0..(KEPT as i64 + 10) {
+            history.record(&[stream("show", i as u64, 2)], 1_000 + i * 5);
+        }
+        let samples = history.of("acct", "show", None);
+        assert_eq!(samples.len(), KEPT);
+        assert_eq!(samples[0].bitrate_bps, 10, "the oldest went first");
+        assert_eq!(samples.last().unwrap().viewers, 2);
+        assert!(history.of("acct", "show", Some("cam2")).is_empty());
+        // Ten minutes without the stream: it is forgotten.
+        let later = 1_000 + (KEPT as i64 + 10) * 5 + 601;
+        history.record(&[stream("other", 1, 0)], later);
+        assert!(history.of("acct", "show", None).is_empty());
+        assert_eq!(history.of("acct", "other", None).len(), 1);
+    }
+}
