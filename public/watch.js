@@ -74,6 +74,15 @@ if (viewerToken !== null) {
 }
 let grant = null; // { value, renewAt }
 
+// Framed by another site: its origin goes with the offer, so the owner's Live page can count
+// viewers by site (a figure, not a permission: who may play is the server's check).
+const embeddingSite = (() => {
+  if (window.top === window) return null;
+  const site = location.ancestorOrigins?.[0] ?? (document.referrer ? new URL(document.referrer).origin : null);
+  return /^https?:\/\/[^/]+$/.test(site ?? '') && site !== location.origin ? site : null;
+})();
+const whepUrl = `/whep/${account}/${streamName}${embeddingSite ? `?embed=${encodeURIComponent(embeddingSite)}` : ''}`;
+
 /** A viewer grant for this stream, fresh for at least a minute. Throws a SignalingError when refused. */
 async function viewerGrant() {
   if (grant && Date.now() < grant.renewAt) return grant.value;
@@ -225,7 +234,7 @@ async function connect() {
   stage.dataset.pairs = String(pairs);
   videos = Array.from({ length: pairs }, makeVideo);
   player = new Player({
-    url: `/whep/${account}/${streamName}`, video: videos[0], pairs, sourceId: chosen ?? undefined, quality,
+    url: whepUrl, video: videos[0], pairs, sourceId: chosen ?? undefined, quality,
     ...(secure && { token: viewerGrant }),
   });
   player.addEventListener('error', (event) => {

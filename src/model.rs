@@ -499,14 +499,16 @@ pub struct LiveStream {
     pub recording: bool,
     pub sources: Vec<LiveSource>,
     /// Connected viewers by the viewer token or link that let them in, most first.
-    pub viewers_by_pass: Vec<LivePass>,
+    pub viewers_by_pass: Vec<ViewerGroup>,
+    /// Connected viewers by the site whose page plays the stream, most first.
+    pub viewers_by_site: Vec<ViewerGroup>,
 }
 
-/// Viewers of one stream who came with one viewer token or viewer link.
+/// Some of a stream's viewers: those of one viewer token or link, or of one embedding site.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LivePass {
-    /// "Viewer token Members" or "Viewer link …1a2b".
+pub struct ViewerGroup {
+    /// "Viewer token Members", "Viewer link …1a2b", "On https://fans.example".
     pub name: String,
     pub viewers: usize,
 }

@@ -309,6 +309,12 @@ test('embedOrigins: a listed site frames the viewer and plays; another site can 
     await good.goto(listed + '/');
     const frame = await waitFor('the iframe', async () => good.frames().find((f) => f.url().includes('/watch/')));
     await waitFor('the viewer framed by the listed site plays', async () => isRed(await centreColour(good, frame)), 20_000);
+    // The owner sees where that viewer watches.
+    await waitFor('the viewer counted by site', async () => {
+      const streams = await publisherPage.evaluate(async () => (await fetch('/api/v1/streams')).json());
+      const fans = streams.find((s) => s.streamName === 'fans');
+      return fans?.viewersBySite?.some((s) => s.origin === listed && s.viewers === 1);
+    }, 10_000);
 
     // Another site: the browser refuses to render the frame (frame-ancestors), so no player runs.
     const bad = await browser.context.newPage();

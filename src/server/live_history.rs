@@ -104,6 +104,7 @@ mod tests {
                 health: SourceHealth { rtt_ms: None, loss_percent: None, nacks: 0, keyframe_requests: 0 },
             }],
             viewers_by_pass: Vec::new(),
+            viewers_by_site: Vec::new(),
         }
     }
 

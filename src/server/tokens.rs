@@ -253,7 +253,7 @@ pub(super) fn origins_json(field: &'static str, origins: Option<&[String]>) -> R
     serde_json::to_string(&normalized).map(Some).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-fn normalize_origin(raw: &str) -> Result<String, String> {
+pub fn normalize_origin(raw: &str) -> Result<String, String> {
     let bad = || format!("{raw:?} is not an origin such as https://example.com or http://localhost:8080");
     let url = Url::parse(raw).map_err(|_| bad())?;
     let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();

@@ -56,6 +56,8 @@ pub struct ViewRequest {
     pub client: std::net::IpAddr,
     /// What let the viewer in, when the stream is not open to everyone.
     pub pass: Option<ViewerPass>,
+    /// The site whose page plays the stream (counted on the Live page), when not this server's.
+    pub embedded_on: Option<Arc<str>>,
 }
 
 /// A subscribe token or signed viewer link a viewer was let in with: its viewers are counted
@@ -272,6 +274,16 @@ pub struct StreamInfo {
     /// Connected viewers by what let them in (subscribe token, link); those who needed nothing
     /// are not listed.
     pub viewers_by_pass: Vec<PassViewers>,
+    /// Connected viewers by the site whose page plays the stream; this server's own pages
+    /// opened directly are not listed.
+    pub viewers_by_site: Vec<SiteViewers>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteViewers {
+    pub origin: String,
+    pub viewers: usize,
 }
 
 /// How many connected viewers one subscribe token or link has on a stream.

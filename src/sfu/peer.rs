@@ -299,6 +299,8 @@ pub struct Viewer {
     pub shown: tokio::sync::watch::Sender<Vec<PairInfo>>,
     /// The subscribe token or link that let it in, if the stream needed one.
     pub pass: Option<ViewerPass>,
+    /// The site whose page plays it, when not this server's.
+    pub embedded_on: Option<std::sync::Arc<str>>,
 }
 
 /// What is reserved of an estimate for each pair's audio (Opus at its usual rates, with headers).
@@ -324,7 +326,7 @@ impl Estimation {
 impl Viewer {
     pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr, pass: Option<ViewerPass>, estimating: bool) -> Self {
         let shown = tokio::sync::watch::Sender::new(Self::describe(&pairs));
-        Self { pairs, estimation: estimating.then(Estimation::default), client, shown, pass }
+        Self { pairs, estimation: estimating.then(Estimation::default), client, shown, pass, embedded_on: None }
     }
 
     fn describe(pairs: &[Pair]) -> Vec<PairInfo> {

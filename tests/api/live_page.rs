@@ -1,5 +1,6 @@
-//! The Live page's figures (README "Live page"): a publisher's health from str0m's statistics
-//! and the engine's keyframe requests, and ten minutes of graphs sampled every five seconds.
+//! The Live page's figures (README "Live page"): a publisher's health (str0m's statistics and
+//! the engine's keyframe requests), ten minutes of graphs sampled every five seconds, and viewers
+//! counted by the site that embeds them.
 
 use std::time::{Duration, Instant};
 
@@ -52,5 +53,47 @@ async fn a_lossy_publisher_shows_its_loss_nacks_and_keyframe_requests_and_the_pa
         assert!(Instant::now() < deadline, "no graphs on the Live page");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_are_counted_by_the_site_that_embeds_them() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "sites@example.com", json!({ "label": "h", "streams": ["show"] })).await;
+    let _publisher = rtc::publish(&app, PublishOptions::new(&s.token, "show")).await.expect("publish");
+    wait_stream(&app, &s.account, "show", "live", |state| state["live"] == true).await;
+    // The hosted viewer framed by a site names it in `embed`.
+    let path = format!("/whep/{}/show?embed=https%3A%2F%2FFans.example", s.account);
+    let framed = rtc::view(&app, &path, 1).await.expect("framed viewer");
+    let direct = rtc::view(&app, &format!("/whep/{}/show", s.account), 1).await.expect("direct viewer");
+    framed.wait_for("connected", rtc::Viewer::is_connected).await;
+    direct.wait_for("connected", rtc::Viewer::is_connected).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let streams: Value = s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+        if streams[0]["viewers"] == 2
+            && streams[0]["viewersBySite"] == json!([{ "origin": "https://fans.example", "viewers": 1 }])
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not counted by site: {streams}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page = s.client.get(app.url("/live")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("On https://fans.example"), "the Live page names the site");
+
+    // A malformed site is a clear 400, and the stream plays on for the others.
+    for bad in ["notanorigin", "https%3A%2F%2Fa.example%2Fpath", "null"] {
+        let response = reqwest::Client::new()
+            .post(app.url(&format!("/whep/{}/show?embed={bad}", s.account)))
+            .header("content-type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert!(response.text().await.unwrap().contains("embed"), "{bad}");
+    }
+    assert!(framed.is_connected() && direct.is_connected());
     app.stop().await;
 }

@@ -12,7 +12,7 @@ use crate::{
         components::{error_text, Badge, EmptyState, Icon},
         server_fns::{live_streams, recording_paused},
     },
-    model::{display_bitrate, display_duration, LiveHealth, LiveSample, LiveSource, LiveStream},
+    model::{display_bitrate, display_duration, LiveHealth, LiveSample, LiveSource, LiveStream, ViewerGroup},
 };
 
 /// How often the page asks for fresh figures.
@@ -103,13 +103,8 @@ fn LiveRow(stream: LiveStream) -> impl IntoView {
             </td>
             <td class="viewers-cell">
                 {stream.viewers}
-                {(!stream.viewers_by_pass.is_empty()).then(|| view! {
-                    <ul class="viewers-by-pass" aria-label="Viewers by viewer token or link">
-                        {stream.viewers_by_pass.into_iter().map(|p| view! {
-                            <li><span class="muted">{p.name}</span>" "<strong>{p.viewers}</strong></li>
-                        }).collect_view()}
-                    </ul>
-                })}
+                <ViewerGroups label="Viewers by viewer token or link" groups=stream.viewers_by_pass/>
+                <ViewerGroups label="Viewers by site" groups=stream.viewers_by_site/>
             </td>
             <td>{display_bitrate(stream.bitrate_bps)}</td>
             <td>{display_duration(stream.uptime_secs)}</td>
@@ -143,14 +138,24 @@ fn SourceItem(source: LiveSource) -> impl IntoView {
     }
 }
 
+#[component]
+fn ViewerGroups(label: &'static str, groups: Vec<ViewerGroup>) -> impl IntoView {
+    (!groups.is_empty()).then(|| {
+        view! {
+            <ul class="viewer-groups" aria-label=label>
+                {groups.into_iter().map(|g| view! {
+                    <li><span class="muted">{g.name}</span>" "<strong>{g.viewers}</strong></li>
+                }).collect_view()}
+            </ul>
+        }
+    })
+}
+
 /// `RTT 45 ms · loss 0.2 % · 12 NACKs · 3 keyframe requests`; "—" for what is not known yet.
 fn describe_health(health: &LiveHealth) -> String {
     let rtt = health.rtt_ms.map_or("—".to_owned(), |ms| format!("{ms} ms"));
     let loss = health.loss_percent.map_or("—".to_owned(), |p| format!("{p:.1} %"));
-    format!(
-        "RTT {rtt} · loss {loss} · {} NACKs · {} keyframe requests",
-        health.nacks, health.keyframe_requests
-    )
+    format!("RTT {rtt} · loss {loss} · {} NACKs · {} keyframe requests", health.nacks, health.keyframe_requests)
 }
 
 /// The source's last ten minutes: bitrate, frame rate, resolution (height) and viewers.

@@ -9,7 +9,7 @@ use crate::model::LiveStream;
 
 #[server(prefix = "/rpc", endpoint = "live_streams")]
 pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
-    use crate::model::{LiveHealth, LiveLayer, LivePass, LiveSource, LiveTrack};
+    use crate::model::{LiveHealth, LiveLayer, LiveSource, LiveTrack, ViewerGroup};
     use crate::sfu::api::PassKind;
     let (state, account) = ssr::require_account().await?;
     let streams = state
@@ -39,7 +39,12 @@ pub async fn live_streams() -> Result<Vec<LiveStream>, ServerFnError> {
             viewers_by_pass: s
                 .viewers_by_pass
                 .iter()
-                .map(|p| LivePass { name: pass_name(p.kind, &p.id), viewers: p.viewers })
+                .map(|p| ViewerGroup { name: pass_name(p.kind, &p.id), viewers: p.viewers })
+                .collect(),
+            viewers_by_site: s
+                .viewers_by_site
+                .iter()
+                .map(|site| ViewerGroup { name: format!("On {}", site.origin), viewers: site.viewers })
                 .collect(),
             account_id: s.account_id.clone(),
             stream_name: s.stream_name.clone(),

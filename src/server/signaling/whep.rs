@@ -5,16 +5,17 @@
 use axum::{
     body::Body,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 
 use super::{
-    created, ice_server_links, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE, SDP,
+    created, ice_server_links, query_param, read_body, source_id, valid_session_id, SignalingError, REL_LAYER, REL_SSE,
+    SDP,
 };
 use crate::{
     names::{AccountId, StreamName},
-    server::{client::Client, viewer_access, AppState},
+    server::{client::Client, origin::is_same_origin, tokens::normalize_origin, viewer_access, AppState},
     sfu::{
         api::{SessionKind, SessionRef},
         SfuError, StreamKey, ViewRequest,
@@ -42,14 +43,41 @@ pub async fn view(
             SignalingError::internal()
         })?
         .map_err(SignalingError::from)?;
+    let embedded_on = embedded_on(&headers, query.as_deref(), &state.settings.public_origin)?;
     let offer = read_body(&headers, body, SDP).await?;
-    let request = ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip, pass };
+    let request =
+        ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip, pass, embedded_on };
     let session = state.sfu.view(request).await?;
     let base = format!("/whep/{account}/{stream}/{}", session.session_id);
     let mut links = ice_server_links(&state.settings.ice_servers_now());
     links.push(format!("<{base}/events>; rel=\"{REL_SSE}\"; events=\"{EVENTS}\""));
     links.push(format!("<{base}/layer>; rel=\"{REL_LAYER}\""));
     Ok(created(base, session, links))
+}
+
+/// The site whose page plays the stream, for the Live page's count by site: the offer's `Origin`
+/// when another site's page sends it (the module used there), else the `embed` parameter the
+/// hosted viewer adds when it is framed (the page's `Origin` is this server's then). The
+/// parameter is only a figure for the owner, never a permission: access is decided above.
+fn embedded_on(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    public_origin: &str,
+) -> Result<Option<std::sync::Arc<str>>, SignalingError> {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        if !is_same_origin(headers, public_origin) {
+            return Ok(normalize_origin(origin).ok().map(Into::into));
+        }
+    }
+    match query_param(query, "embed").filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(site) if site.len() > 255 => {
+            Err(SignalingError::bad_request("embed must be an origin of at most 255 bytes"))
+        }
+        Some(site) => normalize_origin(&site)
+            .map(|origin| (!origin.eq_ignore_ascii_case(public_origin)).then(|| origin.into()))
+            .map_err(|e| SignalingError::bad_request(format!("embed: {e}"))),
+    }
 }
 
 pub async fn patch(

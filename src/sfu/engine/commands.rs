@@ -37,9 +37,9 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
 use super::lifecycle::RECORDED_LAYER;
 use crate::sfu::{
     api::{
-        Command, PassKind, PassViewers, SourceHealth, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
-        SessionInfo, SessionRef, SfuError, SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
-        ViewerPass,
+        Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
+        SessionInfo, SessionRef, SfuError, SiteViewers, SourceChoice, SourceHealth, SourceInfo, StreamInfo, StreamKey,
+        TrackInfo, ViewRequest, ViewerPass,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
@@ -407,7 +407,9 @@ impl Engine {
             .and_then(Peer::publisher)
             .and_then(Publisher::video)
             .is_some_and(TrackIn::is_simulcast);
-        let role = Role::Viewer(Viewer::new(pairs, request.client, request.pass, estimating));
+        let mut viewer = Viewer::new(pairs, request.client, request.pass, estimating);
+        viewer.embedded_on = request.embedded_on;
+        let role = Role::Viewer(viewer);
         let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
@@ -568,6 +570,20 @@ impl Engine {
         counts
     }
 
+    /// The stream's connected viewers counted by the site that embeds them, most first.
+    fn viewers_by_site(&self, stream: &Stream) -> Vec<SiteViewers> {
+        let mut counts: Vec<SiteViewers> = Vec::new();
+        let viewers = stream.viewers.iter().filter_map(|id| self.peers.get(id)).filter(|p| p.connected);
+        for site in viewers.filter_map(|peer| peer.viewer().and_then(|v| v.embedded_on.as_deref())) {
+            match counts.iter_mut().find(|c| c.origin == site) {
+                Some(count) => count.viewers += 1,
+                None => counts.push(SiteViewers { origin: site.to_owned(), viewers: 1 }),
+            }
+        }
+        counts.sort_by(|a, b| b.viewers.cmp(&a.viewers).then_with(|| a.origin.cmp(&b.origin)));
+        counts
+    }
+
     pub(super) fn snapshot(&self, key: &StreamKey, stream: &Stream) -> StreamInfo {
         let now = Instant::now();
         let sources: Vec<SourceInfo> = stream
@@ -616,6 +632,7 @@ impl Engine {
             recording: sources.iter().any(|s| s.active && s.recording),
             sources,
             viewers_by_pass: self.viewers_by_pass(stream),
+            viewers_by_site: self.viewers_by_site(stream),
         }
     }
 }
