@@ -186,6 +186,7 @@ async fn attempt(pool: &SqlitePool, client: &HttpClient, allow_private: bool, du
             None => ("failed", None),
         },
     };
+    metrics::counter!("ferrocast_webhook_attempts_total", "outcome" => outcome).increment(1);
     if let Some(error) = &error {
         tracing::info!(delivery = due.id, endpoint = %due.endpoint_id, event = %due.event_type, %error, outcome, "webhook attempt failed");
     }
