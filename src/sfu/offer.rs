@@ -20,6 +20,9 @@ pub struct MediaSection {
     pub mid: Option<String>,
     /// As the offerer sees it (`a=sendrecv` when none is given, RFC 8866 §6.7).
     pub direction: Direction,
+    /// Port 0 outside the BUNDLE group, or without `a=bundle-only`: no media. A max-bundle offer
+    /// writes every section after the first as port 0 + `a=bundle-only` (RFC 8843 §7.3.1):
+    /// those are live.
     pub rejected: bool,
     /// Lowercase codec names from `a=rtpmap`, helpers excluded.
     pub codecs: Vec<String>,
@@ -63,6 +66,9 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
         return Err(bad("the body is not an SDP offer (it must start with \"v=0\")"));
     }
     let mut sections: Vec<MediaSection> = Vec::new();
+    // Per section: port 0, and `a=bundle-only`; decided once the BUNDLE group is known.
+    let mut port_zero: Vec<(bool, bool)> = Vec::new();
+    let mut bundle: Vec<&str> = Vec::new();
     let mut payload_types = PayloadTypes::default();
     let mut has_fingerprint = false;
     let mut has_ufrag = false;
@@ -90,9 +96,10 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
                 kind,
                 mid: None,
                 direction: Direction::SendRecv,
-                rejected: port == "0",
+                rejected: false,
                 codecs: Vec::new(),
             });
+            port_zero.push((port == "0", false));
             continue;
         }
         if let Some(attr) = line.strip_prefix("a=") {
@@ -101,8 +108,16 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
             } else if attr.starts_with("ice-ufrag:") {
                 has_ufrag = true;
             }
+            if let Some(mids) = attr.strip_prefix("group:BUNDLE") {
+                bundle.extend(mids.split_whitespace());
+                continue;
+            }
             let Some(section) = sections.last_mut() else { continue };
-            if let Some(mid) = attr.strip_prefix("mid:") {
+            if attr == "bundle-only" {
+                if let Some(last) = port_zero.last_mut() {
+                    last.1 = true;
+                }
+            } else if let Some(mid) = attr.strip_prefix("mid:") {
                 section.mid = Some(mid.trim().to_owned());
             } else if let Some(direction) = direction_attribute(attr) {
                 section.direction = direction;
@@ -112,16 +127,17 @@ pub fn inspect(sdp: &str, intent: Intent) -> Result<Vec<MediaSection>, SfuError>
                 if !HELPERS.contains(&name.as_str()) {
                     section.codecs.push(name);
                 }
-                if !section.rejected {
-                    payload_types.note(sections.len() - 1, map, Said::Rtpmap);
-                }
+                payload_types.note(sections.len() - 1, map, Said::Rtpmap);
             } else if let Some(fmtp) = attr.strip_prefix("fmtp:") {
-                if !section.rejected {
-                    payload_types.note(sections.len() - 1, fmtp, Said::Fmtp);
-                }
+                payload_types.note(sections.len() - 1, fmtp, Said::Fmtp);
             }
         }
     }
+    for (section, (zero, bundle_only)) in sections.iter_mut().zip(port_zero) {
+        let bundled = section.mid.as_deref().is_some_and(|mid| bundle.contains(&mid));
+        section.rejected = zero && !(bundle_only && bundled);
+    }
+    payload_types.forget_rejected(&sections);
     let media: Vec<&MediaSection> = sections.iter().filter(|s| s.is_av() && !s.rejected).collect();
     if media.is_empty() {
         return Err(bad("the offer has no audio or video"));
@@ -186,6 +202,11 @@ impl<'a> PayloadTypes<'a> {
             }
         };
         self.said.push((pt, what, section, value));
+    }
+
+    /// A rejected section carries no media: its payload types clash with nothing.
+    fn forget_rejected(&mut self, sections: &[MediaSection]) {
+        self.said.retain(|(_, _, section, _)| sections.get(*section).is_some_and(|s| !s.rejected));
     }
 
     fn check_shared(&self) -> Result<(), SfuError> {
@@ -446,6 +467,35 @@ mod tests {
                 + &video_recv(2, 0, 96, "H264", "apt=96")),
         );
         assert_eq!(inspect(&same, Intent::View).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn bundle_only_sections_are_live_and_port_zero_elsewhere_is_rejected() {
+        let audio = |mid: u8, port: u16, extra: &str| {
+            format!(
+                "m=audio {port} UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=recvonly\r\n{extra}\
+                 a=rtpmap:111 opus/48000/2\r\n"
+            )
+        };
+        // A max-bundle offer (RFC 8843 §7.3.1): the second section is port 0 + bundle-only.
+        let max_bundle = offer(&(video_recv(0, 9, 96, "VP8", "apt=96") + &audio(1, 0, "a=bundle-only\r\n")));
+        let sections = inspect(&max_bundle, Intent::View).unwrap();
+        assert_eq!(sections.iter().map(|s| s.rejected).collect::<Vec<_>>(), [false, false]);
+        // The attribute may come after a=mid, or before it.
+        let before_mid =
+            max_bundle.replace("a=mid:1\r\na=recvonly\r\na=bundle-only", "a=bundle-only\r\na=mid:1\r\na=recvonly");
+        assert!(!inspect(&before_mid, Intent::View).unwrap()[1].rejected);
+        // Port 0 without bundle-only, or bundle-only outside the BUNDLE group: rejected.
+        let plain = offer(&(video_recv(0, 9, 96, "VP8", "apt=96") + &audio(1, 0, "")));
+        assert!(inspect(&plain, Intent::View).unwrap()[1].rejected);
+        let outside = offer(&(video_recv(0, 9, 96, "VP8", "apt=96") + &audio(2, 0, "a=bundle-only\r\n")));
+        assert!(inspect(&outside, Intent::View).unwrap()[1].rejected);
+        // A live bundle-only section's payload types must agree with the others' too.
+        let clash = offer(
+            &(video_recv(0, 9, 96, "VP8", "apt=96")
+                + &video_recv(1, 0, 96, "H264", "apt=96").replace("a=recvonly\r\n", "a=recvonly\r\na=bundle-only\r\n")),
+        );
+        assert!(inspect(&clash, Intent::View).unwrap_err().to_string().contains("payload type 96"));
     }
 
     #[test]

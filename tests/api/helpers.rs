@@ -167,6 +167,19 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A port free on loopback for both UDP and TCP now (the SFU's media port and its ICE-TCP twin),
+/// for tests that need the twin: with port 0, another test may hold the TCP twin of the picked
+/// UDP port, and the server then (rightly) takes another.
+pub fn free_media_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The `Set-Cookie` header of a response, for attribute checks.
 pub fn set_cookie(response: &Response) -> String {
     response.headers().get(header::SET_COOKIE).expect("Set-Cookie present").to_str().expect("ascii cookie").to_owned()

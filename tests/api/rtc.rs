@@ -421,6 +421,32 @@ pub enum Candidates {
     Trickled,
 }
 
+/// The offer as a max-bundle offerer writes it (RFC 8843 §7.3.1; GStreamer's webrtcbin does):
+/// every m-section after the first on port 0 with `a=bundle-only`.
+fn as_max_bundle(sdp: &str) -> String {
+    let mut out = String::new();
+    let mut sections = 0;
+    for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
+        if let Some(m) = line.strip_prefix("m=") {
+            sections += 1;
+            if sections > 1 {
+                let mut parts: Vec<&str> = m.split(' ').collect();
+                parts[1] = "0";
+                out.push_str(&format!("m={}\r\n", parts.join(" ")));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+        // Among the section's attributes (after c=, as RFC 8866's order wants).
+        if sections > 1 && line.starts_with("a=mid:") {
+            out.push_str("a=bundle-only\r\n");
+        }
+    }
+    assert!(sections > 1 && out.contains("a=bundle-only"), "an offer of two sections or more: {sdp}");
+    out
+}
+
 /// Offers, POSTs, applies the answer. With [`Candidates::Trickled`] the candidates follow in a
 /// PATCH to the session URL.
 async fn negotiate(
@@ -429,11 +455,15 @@ async fn negotiate(
     url: &str,
     token: Option<&str>,
     candidates: Candidates,
+    max_bundle: bool,
 ) -> Result<Answered, Refused> {
     let offer = pc.pc.create_offer(None).await.expect("offer");
     pc.pc.set_local_description(offer).await.expect("local description");
     tokio::time::timeout(Duration::from_secs(5), pc.gathered.recv()).await.expect("ICE gathering completes");
-    let sdp = pc.pc.local_description().await.expect("local description").sdp;
+    let mut sdp = pc.pc.local_description().await.expect("local description").sdp;
+    if max_bundle {
+        sdp = as_max_bundle(&sdp);
+    }
     let (body, candidate_lines): (String, Vec<String>) = match candidates {
         Candidates::InOffer => (sdp, Vec::new()),
         Candidates::Trickled => {
@@ -506,6 +536,8 @@ pub struct PublishOptions<'a> {
     pub relay: Option<RelayOnly>,
     /// Lose every n-th video packet (and its resends) on the way out.
     pub lose_video: Option<u32>,
+    /// Offer as a max-bundle offerer does (see [`as_max_bundle`]).
+    pub max_bundle: bool,
 }
 
 impl<'a> PublishOptions<'a> {
@@ -519,6 +551,7 @@ impl<'a> PublishOptions<'a> {
             media: Media::Synthetic,
             relay: None,
             lose_video: None,
+            max_bundle: false,
         }
     }
 }
@@ -604,7 +637,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
     if let Some(source) = options.source {
         url.push_str(&format!("?sourceId={source}"));
     }
-    let session = negotiate(app, &mut pc, &url, Some(options.token), options.candidates).await?;
+    let session = negotiate(app, &mut pc, &url, Some(options.token), options.candidates, options.max_bundle).await?;
     let payload_type = |tx: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>| async move {
         let sender = tx.sender().await.expect("sender").expect("has a sender");
         sender.get_parameters().await.expect("parameters").rtp_parameters.codecs.first().expect("a codec").payload_type
@@ -826,7 +859,7 @@ pub async fn view_with(app: &TestApp, path: &str, pairs: usize, bearer: Option<&
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Video, recvonly()).await.expect("video transceiver");
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Audio, recvonly()).await.expect("audio transceiver");
     }
-    let session = negotiate(app, &mut pc, path, bearer, Candidates::InOffer).await?;
+    let session = negotiate(app, &mut pc, path, bearer, Candidates::InOffer, false).await?;
     let tracks: Arc<Mutex<HashMap<String, TrackLog>>> = Arc::default();
     let mut incoming = pc.tracks;
     {

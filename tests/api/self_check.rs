@@ -55,6 +55,7 @@ async fn the_report_names_the_announced_media_addresses_and_ice_servers_without_
             ferrocast::sfu::IceServer { url: "stun:stun.example.net".into(), username: None, credential: None },
         ];
         c.turn_secret = Some(SECRET.into());
+        c.rtc_udp_port = crate::helpers::free_media_port();
     })
     .await;
     let anonymous = app.client().get(app.url("/api/v1/self-check")).send().await.unwrap();

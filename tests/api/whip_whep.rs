@@ -798,3 +798,30 @@ async fn the_public_event_feed_tells_when_a_stream_goes_live_and_stops() {
     drop(events);
     app.stop().await;
 }
+
+/// RFC 8843 §7.3.1: a max-bundle offerer (GStreamer's webrtcbin) writes every m-section after the
+/// first as port 0 + `a=bundle-only`. Those sections are live: the publisher's audio reaches a
+/// viewer, and the answer does not reject them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_bundle_publishers_bundle_only_audio_reaches_viewers() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "bundle@example.com", json!({ "label": "b", "streams": ["show"] })).await;
+    let mut options = PublishOptions::new(&s.token, "show");
+    options.max_bundle = true;
+    let publisher = rtc::publish(&app, options).await.expect("a max-bundle offer is accepted");
+    let answer = &publisher.session.answer;
+    let audio = answer.split("m=").find(|m| m.starts_with("audio")).expect("an audio section in the answer");
+    assert!(!audio.starts_with("audio 0 "), "the bundle-only audio is accepted: {answer}");
+    wait_stream(&app, &s.account, "show", "live", |state| state["live"] == true).await;
+    let viewer = rtc::view(&app, &format!("/whep/{}/show", s.account), 1).await.expect("viewer");
+    viewer
+        .wait_for("audio and video", |v| {
+            v.audio(0).is_some_and(|t| t.packets.len() >= 20) && v.video(0).is_some_and(|t| t.packets.len() >= 10)
+        })
+        .await;
+    let streams: Value = s.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+    let kinds: Vec<&str> =
+        streams[0]["sources"][0]["tracks"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"audio") && kinds.contains(&"video"), "{streams}");
+    app.stop().await;
+}
