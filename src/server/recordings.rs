@@ -132,7 +132,7 @@ async fn apply(pool: &SqlitePool, sfu: &SfuHandle, webhooks: &Webhooks, event: E
             if let Some(done) = db::recordings::get(pool, &row).await? {
                 let account = done.account_id;
                 let data = serde_json::to_value(Recording::from(done)).unwrap_or_default();
-                let event = webhooks::Event::new(webhooks::EventType::RecordingReady, webhooks::sender::now_ms(), data);
+                let event = webhooks::Event::new(webhooks::EventType::RecordingReady, crate::db::now_unix_ms(), data);
                 webhooks.emit(webhooks::Owner::Id(account), &event).await;
             }
         }

@@ -122,7 +122,7 @@ impl Board {
 
     fn announce(&self, key: &StreamKey, before: &LiveState, after: &LiveState) {
         let Some(events) = &self.events else { return };
-        let at_ms = time_ms();
+        let at_ms = crate::db::now_unix_ms();
         for change in changes(before, after) {
             if events.try_send(StreamEvent { stream: key.clone(), change, at_ms }).is_err() {
                 metrics::counter!("ferrocast_webhook_events_dropped_total").increment(1);
@@ -199,10 +199,6 @@ impl Board {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn time_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A feed's view of one stream's entry; dropping it drops the entry of an offline stream that

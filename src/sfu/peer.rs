@@ -163,15 +163,32 @@ impl Health {
         self.loss.or_else(|| self.streams.iter().filter_map(|s| s.loss).reduce(f32::max))
     }
 
-    pub fn note_stream(&mut self, mid: Mid, rid: Option<Rid>, nacks: u64, loss: Option<f32>) {
-        match self.streams.iter_mut().find(|s| s.mid == mid && s.rid == rid) {
+    /// The connection's figures (every [`STATS_INTERVAL`]).
+    pub fn note_peer(&mut self, stats: &str0m::stats::PeerStats) {
+        self.loss = stats.ingress_loss_fraction.or(self.loss);
+        self.rtt_ms = stats.rtt.map(millis).or(self.rtt_ms);
+    }
+
+    /// One incoming stream's figures: NACKs, its loss, and an RTT when the connection gave none.
+    pub fn note_ingress(&mut self, stats: &str0m::stats::MediaIngressStats) {
+        self.rtt_ms = self.rtt_ms.or(stats.rtt.map(millis));
+        match self.streams.iter_mut().find(|s| s.mid == stats.mid && s.rid == stats.rid) {
             Some(stream) => {
-                stream.nacks = nacks;
-                stream.loss = loss.or(stream.loss);
+                stream.nacks = stats.nacks;
+                stream.loss = stats.loss.or(stream.loss);
             }
-            None => self.streams.push(IngressHealth { mid, rid, nacks, loss }),
+            None => self.streams.push(IngressHealth {
+                mid: stats.mid,
+                rid: stats.rid,
+                nacks: stats.nacks,
+                loss: stats.loss,
+            }),
         }
     }
+}
+
+fn millis(duration: std::time::Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// One incoming m-line of a publisher.
@@ -324,9 +341,15 @@ impl Estimation {
 }
 
 impl Viewer {
-    pub fn new(pairs: Vec<Pair>, client: std::net::IpAddr, pass: Option<ViewerPass>, estimating: bool) -> Self {
+    pub fn new(
+        pairs: Vec<Pair>,
+        client: std::net::IpAddr,
+        pass: Option<ViewerPass>,
+        embedded_on: Option<std::sync::Arc<str>>,
+        estimating: bool,
+    ) -> Self {
         let shown = tokio::sync::watch::Sender::new(Self::describe(&pairs));
-        Self { pairs, estimation: estimating.then(Estimation::default), client, shown, pass, embedded_on: None }
+        Self { pairs, estimation: estimating.then(Estimation::default), client, shown, pass, embedded_on }
     }
 
     fn describe(pairs: &[Pair]) -> Vec<PairInfo> {

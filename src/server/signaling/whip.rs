@@ -49,7 +49,7 @@ fn tell_owner(state: &AppState, headers: &HeaderMap, stream: &str, query: Option
         let data = serde_json::json!({
             "accountId": owner, "streamName": stream, "sourceId": source, "status": status, "reason": reason,
         });
-        let event = webhooks::Event::new(webhooks::EventType::PublishRefused, webhooks::sender::now_ms(), data);
+        let event = webhooks::Event::new(webhooks::EventType::PublishRefused, crate::db::now_unix_ms(), data);
         state.webhooks.emit(webhooks::Owner::PublicId(&owner), &event).await;
     });
 }

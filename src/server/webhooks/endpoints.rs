@@ -193,7 +193,7 @@ pub async fn send_test(
 ) -> Result<WebhookDeliveryView, ApiError> {
     let endpoint = find(pool, account, id).await?;
     let data = serde_json::json!({ "accountId": account.public_id, "endpointId": endpoint.id });
-    let event = Event::new(EventType::Test, sender::now_ms(), data);
+    let event = Event::new(EventType::Test, crate::db::now_unix_ms(), data);
     let row = webhooks.queue_for(&endpoint.id, &event.id, event.kind.as_str(), &event.body()).await?;
     Ok(delivery_view(&row))
 }

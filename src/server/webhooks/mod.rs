@@ -56,8 +56,15 @@ impl Webhooks {
         }
         let body = event.body();
         for endpoint in wanted {
-            db::webhooks::enqueue(&self.pool, &endpoint.id, &event.id, event.kind.as_str(), &body, sender::now_ms())
-                .await?;
+            db::webhooks::enqueue(
+                &self.pool,
+                &endpoint.id,
+                &event.id,
+                event.kind.as_str(),
+                &body,
+                crate::db::now_unix_ms(),
+            )
+            .await?;
         }
         self.wake.notify_one();
         Ok(())
@@ -71,7 +78,8 @@ impl Webhooks {
         kind: &str,
         body: &str,
     ) -> Result<db::webhooks::DeliveryRow, sqlx::Error> {
-        let row = db::webhooks::enqueue(&self.pool, endpoint_id, event_id, kind, body, sender::now_ms()).await?;
+        let row =
+            db::webhooks::enqueue(&self.pool, endpoint_id, event_id, kind, body, crate::db::now_unix_ms()).await?;
         self.wake.notify_one();
         Ok(row)
     }

@@ -137,7 +137,7 @@ pub async fn run(
 ) {
     let mut pruned_at = Instant::now();
     loop {
-        let now = now_ms();
+        let now = db::now_unix_ms();
         match db::webhooks::due(&pool, now, BATCH).await {
             Ok(batch) if !batch.is_empty() => {
                 let attempts = batch.into_iter().map(|due| attempt(&pool, &client, allow_private, due));
@@ -154,7 +154,7 @@ pub async fn run(
             }
         }
         let next = db::webhooks::next_due_at(&pool).await.ok().flatten();
-        let wait = next.map_or(60_000, |at| (at - now_ms()).clamp(0, 60_000));
+        let wait = next.map_or(60_000, |at| (at - db::now_unix_ms()).clamp(0, 60_000));
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
@@ -168,7 +168,7 @@ pub async fn run(
 
 /// One try of one delivery, written down whatever happens.
 async fn attempt(pool: &SqlitePool, client: &HttpClient, allow_private: bool, due: DueDelivery) {
-    let at_ms = now_ms();
+    let at_ms = db::now_unix_ms();
     let started = Instant::now();
     let result = tokio::time::timeout(ATTEMPT_TIMEOUT, post(client, allow_private, &due, at_ms / 1000))
         .await
@@ -231,10 +231,6 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::server::session::hex;
+
 pub const HEADER: &str = "ferrocast-signature";
 
 /// The header value for `body` sent at `unix_seconds`.
@@ -13,9 +15,7 @@ pub fn sign(secret: &str, unix_seconds: i64, body: &str) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={unix_seconds},v1={hex}")
+    format!("t={unix_seconds},v1={}", hex(&mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]

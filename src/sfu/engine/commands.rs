@@ -407,9 +407,7 @@ impl Engine {
             .and_then(Peer::publisher)
             .and_then(Publisher::video)
             .is_some_and(TrackIn::is_simulcast);
-        let mut viewer = Viewer::new(pairs, request.client, request.pass, estimating);
-        viewer.embedded_on = request.embedded_on;
-        let role = Role::Viewer(viewer);
+        let role = Role::Viewer(Viewer::new(pairs, request.client, request.pass, request.embedded_on, estimating));
         let (id, mut created) = self.accept(&request.offer, request.stream.clone(), role)?;
         created.answer =
             offer::set_msids(&created.answer, |mid| pair_of_mid.get(mid).map(|pair| format!("ferrocast-{pair}")));
@@ -555,33 +553,33 @@ impl Engine {
         }
     }
 
-    /// The stream's connected viewers counted by the pass that let them in (a few passes at
-    /// most: a linear merge beats a map).
-    fn viewers_by_pass(&self, stream: &Stream) -> Vec<PassViewers> {
-        let mut counts: Vec<PassViewers> = Vec::new();
-        let passes = stream.viewers.iter().filter_map(|id| self.peers.get(id)).filter(|p| p.connected);
-        for pass in passes.filter_map(|peer| peer.viewer().and_then(|v| v.pass.as_ref())) {
-            match counts.iter_mut().find(|c| c.kind == pass.kind && *c.id == *pass.id) {
-                Some(count) => count.viewers += 1,
-                None => counts.push(PassViewers { kind: pass.kind, id: pass.id.to_string(), viewers: 1 }),
+    /// The stream's connected viewers counted by `key` (those without one are left out), most
+    /// first. A few keys at most: a linear merge beats a map.
+    fn tally<'a, K: PartialEq + Ord + 'a>(
+        &'a self,
+        stream: &'a Stream,
+        key: impl Fn(&'a Viewer) -> Option<K>,
+    ) -> Vec<(K, usize)> {
+        let mut counts: Vec<(K, usize)> = Vec::new();
+        let viewers = stream.viewers.iter().filter_map(|id| self.peers.get(id)).filter(|p| p.connected);
+        for k in viewers.filter_map(|peer| peer.viewer().and_then(&key)) {
+            match counts.iter_mut().find(|(seen, _)| *seen == k) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((k, 1)),
             }
         }
-        counts.sort_by(|a, b| b.viewers.cmp(&a.viewers).then_with(|| a.id.cmp(&b.id)));
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts
     }
 
-    /// The stream's connected viewers counted by the site that embeds them, most first.
+    fn viewers_by_pass(&self, stream: &Stream) -> Vec<PassViewers> {
+        let by_pass = self.tally(stream, |v| v.pass.as_ref().map(|p| (&*p.id, p.kind)));
+        by_pass.into_iter().map(|((id, kind), viewers)| PassViewers { kind, id: id.to_owned(), viewers }).collect()
+    }
+
     fn viewers_by_site(&self, stream: &Stream) -> Vec<SiteViewers> {
-        let mut counts: Vec<SiteViewers> = Vec::new();
-        let viewers = stream.viewers.iter().filter_map(|id| self.peers.get(id)).filter(|p| p.connected);
-        for site in viewers.filter_map(|peer| peer.viewer().and_then(|v| v.embedded_on.as_deref())) {
-            match counts.iter_mut().find(|c| c.origin == site) {
-                Some(count) => count.viewers += 1,
-                None => counts.push(SiteViewers { origin: site.to_owned(), viewers: 1 }),
-            }
-        }
-        counts.sort_by(|a, b| b.viewers.cmp(&a.viewers).then_with(|| a.origin.cmp(&b.origin)));
-        counts
+        let by_site = self.tally(stream, |v| v.embedded_on.as_deref());
+        by_site.into_iter().map(|(origin, viewers)| SiteViewers { origin: origin.to_owned(), viewers }).collect()
     }
 
     pub(super) fn snapshot(&self, key: &StreamKey, stream: &Stream) -> StreamInfo {

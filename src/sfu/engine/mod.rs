@@ -456,22 +456,8 @@ impl Engine {
             Event::Connected => self.on_connected(id),
             Event::KeyframeRequest(request) => self.on_viewer_keyframe_request(id, request.mid),
             Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind),
-            Event::PeerStats(stats) => {
-                if let Some(health) = self.health_of(id) {
-                    health.loss = stats.ingress_loss_fraction.or(health.loss);
-                    if let Some(rtt) = stats.rtt {
-                        health.rtt_ms = Some(rtt.as_millis().min(u128::from(u32::MAX)) as u32);
-                    }
-                }
-            }
-            Event::MediaIngressStats(stats) => {
-                if let Some(health) = self.health_of(id) {
-                    health.note_stream(stats.mid, stats.rid, stats.nacks, stats.loss);
-                    if let (None, Some(rtt)) = (health.rtt_ms, stats.rtt) {
-                        health.rtt_ms = Some(rtt.as_millis().min(u128::from(u32::MAX)) as u32);
-                    }
-                }
-            }
+            Event::PeerStats(stats) => self.health_of(id).into_iter().for_each(|h| h.note_peer(&stats)),
+            Event::MediaIngressStats(stats) => self.health_of(id).into_iter().for_each(|h| h.note_ingress(&stats)),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => self.doomed.push(id),
             _ => {}
         }
