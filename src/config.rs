@@ -11,11 +11,27 @@ use url::Url;
 
 use crate::sfu::{IceServer, MediaAddresses, SfuConfig, TcpPort};
 
-/// Whether strangers may create accounts.
+/// Who may create accounts (README "Sign-up and the operator").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SignupMode {
+    /// With an operator's invite; the first account of an empty data folder needs none and
+    /// becomes the operator.
+    Invite,
+    /// Anyone.
     Open,
+    /// Nobody.
     Closed,
+}
+
+impl SignupMode {
+    pub fn policy(self) -> crate::model::SignupPolicy {
+        use crate::model::SignupPolicy;
+        match self {
+            Self::Invite => SignupPolicy::Invite,
+            Self::Open => SignupPolicy::Open,
+            Self::Closed => SignupPolicy::Closed,
+        }
+    }
 }
 
 /// What `ferrocast` does instead of serving.
@@ -27,6 +43,19 @@ pub enum Command {
         /// Where the copy goes.
         file: PathBuf,
     },
+    /// Makes a one-time sign-up invite and prints its link (for a server where nobody can log in
+    /// yet, or from a script); works while the server runs.
+    Invite {
+        /// Seconds the invite stays usable.
+        #[arg(long, default_value_t = crate::server::invites::DEFAULT_LIFETIME_SECS)]
+        expires_in: u64,
+        /// Who it is for, as the operator's list shows it.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Sets a new password for EMAIL (asked for on the terminal, or read as one line from
+    /// standard input) and ends that account's sessions; works while the server runs.
+    ResetPassword { email: String },
 }
 
 /// Everything the server needs to start; every field has a default that makes a first run work.
@@ -38,20 +67,21 @@ pub struct Config {
     pub command: Option<Command>,
 
     /// Address the HTTP server listens on (port 0 picks a free port).
-    #[arg(long, env = "FERROCAST_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "FERROCAST_LISTEN", default_value = "127.0.0.1:3000", global = true)]
     pub listen: SocketAddr,
 
     /// Folder for the SQLite database (and, later, recordings); created if missing.
-    #[arg(long, env = "FERROCAST_DATA_DIR", default_value = "./data")]
+    #[arg(long, env = "FERROCAST_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// URL people reach this server at; used in share links and to mark cookies `Secure` when it
     /// is https. Defaults to `http://{listen}`.
-    #[arg(long, env = "FERROCAST_PUBLIC_URL")]
+    #[arg(long, env = "FERROCAST_PUBLIC_URL", global = true)]
     pub public_url: Option<Url>,
 
-    /// `open` lets anyone sign up; `closed` refuses new accounts.
-    #[arg(long, env = "FERROCAST_SIGNUP", value_enum, default_value = "open")]
+    /// `invite`: the first account becomes the operator, later ones need its invite; `open` lets
+    /// anyone sign up; `closed` refuses new accounts.
+    #[arg(long, env = "FERROCAST_SIGNUP", value_enum, default_value = "invite")]
     pub signup: SignupMode,
 
     /// Where recordings are written (default: `recordings/` in the data folder).
@@ -290,6 +320,20 @@ impl Config {
     }
 
     /// The recordings folder: `--recordings-dir`, else `recordings/` in the data folder.
+    /// The public URL as a command run beside the server sees it (no certificate at hand):
+    /// `--public-url`, else the first ACME name over HTTPS, else the listen address.
+    pub fn public_url_or_default(&self) -> String {
+        let port = self.listen.port();
+        let url = match (&self.public_url, self.acme_domains.first(), &self.tls_cert) {
+            (Some(url), _, _) => url.to_string(),
+            (None, Some(name), _) if port == 443 => format!("https://{name}"),
+            (None, Some(name), _) => format!("https://{name}:{port}"),
+            (None, None, Some(_)) => format!("https://{}", self.listen),
+            (None, None, None) => format!("http://{}", self.listen),
+        };
+        url.trim_end_matches('/').to_owned()
+    }
+
     pub fn recordings_folder(&self) -> PathBuf {
         self.recordings_dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
     }

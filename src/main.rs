@@ -1,9 +1,11 @@
 //! The `ferrocast` server: parse the configuration, build the application, serve until a signal.
 
+use std::io::Write;
+
 use clap::Parser;
 use ferrocast::{
     config::{Command, Config},
-    server::Application,
+    server::{cli, Application},
 };
 use tracing_subscriber::EnvFilter;
 
@@ -21,14 +23,25 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let config = Config::parse();
-    if let Some(Command::Backup { file }) = &config.command {
-        return match ferrocast::db::backup(&config.data_dir, file).await {
-            Ok(()) => {
-                println!("database copied to {}", file.display());
+    if let Some(command) = &config.command {
+        let (name, done) = match command {
+            Command::Backup { file } => (
+                "backup",
+                ferrocast::db::backup(&config.data_dir, file)
+                    .await
+                    .map(|()| format!("database copied to {}\n", file.display()))
+                    .map_err(|e| e.to_string()),
+            ),
+            Command::Invite { expires_in, note } => ("invite", cli::invite(&config, *expires_in, note).await),
+            Command::ResetPassword { email } => ("reset-password", cli::reset_password(&config, email).await),
+        };
+        return match done {
+            Ok(out) => {
+                print!("{out}");
                 std::process::ExitCode::SUCCESS
             }
             Err(err) => {
-                eprintln!("ferrocast backup: {err}");
+                eprintln!("ferrocast {name}: {err}");
                 std::process::ExitCode::FAILURE
             }
         };
@@ -41,10 +54,17 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!("ferrocast listening on {}://{}", app.scheme(), app.local_addr());
+    // Whoever started the server may read only the first line and close the pipe: a write that
+    // fails must not stop the server (println! would panic on the broken pipe).
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "ferrocast listening on {}://{}", app.scheme(), app.local_addr());
     if let Some(helper) = app.http_helper_addr() {
-        println!("ferrocast answering ACME HTTP-01 and redirecting to HTTPS on http://{helper}");
+        let _ = writeln!(stdout, "ferrocast answering ACME HTTP-01 and redirecting to HTTPS on http://{helper}");
     }
+    for line in app.first_run_hints().await {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
     match app.run_until(shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -11,6 +11,18 @@ pub struct AccountView {
     /// Short public id, the first half of every stream id (`{accountId}/{streamName}`).
     pub account_id: String,
     pub email: String,
+    /// The instance's operator: sees `/admin` and makes invites.
+    pub operator: bool,
+}
+
+/// Who may create an account here (`--signup`; README "Sign-up and the operator").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupPolicy {
+    /// With an operator's invite (the first account of an empty instance needs none).
+    Invite,
+    Open,
+    Closed,
 }
 
 /// Facts about this server that the pages show.
@@ -18,7 +30,14 @@ pub struct AccountView {
 pub struct SiteInfo {
     /// Base URL for links (WHIP URL, viewer links), without a trailing slash.
     pub public_url: String,
-    pub signup_open: bool,
+}
+
+/// What the sign-up page tells a visitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignupInfo {
+    pub policy: SignupPolicy,
+    /// No account exists yet: the next sign-up makes the operator, invite or not.
+    pub first_account: bool,
 }
 
 /// Shortest accepted password, in characters (PRODUCT.md §2).
@@ -398,6 +417,45 @@ pub struct WebhookEndpointPatch {
     pub events: Option<Vec<String>>,
     #[serde(default)]
     pub enabled: Option<bool>,
+}
+
+/// A sign-up invite as the operator's list shows it: never its code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteView {
+    pub id: String,
+    /// `fci_…a1b2`.
+    pub hint: String,
+    pub note: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub used_at: Option<String>,
+    /// The email of the account that used it (while that account exists).
+    pub used_by: Option<String>,
+    /// `open`, `used` or `expired`.
+    pub state: String,
+}
+
+/// The answer to making an invite: the only time its code is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteWithCode {
+    pub code: String,
+    /// `{public URL}/signup?invite={code}`.
+    pub url: String,
+    pub expires_at: String,
+    pub invite: InviteView,
+}
+
+/// Body of `POST /api/v1/invites`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewInvite {
+    /// Seconds from now (default 7 days).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// One delivery of one event to one endpoint, as its log shows it.

@@ -47,7 +47,9 @@ export async function startServer(extraArgs = [], { listen = '127.0.0.1:0', data
   const ownsDataDir = created && !keepDataDir;
   dataDir ??= mkdtempSync(join(tmpdir(), 'ferrocast-e2e-data-'));
   const startedAt = performance.now();
-  const child = spawn(bin, ['--listen', listen, '--data-dir', dataDir, '--site-root', siteRoot, ...extraArgs], {
+  // Tests sign up as many accounts as they like unless they ask for another sign-up mode.
+  const signup = extraArgs.includes('--signup') ? [] : ['--signup', 'open'];
+  const child = spawn(bin, ['--listen', listen, '--data-dir', dataDir, '--site-root', siteRoot, ...signup, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
   });

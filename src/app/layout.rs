@@ -8,6 +8,7 @@ use leptos_router::{
 
 use super::{
     components::{error_text, Brand},
+    pages::not_found::NotFound,
     server_fns::{current_account, LogOut},
 };
 use crate::model::AccountView;
@@ -22,6 +23,10 @@ pub fn DashboardLayout() -> impl IntoView {
             {move || Suspend::new(async move {
                 match account.await {
                     Ok(Some(account)) => view! { <Frame account/> }.into_any(),
+                    // The operator's page is not advertised: a 404, not a way to log in.
+                    Ok(None) if use_location().pathname.get_untracked().starts_with("/admin") => {
+                        view! { <NotFound/> }.into_any()
+                    }
                     Ok(None) => view! { <Redirect path="/login"/> }.into_any(),
                     Err(err) => view! {
                         <main class="error-page">
@@ -51,6 +56,7 @@ fn Frame(account: AccountView) -> impl IntoView {
                     <A href="/viewer-tokens">"Viewer tokens"</A>
                     <A href="/webhooks">"Webhooks"</A>
                     <A href="/api-keys">"API keys"</A>
+                    {account.operator.then(|| view! { <A href="/admin">"Admin"</A> })}
                 </nav>
                 <AccountMenu account/>
             </div>

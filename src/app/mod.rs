@@ -16,6 +16,7 @@ use leptos_router::{
 use layout::DashboardLayout;
 use pages::{
     account::AccountPage,
+    admin::AdminPage,
     api_keys::ApiKeysPage,
     auth::{LoginPage, SignupPage},
     broadcast::BroadcastPage,
@@ -95,6 +96,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/api-keys") view=ApiKeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -10,36 +10,89 @@ pub struct AccountRow {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// Sees `/admin` and makes invites (README "Sign-up and the operator").
+    pub operator: bool,
 }
 
-/// Inserts an account; fails with a unique violation when the email or public id is taken.
+/// The columns of [`AccountRow`] as a string literal, for queries over `accounts AS a` (a macro so
+/// that `concat!` makes each query one `&'static str`: the session lookup runs per request).
+macro_rules! account_columns {
+    () => {
+        "a.id, a.public_id, a.email, a.password_hash, a.created_at, a.operator"
+    };
+}
+pub(crate) use account_columns;
+
+/// Which new accounts the database lets in (checked in the same statement that inserts, so two
+/// sign-ups at once cannot both be "the first" or both use one invite).
+#[derive(Clone, Copy, Debug)]
+pub enum Admission<'a> {
+    Anyone,
+    /// Only while there is no account at all.
+    FirstOnly,
+    /// With an unused, unexpired invite (whose SHA-256 this is), taken in the same transaction.
+    Invite {
+        code_hash: &'a str,
+    },
+}
+
+/// Inserts an account if `admission` lets it in (`None` otherwise); the first account of the
+/// instance is its operator. Fails with a unique violation when the email or public id is taken.
 pub async fn insert(
     pool: &SqlitePool,
     public_id: &str,
     email: &str,
     password_hash: &str,
     now: i64,
-) -> Result<AccountRow, sqlx::Error> {
-    sqlx::query_as::<_, AccountRow>(
-        "INSERT INTO accounts (public_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)
-         RETURNING id, public_id, email, password_hash, created_at",
-    )
-    .bind(public_id)
-    .bind(email)
-    .bind(password_hash)
-    .bind(now)
-    .fetch_one(pool)
-    .await
+    admission: Admission<'_>,
+) -> Result<Option<AccountRow>, sqlx::Error> {
+    let condition = match admission {
+        Admission::Anyone | Admission::Invite { .. } => "1",
+        Admission::FirstOnly => "NOT EXISTS (SELECT 1 FROM accounts)",
+    };
+    let sql = format!(
+        "INSERT INTO accounts (public_id, email, password_hash, created_at, operator)
+         SELECT $1, $2, $3, $4, NOT EXISTS (SELECT 1 FROM accounts) WHERE {condition}
+         RETURNING id, public_id, email, password_hash, created_at, operator"
+    );
+    let mut tx = pool.begin().await?;
+    let account = sqlx::query_as::<_, AccountRow>(&sql)
+        .bind(public_id)
+        .bind(email)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(account) = account else { return Ok(None) };
+    if let Admission::Invite { code_hash } = admission {
+        let taken = sqlx::query(
+            "UPDATE invites SET used_at = $1, used_by = $2
+             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(account.id)
+        .bind(code_hash)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 0 {
+            return Ok(None);
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(account))
+}
+
+/// Whether the instance has any account yet.
+pub async fn any_exists(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts)").fetch_one(pool).await
 }
 
 /// Finds an account by its (already lower-cased) email.
 pub async fn find_by_email(pool: &SqlitePool, email: &str) -> Result<Option<AccountRow>, sqlx::Error> {
-    sqlx::query_as::<_, AccountRow>(
-        "SELECT id, public_id, email, password_hash, created_at FROM accounts WHERE email = $1",
-    )
-    .bind(email)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as::<_, AccountRow>(concat!("SELECT ", account_columns!(), " FROM accounts a WHERE a.email = $1"))
+        .bind(email)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Whether an email is already registered.

@@ -67,11 +67,13 @@ pub async fn account_by_secret_hash(
     secret_hash: &str,
     now: i64,
 ) -> Result<Option<AccountRow>, sqlx::Error> {
-    let account = sqlx::query_as::<_, AccountRow>(
-        "SELECT a.id, a.public_id, a.email, a.password_hash, a.created_at
+    let account = sqlx::query_as::<_, AccountRow>(concat!(
+        "SELECT ",
+        super::accounts::account_columns!(),
+        "
          FROM api_keys k JOIN accounts a ON a.id = k.account_id
-         WHERE k.secret_hash = $1",
-    )
+         WHERE k.secret_hash = $1"
+    ))
     .bind(secret_hash)
     .fetch_optional(pool)
     .await?;

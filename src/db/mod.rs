@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod invites;
 pub mod recordings;
 pub mod server_keys;
 pub mod sessions;

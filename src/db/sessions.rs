@@ -24,11 +24,13 @@ pub async fn insert(
 
 /// The account of a session that exists and has not expired.
 pub async fn find_account(pool: &SqlitePool, id_hash: &str, now: i64) -> Result<Option<AccountRow>, sqlx::Error> {
-    sqlx::query_as::<_, AccountRow>(
-        "SELECT a.id, a.public_id, a.email, a.password_hash, a.created_at
+    sqlx::query_as::<_, AccountRow>(concat!(
+        "SELECT ",
+        super::accounts::account_columns!(),
+        "
          FROM sessions s JOIN accounts a ON a.id = s.account_id
-         WHERE s.id_hash = $1 AND s.expires_at > $2",
-    )
+         WHERE s.id_hash = $1 AND s.expires_at > $2"
+    ))
     .bind(id_hash)
     .bind(now)
     .fetch_optional(pool)

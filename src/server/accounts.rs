@@ -6,14 +6,19 @@ use std::{net::IpAddr, time::Duration};
 use sqlx::SqlitePool;
 
 use super::{
-    error::ApiError,
+    error::{ApiError, SignupRefused},
     password::PasswordHasher,
     rate_limit::FailureLimiter,
+    secrets,
     session::{self, SessionId},
 };
 use crate::{
     config::SignupMode,
-    db::{self, accounts::AccountRow},
+    db::{
+        self,
+        accounts::{AccountRow, Admission},
+        invites::InviteState,
+    },
     model::{self, AccountView, PASSWORD_MAX_BYTES},
 };
 
@@ -48,7 +53,7 @@ pub struct LoggedIn {
 
 impl From<&AccountRow> for AccountView {
     fn from(row: &AccountRow) -> Self {
-        Self { account_id: row.public_id.clone(), email: row.email.clone() }
+        Self { account_id: row.public_id.clone(), email: row.email.clone(), operator: row.operator }
     }
 }
 
@@ -73,17 +78,30 @@ impl Accounts {
         self.hasher.warm_up().await;
     }
 
-    /// Creates an account. Nothing is written unless every rule holds.
-    pub async fn sign_up(&self, email: &str, password: &str, client: IpAddr) -> Result<AccountRow, ApiError> {
-        if self.signup == SignupMode::Closed {
-            return Err(ApiError::SignupClosed);
-        }
+    /// Creates an account. Nothing is written unless every rule holds: the sign-up mode (with
+    /// `invite`, an unused invite code unless the instance has no account yet), the fields, the
+    /// per-address limit, a free email.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        invite: Option<&str>,
+        client: IpAddr,
+    ) -> Result<AccountRow, ApiError> {
+        let invite_hash = invite.map(str::trim).filter(|code| !code.is_empty()).map(secrets::hash);
+        let admission = match (self.signup, invite_hash.as_deref()) {
+            (SignupMode::Closed, _) => return Err(SignupRefused::Closed.into()),
+            (SignupMode::Open, _) => Admission::Anyone,
+            (SignupMode::Invite, Some(code_hash)) => Admission::Invite { code_hash },
+            (SignupMode::Invite, None) => Admission::FirstOnly,
+        };
         let email = model::normalize_email(email)?;
         model::check_new_password(password)?;
         // Every sign-up that gets this far counts, whatever its outcome.
         let _counted = self.signups.begin(&client.to_string()).map_err(|wait| refused("signup", wait))?;
-        // Checked before hashing so a duplicate costs no argon2 time; the UNIQUE constraint
-        // below still decides races.
+        // Checked before hashing so a refusal costs no argon2 time; the insert below still
+        // decides races.
+        self.admissible(admission).await?;
         if db::accounts::email_exists(&self.pool, &email).await? {
             return Err(email_taken());
         }
@@ -92,10 +110,18 @@ impl Accounts {
         // A clash of public ids is rare (31^6 ≈ 887 million ids) but possible: draw again.
         for _ in 0..8 {
             let public_id = random_account_id()?;
-            match db::accounts::insert(&self.pool, &public_id, &email, &hash, now).await {
-                Ok(account) => {
-                    tracing::info!(account = %account.public_id, "account created");
+            match db::accounts::insert(&self.pool, &public_id, &email, &hash, now, admission).await {
+                Ok(Some(account)) => {
+                    tracing::info!(account = %account.public_id, operator = account.operator, "account created");
                     return Ok(account);
+                }
+                Ok(None) => {
+                    self.admissible(admission).await?;
+                    // Admissible a moment ago, refused now: another sign-up took the place.
+                    return Err(match admission {
+                        Admission::Invite { .. } => SignupRefused::InviteUsed.into(),
+                        _ => SignupRefused::InviteRequired.into(),
+                    });
                 }
                 Err(err) if db::is_unique_violation(&err) => {
                     if db::accounts::email_exists(&self.pool, &email).await? {
@@ -106,6 +132,21 @@ impl Accounts {
             }
         }
         Err(ApiError::Internal("could not draw a free account id".into()))
+    }
+
+    /// Whether `admission` would let an account in now (the insert checks again, atomically).
+    async fn admissible(&self, admission: Admission<'_>) -> Result<(), ApiError> {
+        match admission {
+            Admission::Anyone => Ok(()),
+            Admission::FirstOnly if !db::accounts::any_exists(&self.pool).await? => Ok(()),
+            Admission::FirstOnly => Err(SignupRefused::InviteRequired.into()),
+            Admission::Invite { code_hash } => match db::invites::state(&self.pool, code_hash, db::now_unix()).await? {
+                InviteState::Usable => Ok(()),
+                InviteState::Unknown => Err(SignupRefused::UnknownInvite.into()),
+                InviteState::Used => Err(SignupRefused::InviteUsed.into()),
+                InviteState::Expired => Err(SignupRefused::InviteExpired.into()),
+            },
+        }
     }
 
     /// Checks credentials and opens a session. An unknown email and a wrong password give the same
@@ -194,6 +235,22 @@ impl Accounts {
         let ended = db::sessions::delete_for_account(&self.pool, account.id, keep.as_deref()).await?;
         tracing::info!(account = %account.public_id, ended = ended.len(), "password changed");
         Ok(ended)
+    }
+
+    /// Sets a new password without the current one (the operator's `ferrocast reset-password`,
+    /// run on the server's own machine) and ends every session of the account.
+    pub async fn reset_password(&self, email: &str, new: &str) -> Result<AccountRow, ApiError> {
+        let email = model::normalize_email(email)?;
+        model::check_new_password(new)?;
+        let account = db::accounts::find_by_email(&self.pool, &email)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("there is no account with the email {email}")))?;
+        let hash = self.hasher.hash(new.to_owned()).await?;
+        db::accounts::set_password_hash(&self.pool, account.id, &hash).await?;
+        let ended = db::sessions::delete_for_account(&self.pool, account.id, None).await?;
+        self.per_account.clear(&email);
+        tracing::info!(account = %account.public_id, ended = ended.len(), "password reset");
+        Ok(account)
     }
 
     /// Ends every session of the account (this one too); answers their hashes.

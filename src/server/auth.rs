@@ -11,6 +11,10 @@ use crate::db::{self, accounts::AccountRow};
 /// The logged-in account; a request without a live session is refused with 401.
 pub struct CurrentAccount(pub AccountRow);
 
+/// The logged-in account when it is the instance's operator. Anyone else, logged in or not, gets
+/// the 404 of a route that does not exist: the operator's doors are not advertised.
+pub struct Operator(pub AccountRow);
+
 /// The logged-in account if there is one; never refuses.
 pub struct MaybeAccount(pub Option<AccountRow>);
 
@@ -70,5 +74,15 @@ impl FromRequestParts<AppState> for MaybeAccount {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         Ok(Self(account_from_headers(state, &parts.headers, Client::of(parts)).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let not_found = || ApiError::NotFound("no such API route".into());
+        let account = account_from_headers(state, &parts.headers, Client::of(parts)).await.map_err(|_| not_found())?;
+        account.filter(|a| a.operator).map(Self).ok_or_else(not_found)
     }
 }

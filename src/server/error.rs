@@ -27,8 +27,8 @@ pub enum ApiError {
     Unauthenticated,
     #[error("email or password is incorrect")]
     InvalidCredentials,
-    #[error("sign-up is closed on this server")]
-    SignupClosed,
+    #[error("{0}")]
+    Signup(#[from] SignupRefused),
     #[error("requests that change state must come from this site")]
     CrossOrigin,
     #[error("{0}")]
@@ -65,7 +65,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::SignupClosed | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::Signup(_) | Self::CrossOrigin => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -88,7 +88,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
-            Self::SignupClosed => "signup_closed",
+            Self::Signup(refused) => refused.code(),
             Self::CrossOrigin => "cross_origin_request",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
@@ -114,6 +114,31 @@ impl ApiError {
     /// Shorthand for a 422 on one field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Validation(FieldError { field, message: message.into() })
+    }
+}
+
+/// Why a sign-up was refused (403; README "Sign-up and the operator").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignupRefused {
+    #[error("sign-up is closed on this server")]
+    Closed,
+    #[error("sign-up on this server needs an invite: ask its operator for an invite link")]
+    InviteRequired,
+    #[error("this invite code is not known (it may have been withdrawn): ask the operator for a new one")]
+    UnknownInvite,
+    #[error("this invite has been used already: ask the operator for a new one")]
+    InviteUsed,
+    #[error("this invite has expired: ask the operator for a new one")]
+    InviteExpired,
+}
+
+impl SignupRefused {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Closed => "signup_closed",
+            Self::InviteRequired => "invite_required",
+            Self::UnknownInvite | Self::InviteUsed | Self::InviteExpired => "invite_invalid",
+        }
     }
 }
 

@@ -5,11 +5,13 @@ pub mod account_settings;
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod error;
 pub mod grants;
 mod headers;
 mod help;
+pub mod invites;
 pub(crate) mod limits;
 pub mod live;
 pub mod live_history;
@@ -294,6 +296,24 @@ impl Application {
     }
 
     /// `https` or `http`: what `--listen` speaks.
+    /// What a person who just started the server should do next (printed after the addresses):
+    /// where to open it and, on an empty data folder, who becomes the operator.
+    pub async fn first_run_hints(&self) -> Vec<String> {
+        let url = &self.state.settings.public_url;
+        let mut hints = vec![format!("Open {url} in a browser.")];
+        if let Ok(false) = crate::db::accounts::any_exists(&self.state.pool).await {
+            hints.push(match self.state.accounts.signup_mode() {
+                crate::config::SignupMode::Closed => {
+                    "No account yet, and --signup closed refuses new ones: start once with --signup invite to create \
+                     the operator's account."
+                        .to_owned()
+                }
+                _ => format!("No account yet: the first account made at {url}/signup becomes this server's operator."),
+            });
+        }
+        hints
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.https.is_some() {
             "https"

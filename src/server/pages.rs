@@ -17,6 +17,9 @@ use super::{
 /// Dashboard sections; each path under them needs a logged-in account.
 const DASHBOARD_SECTIONS: &[&str] =
     &["/tokens", "/live", "/viewer-tokens", "/webhooks", "/api-keys", "/recordings", "/account"];
+/// The operator's page: 404 for everyone else, logged in or not (the page decides, so that the
+/// same 404 hydrates), so it is not redirected to login either.
+const OPERATOR_PAGE: &str = "/admin";
 /// Pages only for people who are not logged in.
 const GUEST_PAGES: &[&str] = &["/login", "/signup"];
 
@@ -31,7 +34,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request<Body>, ne
     let path = uri.path();
     let in_dashboard = DASHBOARD_SECTIONS.iter().any(|s| path == *s || path.starts_with(&format!("{s}/")));
     let guest_only = GUEST_PAGES.contains(&path);
-    if !(path == "/" || in_dashboard || guest_only) {
+    if !(path == "/" || in_dashboard || guest_only || path == OPERATOR_PAGE) {
         return next.run(request).await;
     }
     // A database error here must not lock people out with a blank page: treat as logged out

@@ -14,6 +14,8 @@ pub const PUBLISH_TOKEN_PREFIX: &str = "fcp_";
 pub const API_KEY_PREFIX: &str = "fck_";
 /// Prefix of subscribe token secrets (they let their bearer watch).
 pub const SUBSCRIBE_TOKEN_PREFIX: &str = "fcs_";
+/// Sign-up invite codes (one use each).
+pub const INVITE_PREFIX: &str = "fci_";
 /// Webhook signing secrets: kept as they are (the server signs with them), shown once.
 pub const WEBHOOK_SECRET_PREFIX: &str = "fcw_";
 

@@ -26,7 +26,7 @@ async fn sign_up_creates_a_lower_cased_account_and_logs_it_in() {
     assert!(!cookie.contains("Secure"), "plain http must not mark the cookie Secure: {cookie}");
 
     let me: Value = client.get(app.url("/api/v1/me")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(me, json!({ "accountId": account_id, "email": "ada@example.com" }));
+    assert_eq!(me, json!({ "accountId": account_id, "email": "ada@example.com", "operator": true }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,7 +212,7 @@ async fn a_full_disk_does_not_fail_api_calls_that_only_read() {
         .arg("sh")
         .arg(data.path())
         .arg(env!("CARGO_BIN_EXE_ferrocast"))
-        .args(["--listen", "127.0.0.1:0", "--recordings-min-free", "0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--signup", "open", "--recordings-min-free", "0", "--data-dir"])
         .arg(data.path());
     let (server, base) = crate::recording::spawn_server(command);
     let seen =
@@ -321,7 +321,7 @@ async fn the_server_takes_the_whole_open_files_limit_it_is_allowed() {
     command
         .args(["-c", r#"ulimit -S -n 256 && exec "$@""#, "sh"])
         .arg(env!("CARGO_BIN_EXE_ferrocast"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--signup", "open", "--data-dir"])
         .arg(data.path());
     let (server, _) = crate::recording::spawn_server(command);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.id())).unwrap();
@@ -367,7 +367,7 @@ async fn held_feeds_are_capped_and_every_other_route_keeps_answering() {
     command
         .args(["-c", r#"ulimit -S -n 1024 && ulimit -H -n 1024 && exec "$@""#, "sh"])
         .arg(env!("CARGO_BIN_EXE_ferrocast"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--signup", "open", "--data-dir"])
         .arg(data.path());
     let (server, base) = crate::recording::spawn_server(command);
     let app = TestApp::running_at(base.clone(), data.path().to_owned());
@@ -739,7 +739,15 @@ async fn metrics_listen_serves_metrics_on_an_address_of_its_own() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocast"));
     command
-        .args(["--listen", "127.0.0.1:0", "--metrics-listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--signup",
+            "open",
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(data.path());
     let (server, _base) = crate::recording::spawn_server(command);
     let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();

@@ -14,6 +14,7 @@ mod proxy;
 mod recording;
 mod rtc;
 mod self_check;
+mod signup;
 mod simulcast;
 mod tls;
 mod tokens;

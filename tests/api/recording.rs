@@ -256,7 +256,7 @@ impl Drop for ServerProcess {
 /// Starts the real binary on `data`; answers the process and its base URL.
 pub(crate) fn start_binary(data: &Path) -> (ServerProcess, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrocast"));
-    command.args(["--listen", "127.0.0.1:0"]).arg("--data-dir").arg(data);
+    command.args(["--listen", "127.0.0.1:0", "--signup", "open"]).arg("--data-dir").arg(data);
     spawn_server(command)
 }
 
@@ -275,7 +275,7 @@ fn start_binary_on_small_disk(data: &Path, size: &str, min_free: &str) -> (Serve
         .args(["sh", size])
         .arg(&folder)
         .arg(env!("CARGO_BIN_EXE_ferrocast"))
-        .args(["--listen", "127.0.0.1:0", "--recordings-min-free", min_free])
+        .args(["--listen", "127.0.0.1:0", "--signup", "open", "--recordings-min-free", min_free])
         .arg("--data-dir")
         .arg(data);
     let (child, base) = spawn_server(command);

@@ -311,7 +311,7 @@ pub struct Server {
 impl Server {
     pub fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocast"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--signup", "open"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -4,9 +4,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::app::{
-    components::{error_text, Brand, FormError, PasswordField},
-    server_fns::{site_info, LogIn, SignUp},
+use crate::{
+    app::{
+        components::{error_text, Brand, FormError, PasswordField},
+        server_fns::{signup_info, LogIn, SignUp},
+    },
+    model::SignupPolicy,
 };
 
 /// Centred card used by the pages shown to logged-out visitors.
@@ -68,24 +71,28 @@ pub fn LoginPage() -> impl IntoView {
 pub fn SignupPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = form_error(move || action.value().get());
-    let info = Resource::new(|| (), |_| site_info());
+    let info = Resource::new(|| (), |_| signup_info());
+    let query = use_query_map();
+    let invite = move || query.read().get("invite").unwrap_or_default();
     view! {
         <Title text="Create an account"/>
         <AuthCard title="Create an account">
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
+                    let invited = !invite().is_empty();
                     match info.await {
-                        Ok(info) if !info.signup_open => view! {
-                            <div class="alert info" role="status">
-                                "Sign-up is closed on this server. Ask its administrator for an account."
+                        Ok(info) => signup_notice(info.policy, info.first_account, invited).map(|(class, text)| view! {
+                            <div class=class role="status">
+                                {text}
                             </div>
-                        }.into_any(),
-                        _ => ().into_any(),
+                        }).into_any(),
+                        Err(_) => ().into_any(),
                     }
                 })}
             </Suspense>
             <FormError message=error/>
             <ActionForm action=action attr:class="stack">
+                <input type="hidden" name="invite" value=invite/>
                 <div class="field">
                     <label for="email">"Email"</label>
                     <input id="email" name="email" type="email" autocomplete="email" required autofocus/>
@@ -102,5 +109,25 @@ pub fn SignupPage() -> impl IntoView {
             </ActionForm>
             <p class="auth-switch">"Already have an account? " <a href="/login">"Log in"</a></p>
         </AuthCard>
+    }
+}
+
+/// What the sign-up page says above its form: who may sign up here, and how.
+fn signup_notice(policy: SignupPolicy, first_account: bool, invited: bool) -> Option<(&'static str, &'static str)> {
+    match policy {
+        SignupPolicy::Closed => {
+            Some(("alert info", "Sign-up is closed on this server. Ask its operator for an account."))
+        }
+        _ if first_account => Some((
+            "alert info",
+            "This server has no account yet: the account you create now runs it (its operator), and \
+             invites the others.",
+        )),
+        SignupPolicy::Invite if invited => Some(("alert info", "You were invited: choose your email and password.")),
+        SignupPolicy::Invite => Some((
+            "alert info",
+            "Sign-up on this server is by invite: ask its operator for an invite link, then open it.",
+        )),
+        SignupPolicy::Open => None,
     }
 }

@@ -1,6 +1,7 @@
 //! One module per page (or group of pages).
 
 pub mod account;
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod broadcast;

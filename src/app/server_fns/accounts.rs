@@ -21,10 +21,15 @@ pub async fn current_account() -> Result<Option<AccountView>, ServerFnError> {
 #[server(prefix = "/rpc", endpoint = "site_info")]
 pub async fn site_info() -> Result<crate::model::SiteInfo, ServerFnError> {
     let state = ssr::state()?;
-    Ok(crate::model::SiteInfo {
-        public_url: state.settings.public_url.clone(),
-        signup_open: state.accounts.signup_mode() == crate::config::SignupMode::Open,
-    })
+    Ok(crate::model::SiteInfo { public_url: state.settings.public_url.clone() })
+}
+
+/// Who may sign up here, for the sign-up page.
+#[server(prefix = "/rpc", endpoint = "signup_info")]
+pub async fn signup_info() -> Result<crate::model::SignupInfo, ServerFnError> {
+    let state = ssr::state()?;
+    let first_account = !crate::db::accounts::any_exists(&state.pool).await.map_err(|e| ssr::fail(e.into(), None))?;
+    Ok(crate::model::SignupInfo { policy: state.accounts.signup_mode().policy(), first_account })
 }
 
 /// Logs in and goes to `next` (a local path) or the dashboard.
@@ -40,14 +45,28 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
     Ok(())
 }
 
-/// Creates an account, logs it in and opens the dashboard.
+/// Creates an account (with the invite from the sign-up link, if any), logs it in and opens the
+/// dashboard.
 #[server(prefix = "/rpc", endpoint = "signup")]
-pub async fn sign_up(email: String, password: String) -> Result<(), ServerFnError> {
+pub async fn sign_up(
+    email: String,
+    password: String,
+    #[server(default)] invite: Option<String>,
+) -> Result<(), ServerFnError> {
     use ssr::*;
     let state = state()?;
     let client = client()?;
-    let account = state.accounts.sign_up(&email, &password, client.ip).await.map_err(|e| fail(e, Some("/signup?")))?;
-    let session = state.accounts.open_session(&account).await.map_err(|e| fail(e, Some("/signup?")))?;
+    let invite = invite.filter(|code| !code.trim().is_empty());
+    let back = match &invite {
+        Some(code) => format!("/signup?invite={}&", encode(code)),
+        None => "/signup?".to_owned(),
+    };
+    let account = state
+        .accounts
+        .sign_up(&email, &password, invite.as_deref(), client.ip)
+        .await
+        .map_err(|e| fail(e, Some(&back)))?;
+    let session = state.accounts.open_session(&account).await.map_err(|e| fail(e, Some(&back)))?;
     set_cookie(crate::server::session::set_cookie(&session, client.secure_cookies));
     leptos_axum::redirect("/tokens");
     Ok(())

@@ -3,6 +3,7 @@
 //! with the JSON API through the services in [`crate::server`].
 
 mod accounts;
+mod admin;
 mod live;
 mod recordings;
 mod tokens;
@@ -10,6 +11,7 @@ mod viewer_tokens;
 mod webhooks;
 
 pub use accounts::*;
+pub use admin::*;
 pub use live::*;
 pub use recordings::*;
 pub use tokens::*;
@@ -45,6 +47,16 @@ pub(crate) mod ssr {
             Ok(None) => Err(fail(ApiError::Unauthenticated, None)),
             Err(err) => Err(fail(err, None)),
         }
+    }
+
+    /// [`require_account`] for the operator's page: anyone else gets the 404 of a page that does
+    /// not exist.
+    pub async fn require_operator() -> Result<(AppState, AccountRow), ServerFnError> {
+        let (state, account) = require_account().await?;
+        if !account.operator {
+            return Err(fail(ApiError::NotFound("no such page".into()), None));
+        }
+        Ok((state, account))
     }
 
     /// The client of the request (its address after trusted proxies, and its cookie flags).

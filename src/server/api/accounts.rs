@@ -15,20 +15,29 @@ use crate::{
     server::{account_settings, auth::CurrentAccount, client::Client, error::ApiError, session, AppState},
 };
 
-/// Body of signup and login.
+/// Body of login.
 #[derive(Deserialize)]
 pub struct Credentials {
     email: String,
     password: String,
 }
 
+/// Body of signup: the credentials and, on an invite-only instance, the invite code.
+#[derive(Deserialize)]
+pub struct SignUp {
+    email: String,
+    password: String,
+    #[serde(default)]
+    invite: Option<String>,
+}
+
 /// `POST /api/v1/signup` → 201 with the new account, logged in.
 pub async fn sign_up(
     State(state): State<AppState>,
     client: Client,
-    ApiJson(body): ApiJson<Credentials>,
+    ApiJson(body): ApiJson<SignUp>,
 ) -> Result<Response, ApiError> {
-    let account = state.accounts.sign_up(&body.email, &body.password, client.ip).await?;
+    let account = state.accounts.sign_up(&body.email, &body.password, body.invite.as_deref(), client.ip).await?;
     let session = state.accounts.open_session(&account).await?;
     let cookie = session::set_cookie(&session, client.secure_cookies);
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(AccountView::from(&account))).into_response())

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1` (README "HTTP API").
 
 mod accounts;
+mod invites;
 mod json;
 mod links;
 mod recordings;
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).delete(accounts::delete_account))
         .route("/me/password", post(accounts::change_password))
         .route("/me/logout-everywhere", post(accounts::log_out_everywhere))
+        .route("/invites", get(invites::list).post(invites::create))
+        .route("/invites/{code}", delete(invites::delete))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", get(tokens::get).patch(tokens::update).delete(tokens::delete))
         .route("/tokens/{id}/rotate", post(tokens::rotate))

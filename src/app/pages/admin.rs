@@ -1,0 +1,138 @@
+//! `/admin`: the operator's page (README "Sign-up and the operator"). Everyone else gets the 404
+//! of a page that does not exist.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::{
+    app::{
+        components::{error_text, Badge, FormError},
+        pages::not_found::NotFound,
+        server_fns::{list_invites, CreateInvite, WithdrawInvite},
+    },
+    model::{display_time, AccountView, InviteView},
+};
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let operator = use_context::<AccountView>().is_some_and(|account| account.operator);
+    if !operator {
+        return view! { <NotFound/> }.into_any();
+    }
+    view! {
+        <Title text="Admin"/>
+        <div class="page-header">
+            <div>
+                <h1>"Admin"</h1>
+                <p class="lede">"This server's accounts and who may join it."</p>
+            </div>
+        </div>
+        <Invites/>
+    }
+    .into_any()
+}
+
+/// Invite links: make one (shown once), see which were used, withdraw the others.
+#[component]
+fn Invites() -> impl IntoView {
+    let create = ServerAction::<CreateInvite>::new();
+    let withdraw = ServerAction::<WithdrawInvite>::new();
+    let invites = Resource::new(move || (create.version().get(), withdraw.version().get()), |_| list_invites());
+    let created = Memo::new(move |_| create.value().get().and_then(|r| r.ok()));
+    let error = Signal::derive(move || {
+        let failed = |e: Option<Result<(), ServerFnError>>| e.and_then(|r| r.err());
+        failed(create.value().get().map(|r| r.map(|_| ())))
+            .or_else(|| failed(withdraw.value().get()))
+            .map(|e| error_text(&e))
+    });
+    view! {
+        <section class="card" aria-labelledby="invites-title">
+            <h2 id="invites-title">"Invites"</h2>
+            <p class="hint">
+                "With " <code>"--signup invite"</code> " (the default) a new account needs an invite link. Each link
+                works once, until it expires."
+            </p>
+            {move || created.get().map(|made| view! {
+                <div class="secret-reveal" role="status">
+                    <h3>"Invite link"</h3>
+                    <p class="secret-warning">
+                        <strong>"Copy it now: it is not shown again."</strong>
+                        {format!(" It works once, until {}.", display_time(&made.expires_at))}
+                    </p>
+                    <div class="secret-box"><code class="secret-value" data-testid="invite-link">{made.url}</code></div>
+                </div>
+            })}
+            <FormError message=error/>
+            <ActionForm action=create attr:class="inline-form">
+                <div class="field">
+                    <label for="invite-note">"For"</label>
+                    <input id="invite-note" name="note" type="text" maxlength="200" placeholder="who it is for (optional)"/>
+                </div>
+                <div class="field">
+                    <label for="invite-days">"Works for"</label>
+                    <select id="invite-days" name="days">
+                        <option value="1">"1 day"</option>
+                        <option value="7" selected>"7 days"</option>
+                        <option value="30">"30 days"</option>
+                    </select>
+                </div>
+                <button type="submit" class="primary" disabled=move || create.pending().get()>"Make invite link"</button>
+            </ActionForm>
+            <Transition fallback=|| view! { <p class="page-loading">"Loading invites…"</p> }>
+                {move || Suspend::new(async move {
+                    match invites.await {
+                        Err(err) => view! { <div class="alert error" role="alert">{error_text(&err)}</div> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="hint">"No invites yet."</p> }.into_any(),
+                        Ok(list) => view! { <InviteTable list withdraw/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn InviteTable(list: Vec<InviteView>, withdraw: ServerAction<WithdrawInvite>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="data-table invites">
+                <thead><tr>
+                    <th scope="col">"For"</th>
+                    <th scope="col">"Code"</th>
+                    <th scope="col">"State"</th>
+                    <th scope="col">"Made"</th>
+                    <th scope="col">"Expires"</th>
+                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                </tr></thead>
+                <tbody>
+                    {list.into_iter().map(|invite| {
+                        let state = match invite.state.as_str() {
+                            "used" => view! { <Badge text="Used" tone="success"/> },
+                            "expired" => view! { <Badge text="Expired" tone="muted"/> },
+                            _ => view! { <Badge text="Open" tone="neutral"/> },
+                        };
+                        let used_by = invite.used_by.clone().map(|email| format!(" by {email}"));
+                        let id = invite.id.clone();
+                        view! {
+                            <tr data-invite-id=invite.id.clone()>
+                                <td>{invite.note.clone()}</td>
+                                <td><code>{invite.hint.clone()}</code></td>
+                                <td>{state}<span class="hint">{used_by}</span></td>
+                                <td>{display_time(&invite.created_at)}</td>
+                                <td>{display_time(&invite.expires_at)}</td>
+                                <td class="actions-cell">
+                                    <ActionForm action=withdraw>
+                                        <input type="hidden" name="id" value=id/>
+                                        <button type="submit" class="small danger-text">
+                                            {if invite.state == "open" { "Withdraw" } else { "Remove" }}
+                                        </button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}

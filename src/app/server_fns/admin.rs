@@ -1,0 +1,38 @@
+//! The operator's server functions for `/admin`, through the same services as the operator's API.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFnError;
+
+#[cfg(feature = "ssr")]
+use super::ssr;
+use crate::model::{InviteView, InviteWithCode};
+
+/// Every invite, newest first.
+#[server(prefix = "/rpc", endpoint = "invites")]
+pub async fn list_invites() -> Result<Vec<InviteView>, ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    crate::server::invites::list(&state.pool).await.map_err(|e| ssr::fail(e, None))
+}
+
+/// Makes an invite lasting `days`; the answer holds its link, shown once.
+#[server(prefix = "/rpc", endpoint = "create_invite")]
+pub async fn create_invite(note: String, days: u64) -> Result<InviteWithCode, ServerFnError> {
+    let (state, operator) = ssr::require_operator().await?;
+    let lifetime = days.saturating_mul(24 * 3600);
+    crate::server::invites::make(
+        &state.pool,
+        &state.settings.public_url,
+        Some(operator.id),
+        Some(lifetime),
+        Some(&note),
+    )
+    .await
+    .map_err(|e| ssr::fail(e, None))
+}
+
+/// Withdraws an invite (its link stops working).
+#[server(prefix = "/rpc", endpoint = "withdraw_invite")]
+pub async fn withdraw_invite(id: String) -> Result<(), ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    crate::server::invites::withdraw(&state.pool, &id).await.map_err(|e| ssr::fail(e, None))
+}
