@@ -447,6 +447,34 @@ pub struct InviteWithCode {
     pub invite: InviteView,
 }
 
+/// An account as the operator's list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminAccountView {
+    pub account_id: String,
+    pub email: String,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+    pub operator: bool,
+    pub disabled: bool,
+    /// Publish tokens it has.
+    pub tokens: u32,
+    /// Its streams live now.
+    pub live_streams: u32,
+    /// Viewers of its streams now.
+    pub viewers: u32,
+}
+
+/// Body of `PATCH /api/v1/admin/accounts/{accountId}`: absent fields stay.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminAccountPatch {
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default)]
+    pub operator: Option<bool>,
+}
+
 /// Body of `POST /api/v1/invites`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -12,13 +12,15 @@ pub struct AccountRow {
     pub created_at: i64,
     /// Sees `/admin` and makes invites (README "Sign-up and the operator").
     pub operator: bool,
+    /// Disabled by the operator: no login, publishing or API keys until enabled again.
+    pub disabled: bool,
 }
 
 /// The columns of [`AccountRow`] as a string literal, for queries over `accounts AS a` (a macro so
 /// that `concat!` makes each query one `&'static str`: the session lookup runs per request).
 macro_rules! account_columns {
     () => {
-        "a.id, a.public_id, a.email, a.password_hash, a.created_at, a.operator"
+        "a.id, a.public_id, a.email, a.password_hash, a.created_at, a.operator, a.disabled_at IS NOT NULL AS disabled"
     };
 }
 pub(crate) use account_columns;
@@ -53,7 +55,7 @@ pub async fn insert(
     let sql = format!(
         "INSERT INTO accounts (public_id, email, password_hash, created_at, operator)
          SELECT $1, $2, $3, $4, NOT EXISTS (SELECT 1 FROM accounts) WHERE {condition}
-         RETURNING id, public_id, email, password_hash, created_at, operator"
+         RETURNING id, public_id, email, password_hash, created_at, operator, disabled_at IS NOT NULL AS disabled"
     );
     let mut tx = pool.begin().await?;
     let account = sqlx::query_as::<_, AccountRow>(&sql)
@@ -123,5 +125,64 @@ pub async fn set_password_hash(pool: &SqlitePool, id: i64, password_hash: &str) 
 /// CASCADE`).
 pub async fn delete(pool: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// One account as the operator's list shows it.
+#[derive(Clone, Debug, FromRow)]
+pub struct AdminAccountRow {
+    pub public_id: String,
+    pub email: String,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+    pub operator: bool,
+    pub disabled_at: Option<i64>,
+    pub tokens: i64,
+}
+
+/// Every account, oldest first, with its number of publish tokens.
+pub async fn list_for_admin(pool: &SqlitePool) -> Result<Vec<AdminAccountRow>, sqlx::Error> {
+    sqlx::query_as::<_, AdminAccountRow>(
+        "SELECT a.public_id, a.email, a.created_at, a.last_login_at, a.operator, a.disabled_at,
+             (SELECT COUNT(*) FROM publish_tokens t WHERE t.account_id = a.id) AS tokens
+         FROM accounts a ORDER BY a.id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn find_by_public_id(pool: &SqlitePool, public_id: &str) -> Result<Option<AccountRow>, sqlx::Error> {
+    sqlx::query_as::<_, AccountRow>(concat!("SELECT ", account_columns!(), " FROM accounts a WHERE a.public_id = $1"))
+        .bind(public_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Disables (at `now`) or enables an account.
+pub async fn set_disabled(pool: &SqlitePool, id: i64, disabled_at: Option<i64>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET disabled_at = $2 WHERE id = $1").bind(id).bind(disabled_at).execute(pool).await?;
+    Ok(())
+}
+
+/// Makes an account an operator or not; refuses (false) to take the role from the last operator,
+/// in the same statement, so that two demotions at once cannot leave none.
+pub async fn set_operator(pool: &SqlitePool, id: i64, operator: bool) -> Result<bool, sqlx::Error> {
+    let done = if operator {
+        sqlx::query("UPDATE accounts SET operator = 1 WHERE id = $1").bind(id).execute(pool).await?
+    } else {
+        sqlx::query(
+            "UPDATE accounts SET operator = 0
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM accounts WHERE operator = 1 AND id != $1)",
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+    };
+    Ok(done.rows_affected() > 0)
+}
+
+/// Notes a login (for the operator's list).
+pub async fn touch_login(pool: &SqlitePool, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET last_login_at = $2 WHERE id = $1").bind(id).bind(now).execute(pool).await?;
     Ok(())
 }

@@ -28,6 +28,8 @@ pub struct TokenWithOwner {
     #[sqlx(flatten)]
     pub token: TokenRow,
     pub account_public_id: String,
+    /// The owner was disabled by the operator: the token publishes nothing.
+    pub account_disabled: bool,
 }
 
 const COLUMNS: &str = "id, account_id, label, streams, enabled, record, multisource, expires_at, allowed_origins, \
@@ -154,7 +156,7 @@ pub async fn delete(pool: &SqlitePool, account_id: i64, id: &str) -> Result<bool
 /// A token row with its owner's public id, for the publish rule.
 const WITH_OWNER: &str = "SELECT t.id, t.account_id, t.label, t.streams, t.enabled, t.record, t.multisource,
         t.expires_at, t.allowed_origins, t.embed_origins, t.secure_viewer, t.hint, t.created_at, t.updated_at, t.last_used_at,
-        a.public_id AS account_public_id
+        a.public_id AS account_public_id, a.disabled_at IS NOT NULL AS account_disabled
      FROM publish_tokens t JOIN accounts a ON a.id = t.account_id";
 
 /// The token whose secret hashes to `secret_hash`, with its account's public id: one lookup

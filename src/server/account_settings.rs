@@ -35,10 +35,15 @@ pub async fn log_out_everywhere(state: &AppState, account: &AccountRow) -> Resul
     Ok(())
 }
 
-/// Deletes the account after its password is confirmed: its sessions end, its feeds stop, its
-/// recordings' files are deleted, and its rows (tokens, API keys, recordings) go with it.
+/// Deletes the account after its password is confirmed (see [`remove_account`]).
 pub async fn delete_account(state: &AppState, account: &AccountRow, password: &str) -> Result<(), ApiError> {
     state.accounts.confirm_password(account, password).await?;
+    remove_account(state, account).await
+}
+
+/// Ends the account's sessions (with their publish grants) and stops its live feeds (and its
+/// tokens' grants); answers how many tokens it has. What deleting and disabling share.
+pub async fn stop_account(state: &AppState, account: &AccountRow) -> Result<usize, ApiError> {
     log_out_everywhere(state, account).await?;
     let tokens = db::tokens::list(&state.pool, account.id).await?;
     for token in &tokens {
@@ -49,6 +54,13 @@ pub async fn delete_account(state: &AppState, account: &AccountRow, password: &s
             .await
             .map_err(|err| ApiError::Unavailable(format!("cannot stop the account's feeds: {err}")))?;
     }
+    Ok(tokens.len())
+}
+
+/// Deletes an account: its sessions end, its feeds stop, its recordings' files are deleted, and
+/// its rows (tokens, API keys, recordings) go with it.
+pub async fn remove_account(state: &AppState, account: &AccountRow) -> Result<(), ApiError> {
+    let tokens = stop_account(state, account).await?;
     let deadline = tokio::time::Instant::now() + RECORDINGS_SETTLE;
     let recordings = loop {
         let rows = db::recordings::list(&state.pool, account.id, None).await?;
@@ -66,6 +78,6 @@ pub async fn delete_account(state: &AppState, account: &AccountRow, password: &s
         }
     }
     db::accounts::delete(&state.pool, account.id).await?;
-    tracing::info!(account = %account.public_id, tokens = tokens.len(), recordings = recordings.len(), "account deleted");
+    tracing::info!(account = %account.public_id, tokens, recordings = recordings.len(), "account deleted");
     Ok(())
 }

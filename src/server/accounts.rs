@@ -183,7 +183,15 @@ impl Accounts {
         by_address.succeeded();
         by_account.succeeded();
         self.per_account.clear(&email);
+        // Said only to whoever knows the password.
+        if account.disabled {
+            return Err(ApiError::AccountDisabled);
+        }
         let session = self.open_session(&account).await?;
+        // Best effort: the operator's "last login" must not fail a login.
+        if let Err(err) = db::accounts::touch_login(&self.pool, account.id, db::now_unix()).await {
+            tracing::warn!(%err, "cannot note a login");
+        }
         Ok(LoggedIn { account, session })
     }
 

@@ -53,10 +53,15 @@ pub async fn account_from_headers(
             .filter(|k| k.starts_with(secrets::API_KEY_PREFIX))
             .ok_or(ApiError::Unauthenticated)?;
         let account = db::api_keys::account_by_secret_hash(&state.pool, &secrets::hash(key), db::now_unix()).await?;
-        return account.map(Some).ok_or(ApiError::Unauthenticated);
+        return match account {
+            Some(account) if account.disabled => Err(ApiError::AccountDisabled),
+            Some(account) => Ok(Some(account)),
+            None => Err(ApiError::Unauthenticated),
+        };
     }
     match session::from_headers(headers, client.secure_cookies) {
-        Some(id) => state.accounts.session_account(id).await,
+        // Disabling ends the sessions; one that raced it is no session either.
+        Some(id) => Ok(state.accounts.session_account(id).await?.filter(|a| !a.disabled)),
         None => Ok(None),
     }
 }

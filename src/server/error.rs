@@ -31,6 +31,8 @@ pub enum ApiError {
     Signup(#[from] SignupRefused),
     #[error("requests that change state must come from this site")]
     CrossOrigin,
+    #[error("account disabled: this server's operator has disabled this account")]
+    AccountDisabled,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -65,7 +67,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Signup(_) | Self::CrossOrigin => StatusCode::FORBIDDEN,
+            Self::Signup(_) | Self::CrossOrigin | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -90,6 +92,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Signup(refused) => refused.code(),
             Self::CrossOrigin => "cross_origin_request",
+            Self::AccountDisabled => "account_disabled",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::TooManyRequests { .. } => "too_many_requests",

@@ -3,6 +3,7 @@
 
 pub mod account_settings;
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

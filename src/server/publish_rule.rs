@@ -47,6 +47,8 @@ pub enum PublishDenied {
     UnknownToken,
     #[error("the publish token is disabled")]
     Disabled,
+    #[error("account disabled: this server's operator has disabled the account this token belongs to")]
+    AccountDisabled,
     #[error("the publish token has expired")]
     Expired,
     #[error("the publish token does not allow this stream name")]
@@ -120,11 +122,15 @@ pub async fn authorize(
     Ok(verdict)
 }
 
-/// The rule itself, over a token that matched the secret. Checked in this order: enabled, not
+/// The rule itself, over a token that matched the secret. Checked in this order: its account not
+/// disabled, enabled, not
 /// expired, stream name covered by one of the token's patterns, origin allowed (a request without
 /// `Origin` is not from a browser page and is not restricted), `sourceId` only with multisource.
 pub fn evaluate(token: &TokenWithOwner, now: i64, request: PublishRequest<'_>) -> Result<PublishGrant, PublishDenied> {
     let row = &token.token;
+    if token.account_disabled {
+        return Err(PublishDenied::AccountDisabled);
+    }
     if !row.enabled {
         return Err(PublishDenied::Disabled);
     }
@@ -182,6 +188,7 @@ mod tests {
                 last_used_at: None,
             },
             account_public_id: "abc123".into(),
+            account_disabled: false,
         }
     }
 
@@ -211,6 +218,7 @@ mod tests {
             ..exact.clone()
         };
         let damaged = token("not json");
+        let owner_disabled = TokenWithOwner { account_disabled: true, ..any.clone() };
 
         let table: Vec<(&str, &TokenWithOwner, PublishRequest, Result<(), PublishDenied>)> = vec![
             ("exact name", &exact, request("main", None, None), Ok(())),
@@ -226,6 +234,7 @@ mod tests {
             ("damaged list allows nothing", &damaged, request("main", None, None), Err(StreamNotAllowed)),
             ("disabled", &disabled, request("main", None, None), Err(Disabled)),
             ("disabled wins over a bad stream", &disabled, request("zzz", None, None), Err(Disabled)),
+            ("owner disabled", &owner_disabled, request("main", None, None), Err(AccountDisabled)),
             ("expired at the second", &expired, request("main", None, None), Err(Expired)),
             ("not yet expired", &not_yet, request("main", None, None), Ok(())),
             (

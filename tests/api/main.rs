@@ -4,6 +4,7 @@
 mod account_settings;
 mod accounts;
 mod acme;
+mod admin;
 mod binary;
 mod hardening;
 mod helpers;

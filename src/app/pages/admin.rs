@@ -6,11 +6,13 @@ use leptos_meta::Title;
 
 use crate::{
     app::{
-        components::{error_text, Badge, FormError},
-        pages::not_found::NotFound,
-        server_fns::{list_invites, CreateInvite, WithdrawInvite},
+        components::{error_text, Badge, ConfirmDialog, FormError},
+        pages::{live::refresh_ticker, not_found::NotFound},
+        server_fns::{
+            list_admin_accounts, list_invites, CreateInvite, DeleteAdminAccount, UpdateAdminAccount, WithdrawInvite,
+        },
     },
-    model::{display_time, AccountView, InviteView},
+    model::{display_time, AccountView, AdminAccountView, InviteView},
 };
 
 #[component]
@@ -27,9 +29,133 @@ pub fn AdminPage() -> impl IntoView {
                 <p class="lede">"This server's accounts and who may join it."</p>
             </div>
         </div>
+        <Accounts/>
         <Invites/>
     }
     .into_any()
+}
+
+/// Every account: what it has, what it does now, and the operator's switches.
+#[component]
+fn Accounts() -> impl IntoView {
+    let update = ServerAction::<UpdateAdminAccount>::new();
+    let delete = ServerAction::<DeleteAdminAccount>::new();
+    // Live streams and viewers change by themselves: refresh like the Live page.
+    let tick = refresh_ticker();
+    let accounts =
+        Resource::new(move || (tick.get(), update.version().get(), delete.version().get()), |_| list_admin_accounts());
+    let confirming = RwSignal::new(None::<(String, String)>);
+    Effect::new(move |_| {
+        if let Some(Ok(())) = delete.value().get() {
+            confirming.set(None);
+        }
+    });
+    let error = Signal::derive(move || {
+        let failed = |e: Option<Result<(), ServerFnError>>| e.and_then(|r| r.err());
+        failed(update.value().get()).or_else(|| failed(delete.value().get())).map(|e| error_text(&e))
+    });
+    view! {
+        <section class="card" aria-labelledby="accounts-title">
+            <h2 id="accounts-title">"Accounts"</h2>
+            <p class="hint">
+                "Disabling an account ends its live feeds and sessions and refuses its tokens and API keys until it is
+                enabled again; deleting it removes everything of it. Operators can do neither to each other: take the
+                role away first (one operator always remains)."
+            </p>
+            <FormError message=error/>
+            <Transition fallback=|| view! { <p class="page-loading">"Loading accounts…"</p> }>
+                {move || Suspend::new(async move {
+                    match accounts.await {
+                        Err(err) => view! { <div class="alert error" role="alert">{error_text(&err)}</div> }.into_any(),
+                        Ok(list) => view! { <AccountTable list update confirming/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+        {move || confirming.get().map(|(id, email)| view! {
+            <ConfirmDialog
+                title=format!("Delete the account {email}?")
+                message="Its tokens, API keys, recordings (files included) and sessions go with it; its live feeds stop. \
+                         This cannot be undone.".to_owned()
+                confirm_label="Delete account"
+                danger=true
+                pending=delete.pending()
+                on_confirm=move || { delete.dispatch(DeleteAdminAccount { account_id: id.clone() }); }
+                on_cancel=move || confirming.set(None)
+            />
+        })}
+    }
+}
+
+#[component]
+fn AccountTable(
+    list: Vec<AdminAccountView>,
+    update: ServerAction<UpdateAdminAccount>,
+    confirming: RwSignal<Option<(String, String)>>,
+) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table class="data-table admin-accounts">
+                <thead><tr>
+                    <th scope="col">"Email"</th>
+                    <th scope="col">"Account ID"</th>
+                    <th scope="col">"Created"</th>
+                    <th scope="col">"Last login"</th>
+                    <th scope="col">"Tokens"</th>
+                    <th scope="col">"Live now"</th>
+                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                </tr></thead>
+                <tbody>
+                    {list.into_iter().map(|account| {
+                        let id = account.account_id.clone();
+                        let (disable_id, role_id, delete_id, email) = (id.clone(), id.clone(), id.clone(), account.email.clone());
+                        let live = match (account.live_streams, account.viewers) {
+                            (0, _) => "—".to_owned(),
+                            (streams, viewers) => format!("{streams} stream(s), {viewers} viewer(s)"),
+                        };
+                        view! {
+                            <tr data-account-id=id.clone()>
+                                <td>
+                                    {account.email.clone()}" "
+                                    {account.operator.then(|| view! { <Badge text="Operator" tone="success"/> })}
+                                    {account.disabled.then(|| view! { <Badge text="Disabled" tone="danger"/> })}
+                                </td>
+                                <td><code>{id.clone()}</code></td>
+                                <td>{display_time(&account.created_at)}</td>
+                                <td>{account.last_login_at.as_deref().map(display_time).unwrap_or_else(|| "never".to_owned())}</td>
+                                <td>{account.tokens}</td>
+                                <td>{live}</td>
+                                <td class="actions-cell">
+                                    {(!account.operator).then(|| view! {
+                                        <ActionForm action=update>
+                                            <input type="hidden" name="account_id" value=disable_id/>
+                                            <input type="hidden" name="disabled" value=(!account.disabled).to_string()/>
+                                            <button type="submit" class="small">
+                                                {if account.disabled { "Enable" } else { "Disable" }}
+                                            </button>
+                                        </ActionForm>
+                                    })}
+                                    <ActionForm action=update>
+                                        <input type="hidden" name="account_id" value=role_id/>
+                                        <input type="hidden" name="operator" value=(!account.operator).to_string()/>
+                                        <button type="submit" class="small">
+                                            {if account.operator { "Remove operator" } else { "Make operator" }}
+                                        </button>
+                                    </ActionForm>
+                                    {(!account.operator).then(|| view! {
+                                        <button type="button" class="small danger-text"
+                                            on:click=move |_| confirming.set(Some((delete_id.clone(), email.clone())))>
+                                            "Delete…"
+                                        </button>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
 }
 
 /// Invite links: make one (shown once), see which were used, withdraw the others.

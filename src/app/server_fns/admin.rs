@@ -36,3 +36,29 @@ pub async fn withdraw_invite(id: String) -> Result<(), ServerFnError> {
     let (state, _) = ssr::require_operator().await?;
     crate::server::invites::withdraw(&state.pool, &id).await.map_err(|e| ssr::fail(e, None))
 }
+
+/// Every account with what it has live now.
+#[server(prefix = "/rpc", endpoint = "admin_accounts")]
+pub async fn list_admin_accounts() -> Result<Vec<crate::model::AdminAccountView>, ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    crate::server::admin::list(&state).await.map_err(|e| ssr::fail(e, None))
+}
+
+/// Disables or enables an account, or gives or takes the operator role.
+#[server(prefix = "/rpc", endpoint = "update_admin_account")]
+pub async fn update_admin_account(
+    account_id: String,
+    #[server(default)] disabled: Option<bool>,
+    #[server(default)] operator: Option<bool>,
+) -> Result<(), ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    let patch = crate::model::AdminAccountPatch { disabled, operator };
+    crate::server::admin::update(&state, &account_id, patch).await.map_err(|e| ssr::fail(e, None))
+}
+
+/// Deletes an account with everything of it.
+#[server(prefix = "/rpc", endpoint = "delete_admin_account")]
+pub async fn delete_admin_account(account_id: String) -> Result<(), ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    crate::server::admin::delete(&state, &account_id).await.map_err(|e| ssr::fail(e, None))
+}

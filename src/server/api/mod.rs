@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1` (README "HTTP API").
 
 mod accounts;
+mod admin;
 mod invites;
 mod json;
 mod links;
@@ -30,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).delete(accounts::delete_account))
         .route("/me/password", post(accounts::change_password))
         .route("/me/logout-everywhere", post(accounts::log_out_everywhere))
+        .route("/admin/accounts", get(admin::accounts))
+        .route("/admin/accounts/{account}", axum::routing::patch(admin::update).delete(admin::delete))
         .route("/invites", get(invites::list).post(invites::create))
         .route("/invites/{code}", delete(invites::delete))
         .route("/tokens", get(tokens::list).post(tokens::create))

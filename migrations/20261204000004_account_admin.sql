@@ -1,0 +1,4 @@
+-- The operator's view of accounts (README "Sign-up and the operator"): a disabled account keeps
+-- its rows but cannot log in, publish or use its API keys until it is enabled again.
+ALTER TABLE accounts ADD COLUMN disabled_at BIGINT;
+ALTER TABLE accounts ADD COLUMN last_login_at BIGINT;

@@ -1,0 +1,190 @@
+//! The operator's view of accounts: `/api/v1/admin/accounts` and `/admin` (README "Sign-up and
+//! the operator").
+
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{error_code, spawn_app, TestApp, PASSWORD},
+    rtc::{self, PublishOptions},
+    whip_whep::{public_stream, streamer, wait_stream},
+};
+
+async fn accounts(app: &TestApp, operator: &Client) -> Vec<Value> {
+    let response = operator.get(app.url("/api/v1/admin/accounts")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn find<'a>(list: &'a [Value], email: &str) -> &'a Value {
+    list.iter().find(|a| a["email"] == email).unwrap_or_else(|| panic!("{email} in {list:?}"))
+}
+
+async fn patch(app: &TestApp, operator: &Client, account: &str, body: Value) -> reqwest::Response {
+    operator.patch(app.url(&format!("/api/v1/admin/accounts/{account}"))).json(&body).send().await.unwrap()
+}
+
+async fn log_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.post_json(&app.client(), "/api/v1/login", json!({ "email": email, "password": password })).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sees_every_account_and_what_it_has_live() {
+    let app = spawn_app().await;
+    let owner = streamer(&app, "owner@example.com", json!({ "label": "o", "streams": ["*"] })).await;
+    let ana = streamer(&app, "ana@example.com", json!({ "label": "a", "streams": ["show"] })).await;
+    let _publisher = rtc::publish(&app, PublishOptions::new(&ana.token, "show")).await.unwrap();
+    wait_stream(&app, &ana.account, "show", "live", |v| v["live"] == true).await;
+    let _viewer = rtc::view(&app, &format!("/whep/{}/show", ana.account), 1).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let list = accounts(&app, &owner.client).await;
+        if find(&list, "ana@example.com")["viewers"] == 1 || Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(list.len(), 2);
+    let (first, second) = (find(&list, "owner@example.com"), find(&list, "ana@example.com"));
+    assert_eq!((first["operator"].clone(), second["operator"].clone()), (json!(true), json!(false)));
+    assert_eq!(second["accountId"], ana.account);
+    assert_eq!(
+        (second["tokens"].clone(), second["liveStreams"].clone(), second["viewers"].clone()),
+        (json!(1), json!(1), json!(1))
+    );
+    assert_eq!((first["liveStreams"].clone(), first["disabled"].clone()), (json!(0), json!(false)));
+    assert!(second["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert!(second["lastLoginAt"].is_null(), "signed up, never logged in: {second}");
+    assert_eq!(log_in(&app, "ana@example.com", PASSWORD).await.status(), 200);
+    let list = accounts(&app, &owner.client).await;
+    assert!(find(&list, "ana@example.com")["lastLoginAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    // The page shows the same, to the operator only.
+    let page = owner.client.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("ana@example.com") && page.contains(&ana.account) && page.contains("1 stream(s), 1 viewer(s)")
+    );
+    assert_eq!(ana.client.get(app.url("/admin")).send().await.unwrap().status(), 404);
+    // Everyone else gets 404 from each operator route, whatever they send.
+    for client in [&ana.client, &app.client()] {
+        assert_eq!(client.get(app.url("/api/v1/admin/accounts")).send().await.unwrap().status(), 404);
+        let url = app.url(&format!("/api/v1/admin/accounts/{}", owner.account));
+        assert_eq!(client.patch(&url).json(&json!({ "disabled": true })).send().await.unwrap().status(), 404);
+        assert_eq!(client.delete(&url).send().await.unwrap().status(), 404);
+    }
+    let key = app.post_json(&ana.client, "/api/v1/api-keys", json!({ "label": "k" })).await;
+    let key = key.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+    let with_key = Client::new().get(app.url("/api/v1/admin/accounts")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(with_key.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_ends_the_live_feed_and_refuses_token_key_session_and_login_until_enabled() {
+    let app = spawn_app().await;
+    let owner = streamer(&app, "owner@example.com", json!({ "label": "o", "streams": ["*"] })).await;
+    let ana = streamer(&app, "ana@example.com", json!({ "label": "a", "streams": ["show"] })).await;
+    let other = streamer(&app, "other@example.com", json!({ "label": "x", "streams": ["show"] })).await;
+    let key = app.post_json(&ana.client, "/api/v1/api-keys", json!({ "label": "k" })).await;
+    let key = key.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+    let publisher = rtc::publish(&app, PublishOptions::new(&ana.token, "show")).await.unwrap();
+    let stays = rtc::publish(&app, PublishOptions::new(&other.token, "show")).await.unwrap();
+    wait_stream(&app, &ana.account, "show", "live", |v| v["live"] == true).await;
+    wait_stream(&app, &other.account, "show", "live", |v| v["live"] == true).await;
+
+    let started = Instant::now();
+    let disabled = patch(&app, &owner.client, &ana.account, json!({ "disabled": true })).await;
+    assert_eq!(disabled.status(), 200);
+    assert_eq!(disabled.json::<Value>().await.unwrap()["disabled"], true);
+    // The SFU drops the feed before the answer (the publisher's own stack notices when its
+    // consent checks go unanswered, later).
+    let state = public_stream(&app, &ana.account, "show").await;
+    assert_eq!(state["live"], false, "the feed ended before the answer: {state}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let list = accounts(&app, &owner.client).await;
+    assert_eq!(
+        (find(&list, "ana@example.com")["liveStreams"].clone(), find(&list, "ana@example.com")["disabled"].clone()),
+        (json!(0), json!(true))
+    );
+    drop(publisher);
+
+    // Its token, key, session and password are refused, each saying why.
+    let refused = rtc::publish(&app, PublishOptions::new(&ana.token, "show")).await.err().expect("refused");
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("account disabled"), "{}", refused.body);
+    let with_key = Client::new().get(app.url("/api/v1/me")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(error_code(with_key, 403).await, "account_disabled");
+    assert_eq!(ana.client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401, "its session ended");
+    assert_eq!(error_code(log_in(&app, "ana@example.com", PASSWORD).await, 403).await, "account_disabled");
+    assert_eq!(error_code(log_in(&app, "ana@example.com", "wrong password").await, 401).await, "invalid_credentials");
+    // Nobody else is touched.
+    assert!(stays.is_connected());
+    assert_eq!(public_stream(&app, &other.account, "show").await["live"], true);
+    assert_eq!(other.client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200);
+
+    // Enabled again: everything works as before.
+    let enabled = patch(&app, &owner.client, &ana.account, json!({ "disabled": false })).await;
+    assert_eq!(enabled.json::<Value>().await.unwrap()["disabled"], false);
+    assert_eq!(log_in(&app, "ana@example.com", PASSWORD).await.status(), 200);
+    assert_eq!(Client::new().get(app.url("/api/v1/me")).bearer_auth(&key).send().await.unwrap().status(), 200);
+    let _again = rtc::publish(&app, PublishOptions::new(&ana.token, "show")).await.expect("publishes again");
+    wait_stream(&app, &ana.account, "show", "live again", |v| v["live"] == true).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_stay_and_deleting_takes_everything_of_an_account() {
+    let app = spawn_app().await;
+    let owner = streamer(&app, "owner@example.com", json!({ "label": "o", "streams": ["*"] })).await;
+    let ana = streamer(&app, "ana@example.com", json!({ "label": "a", "streams": ["show"] })).await;
+    let bob = streamer(&app, "bob@example.com", json!({ "label": "b", "streams": ["show"] })).await;
+
+    // The last operator keeps the role; an operator is neither disabled nor deleted.
+    let alone = patch(&app, &owner.client, &owner.account, json!({ "operator": false })).await;
+    assert_eq!(error_code(alone, 409).await, "conflict");
+    let url = app.url(&format!("/api/v1/admin/accounts/{}", owner.account));
+    assert_eq!(
+        error_code(patch(&app, &owner.client, &owner.account, json!({ "disabled": true })).await, 409).await,
+        "conflict"
+    );
+    assert_eq!(error_code(owner.client.delete(&url).send().await.unwrap(), 409).await, "conflict");
+    // Ana becomes an operator (and sees /admin); then the first one may step down.
+    let promoted = patch(&app, &owner.client, &ana.account, json!({ "operator": true })).await;
+    assert_eq!(promoted.json::<Value>().await.unwrap()["operator"], true);
+    assert_eq!(ana.client.get(app.url("/api/v1/admin/accounts")).send().await.unwrap().status(), 200);
+    assert_eq!(patch(&app, &owner.client, &owner.account, json!({ "operator": false })).await.status(), 200);
+    assert_eq!(owner.client.get(app.url("/api/v1/admin/accounts")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        error_code(patch(&app, &ana.client, &ana.account, json!({ "operator": false })).await, 409).await,
+        "conflict"
+    );
+
+    // Bad input: 4xx, nothing changed.
+    for body in [json!({}), json!({ "disabled": "yes" }), json!({ "colour": "red" }), json!([1])] {
+        let status = patch(&app, &ana.client, &bob.account, body.clone()).await.status().as_u16();
+        assert!(status == 400 || status == 422, "{body}: {status}");
+    }
+    assert_eq!(
+        error_code(patch(&app, &ana.client, "nobody", json!({ "disabled": true })).await, 404).await,
+        "not_found"
+    );
+    let list = accounts(&app, &ana.client).await;
+    assert_eq!(find(&list, "bob@example.com")["disabled"], false);
+
+    // Deleting Bob takes his tokens with him; his email is free again.
+    let _publisher = rtc::publish(&app, PublishOptions::new(&bob.token, "show")).await.unwrap();
+    wait_stream(&app, &bob.account, "show", "live", |v| v["live"] == true).await;
+    let bob_url = app.url(&format!("/api/v1/admin/accounts/{}", bob.account));
+    assert_eq!(ana.client.delete(&bob_url).send().await.unwrap().status(), 204);
+    assert_eq!(error_code(ana.client.delete(&bob_url).send().await.unwrap(), 404).await, "not_found");
+    assert_eq!(bob.client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
+    let refused = rtc::publish(&app, PublishOptions::new(&bob.token, "show")).await.err().expect("the token is gone");
+    assert_eq!(refused.status, 401);
+    let list = accounts(&app, &ana.client).await;
+    assert_eq!(list.len(), 2);
+    app.sign_up(&app.client(), "bob@example.com").await;
+    app.stop().await;
+}
