@@ -139,9 +139,19 @@ pub struct Config {
     #[arg(long, env = "FERROCAST_MAX_SOURCES_PER_STREAM", default_value_t = 8)]
     pub max_sources_per_stream: usize,
 
-    /// Most feeds one account may publish at once, over all its streams and tokens.
+    /// Most feeds one account may publish at once, over all its streams and tokens (the operator
+    /// may set another number for an account).
     #[arg(long, env = "FERROCAST_MAX_PUBLISHERS_PER_ACCOUNT", default_value_t = 32)]
-    pub max_publishers_per_account: usize,
+    pub max_publishers_per_account: u32,
+
+    /// Most viewers one account's streams may have at once (default: no limit of its own).
+    #[arg(long, env = "FERROCAST_MAX_VIEWERS_PER_ACCOUNT")]
+    pub max_viewers_per_account: Option<u32>,
+
+    /// Most Mbit/s one account's streams may send to viewers at once, estimated as each stream's
+    /// rate × its viewers (default: no limit of its own).
+    #[arg(long, env = "FERROCAST_MAX_EGRESS_PER_ACCOUNT", value_parser = parse_mbps)]
+    pub max_egress_per_account: Option<f64>,
 
     /// Most feeds one publish token may publish at once.
     #[arg(long, env = "FERROCAST_MAX_PUBLISHERS_PER_TOKEN", default_value_t = 16)]
@@ -254,6 +264,16 @@ fn parse_cidr(value: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{value:?} is not an address range like 10.0.0.0/8 or 127.0.0.1"))
 }
 
+/// A rate in Mbit/s: a positive number (`2.5`).
+fn parse_mbps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(mbps) if mbps.is_finite() && mbps > 0.0 && mbps <= crate::server::account_limits::MAX_EGRESS_MBPS => {
+            Ok(mbps)
+        }
+        _ => Err(format!("a rate in Mbit/s above 0, at most {}", crate::server::account_limits::MAX_EGRESS_MBPS)),
+    }
+}
+
 fn parse_tcp_port(value: &str) -> Result<TcpPort, String> {
     match value {
         "off" => Ok(TcpPort::Off),
@@ -303,6 +323,8 @@ impl Config {
             turn_ttl: std::time::Duration::from_secs(3600),
             max_sources_per_stream: 8,
             max_publishers_per_account: 32,
+            max_viewers_per_account: None,
+            max_egress_per_account: None,
             max_publishers_per_token: 16,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,
@@ -332,6 +354,15 @@ impl Config {
             (None, None, None) => format!("http://{}", self.listen),
         };
         url.trim_end_matches('/').to_owned()
+    }
+
+    /// The limits of an account the operator set none for.
+    pub fn account_limits(&self) -> crate::model::AccountLimitsView {
+        crate::model::AccountLimitsView {
+            max_publishers: Some(self.max_publishers_per_account),
+            max_viewers: self.max_viewers_per_account,
+            max_egress_mbps: self.max_egress_per_account,
+        }
     }
 
     pub fn recordings_folder(&self) -> PathBuf {
@@ -366,7 +397,6 @@ impl Config {
                 MediaAddresses::Announced { bind: self.rtc_bind, public: self.rtc_public_ips.clone() }
             },
             max_sources_per_stream: self.max_sources_per_stream,
-            max_publishers_per_account: self.max_publishers_per_account,
             max_publishers_per_token: self.max_publishers_per_token,
             max_viewers_per_stream: self.max_viewers_per_stream,
             max_viewers: self.max_viewers,

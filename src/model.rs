@@ -448,7 +448,7 @@ pub struct InviteWithCode {
 }
 
 /// An account as the operator's list shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminAccountView {
     pub account_id: String,
@@ -463,16 +463,53 @@ pub struct AdminAccountView {
     pub live_streams: u32,
     /// Viewers of its streams now.
     pub viewers: u32,
+    /// What it sends to viewers now, estimated (each stream's rate × its viewers).
+    pub egress_bps: u64,
+    /// Its limits: the operator's for this account, or the server's defaults.
+    pub limits: AccountLimitsView,
+    /// The limits set for this account alone (`null`: the server's default).
+    pub own_limits: AccountLimitsView,
+}
+
+/// Limits on one account (README "Sign-up and the operator"); `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountLimitsView {
+    /// Feeds published at once over all its streams.
+    pub max_publishers: Option<u32>,
+    /// Viewers at once over all its streams.
+    pub max_viewers: Option<u32>,
+    /// Sent to its viewers at once, in Mbit/s.
+    pub max_egress_mbps: Option<f64>,
+}
+
+impl Eq for AccountLimitsView {}
+
+/// An account's own use against its limits, for its Live page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUsage {
+    pub publishers: u32,
+    pub viewers: u32,
+    pub egress_bps: u64,
+    pub limits: AccountLimitsView,
 }
 
 /// Body of `PATCH /api/v1/admin/accounts/{accountId}`: absent fields stay.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AdminAccountPatch {
     #[serde(default)]
     pub disabled: Option<bool>,
     #[serde(default)]
     pub operator: Option<bool>,
+    /// `null` goes back to the server's default.
+    #[serde(default, deserialize_with = "present")]
+    pub max_publishers: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_viewers: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_egress_mbps: Option<Option<f64>>,
 }
 
 /// Body of `POST /api/v1/invites`.

@@ -138,13 +138,24 @@ pub struct AdminAccountRow {
     pub operator: bool,
     pub disabled_at: Option<i64>,
     pub tokens: i64,
+    #[sqlx(flatten)]
+    pub limits: LimitsRow,
+}
+
+/// The limits the operator set for one account (`NULL`: the server's default).
+#[derive(Clone, Copy, Debug, Default, FromRow)]
+pub struct LimitsRow {
+    pub max_publishers: Option<i64>,
+    pub max_viewers: Option<i64>,
+    pub max_egress_kbps: Option<i64>,
 }
 
 /// Every account, oldest first, with its number of publish tokens.
 pub async fn list_for_admin(pool: &SqlitePool) -> Result<Vec<AdminAccountRow>, sqlx::Error> {
     sqlx::query_as::<_, AdminAccountRow>(
         "SELECT a.public_id, a.email, a.created_at, a.last_login_at, a.operator, a.disabled_at,
-             (SELECT COUNT(*) FROM publish_tokens t WHERE t.account_id = a.id) AS tokens
+             (SELECT COUNT(*) FROM publish_tokens t WHERE t.account_id = a.id) AS tokens,
+             a.max_publishers, a.max_viewers, a.max_egress_kbps
          FROM accounts a ORDER BY a.id",
     )
     .fetch_all(pool)
@@ -184,5 +195,26 @@ pub async fn set_operator(pool: &SqlitePool, id: i64, operator: bool) -> Result<
 /// Notes a login (for the operator's list).
 pub async fn touch_login(pool: &SqlitePool, id: i64, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE accounts SET last_login_at = $2 WHERE id = $1").bind(id).bind(now).execute(pool).await?;
+    Ok(())
+}
+
+/// The limits set for the account with this public id (`None`: no such account).
+pub async fn limits_by_public_id(pool: &SqlitePool, public_id: &str) -> Result<Option<LimitsRow>, sqlx::Error> {
+    sqlx::query_as::<_, LimitsRow>(
+        "SELECT max_publishers, max_viewers, max_egress_kbps FROM accounts WHERE public_id = $1",
+    )
+    .bind(public_id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn set_limits(pool: &SqlitePool, id: i64, limits: LimitsRow) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET max_publishers = $2, max_viewers = $3, max_egress_kbps = $4 WHERE id = $1")
+        .bind(id)
+        .bind(limits.max_publishers)
+        .bind(limits.max_viewers)
+        .bind(limits.max_egress_kbps)
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{account_settings, error::ApiError, timestamps, AppState};
+use super::{account_limits, account_settings, error::ApiError, timestamps, AppState};
 use crate::{
     db::{self, accounts::AccountRow},
     model::{AdminAccountPatch, AdminAccountView},
@@ -14,17 +14,22 @@ use crate::{
 pub async fn list(state: &AppState) -> Result<Vec<AdminAccountView>, ApiError> {
     let rows = db::accounts::list_for_admin(&state.pool).await?;
     let streams = state.sfu.streams(None).await.map_err(|e| ApiError::Unavailable(format!("the SFU: {e}")))?;
-    let mut live: HashMap<&str, (u32, u32)> = HashMap::new();
+    let mut live: HashMap<&str, (u32, u32, u64)> = HashMap::new();
     for stream in streams.iter().filter(|s| s.live) {
         let entry = live.entry(stream.account_id.as_str()).or_default();
         entry.0 += 1;
         entry.1 += stream.viewers as u32;
+        entry.2 += stream.egress_bps;
     }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (live_streams, viewers) = live.get(row.public_id.as_str()).copied().unwrap_or_default();
+            let (live_streams, viewers, egress_bps) = live.get(row.public_id.as_str()).copied().unwrap_or_default();
+            let own_limits = account_limits::own(&row.limits);
             AdminAccountView {
+                egress_bps,
+                limits: account_limits::effective(&state.settings.account_limits, &own_limits),
+                own_limits,
                 email: row.email,
                 created_at: timestamps::to_rfc3339(row.created_at),
                 last_login_at: row.last_login_at.map(timestamps::to_rfc3339),
@@ -42,34 +47,53 @@ pub async fn list(state: &AppState) -> Result<Vec<AdminAccountView>, ApiError> {
 /// Applies a patch to the account `account_id`. An operator is never disabled (take the role
 /// first) and the last operator keeps the role: an instance always has someone who can run it.
 pub async fn update(state: &AppState, account_id: &str, patch: AdminAccountPatch) -> Result<(), ApiError> {
-    if patch.disabled.is_none() && patch.operator.is_none() {
-        return Err(ApiError::InvalidBody("nothing to change: send disabled and/or operator".into()));
+    let changes_limits =
+        patch.max_publishers.is_some() || patch.max_viewers.is_some() || patch.max_egress_mbps.is_some();
+    if patch.disabled.is_none() && patch.operator.is_none() && !changes_limits {
+        return Err(ApiError::InvalidBody(
+            "nothing to change: send disabled, operator, maxPublishers, maxViewers or maxEgressMbps".into(),
+        ));
     }
     let mut account = target(state, account_id).await?;
-    if let Some(operator) = patch.operator {
+    // Everything is checked before anything is written: a refused patch changes nothing.
+    let limits = if changes_limits {
+        let set = db::accounts::limits_by_public_id(&state.pool, &account.public_id).await?.unwrap_or_default();
+        let set = account_limits::own(&set);
+        Some(account_limits::check(
+            patch.max_publishers.unwrap_or(set.max_publishers),
+            patch.max_viewers.unwrap_or(set.max_viewers),
+            patch.max_egress_mbps.unwrap_or(set.max_egress_mbps),
+        )?)
+    } else {
+        None
+    };
+    if patch.disabled == Some(true) && patch.operator.unwrap_or(account.operator) {
+        return Err(ApiError::Conflict("an operator cannot be disabled: take the operator role away first".into()));
+    }
+    if let Some(operator) = patch.operator.filter(|&o| o != account.operator) {
         if !db::accounts::set_operator(&state.pool, account.id, operator).await? {
             return Err(ApiError::Conflict("this is the last operator: make another account an operator first".into()));
         }
         account.operator = operator;
         tracing::info!(account = %account.public_id, operator, "operator role changed");
     }
+    if let Some(limits) = limits {
+        db::accounts::set_limits(&state.pool, account.id, limits).await?;
+        tracing::info!(account = %account.public_id, ?limits, "account limits set");
+    }
     match patch.disabled {
-        Some(true) if account.operator => {
-            Err(ApiError::Conflict("an operator cannot be disabled: take the operator role away first".into()))
-        }
         Some(true) => {
             db::accounts::set_disabled(&state.pool, account.id, Some(db::now_unix())).await?;
             let tokens = account_settings::stop_account(state, &account).await?;
             tracing::info!(account = %account.public_id, tokens, "account disabled");
-            Ok(())
         }
         Some(false) => {
             db::accounts::set_disabled(&state.pool, account.id, None).await?;
             tracing::info!(account = %account.public_id, "account enabled");
-            Ok(())
         }
-        None => Ok(()),
+        None => {}
     }
+    Ok(())
 }
 
 /// Deletes the account `account_id` with everything of it; never an operator.

@@ -91,6 +91,7 @@ mod tests {
             viewers,
             started_at: Some(1),
             bitrate_bps,
+            egress_bps: bitrate_bps * viewers as u64,
             recording: false,
             sources: vec![SourceInfo {
                 source_id: None,

@@ -1,6 +1,7 @@
 //! The HTTP side: axum router, state, authentication, the JSON API and the Leptos pages.
 //! It knows HTTP and SQL; it never touches a peer connection.
 
+pub mod account_limits;
 pub mod account_settings;
 pub mod accounts;
 pub mod admin;
@@ -86,6 +87,8 @@ pub struct Settings {
     pub certificates: Option<(Arc<transport::certs::CertStore>, CertificateSource)>,
     /// Webhooks may reach private networks (`--webhooks-private-networks`).
     pub webhooks_private_networks: bool,
+    /// The limits of accounts the operator set none for (`--max-…-per-account`).
+    pub account_limits: crate::model::AccountLimitsView,
 }
 
 /// Where the served certificate comes from (for the self-check).
@@ -436,6 +439,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         }),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
         webhooks_private_networks: config.webhooks_private_networks,
+        account_limits: config.account_limits(),
     }
 }
 

@@ -43,6 +43,23 @@ pub struct PublishRequest {
     pub token_id: String,
     pub record: bool,
     pub offer: String,
+    /// The owner's limits (its feeds at once count against `max_publishers`).
+    pub limits: AccountLimits,
+}
+
+/// What one account may use of the SFU at once, over all its streams (README "Sign-up and the
+/// operator"); past one, offers are refused with 503 and the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub max_publishers: usize,
+    pub max_viewers: Option<u32>,
+    /// Bits a second to its viewers, estimated as each stream's rate × its viewers.
+    pub max_egress_bps: Option<u64>,
+}
+
+impl AccountLimits {
+    /// No limit beyond the server's own.
+    pub const NONE: Self = Self { max_publishers: usize::MAX, max_viewers: None, max_egress_bps: None };
 }
 
 /// A WHEP view.
@@ -58,6 +75,8 @@ pub struct ViewRequest {
     pub pass: Option<ViewerPass>,
     /// The site whose page plays the stream (counted on the Live page), when not this server's.
     pub embedded_on: Option<Arc<str>>,
+    /// The stream owner's limits (viewers and egress over all its streams).
+    pub limits: AccountLimits,
 }
 
 /// A subscribe token or signed viewer link a viewer was let in with: its viewers are counted
@@ -269,6 +288,9 @@ pub struct StreamInfo {
     /// Unix seconds when the oldest live source started.
     pub started_at: Option<i64>,
     pub bitrate_bps: u64,
+    /// What it sends to its viewers now, estimated: what one viewer receives at most (each live
+    /// source, a simulcast video at its best layer) × the connected viewers.
+    pub egress_bps: u64,
     pub recording: bool,
     pub sources: Vec<SourceInfo>,
     /// Connected viewers by what let them in (subscribe token, link); those who needed nothing

@@ -41,8 +41,8 @@ mod peer;
 mod registry;
 
 pub use api::{
-    IceServer, LayerInfo, PairInfo, PublishRequest, Selection, SessionCreated, SessionInfo, SfuError, SourceChoice,
-    SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
+    AccountLimits, IceServer, LayerInfo, PairInfo, PublishRequest, Selection, SessionCreated, SessionInfo, SfuError,
+    SourceChoice, SourceInfo, StreamInfo, StreamKey, TrackInfo, ViewRequest,
 };
 pub use board::{Board, LiveSource, LiveState, LiveTrack, StreamChange, StreamEvent, Watching};
 pub use engine::rtc_config;
@@ -91,9 +91,6 @@ pub struct SfuConfig {
     /// Where the UDP sockets (and TCP listeners) bind and which addresses their candidates announce.
     pub addresses: MediaAddresses,
     pub max_sources_per_stream: usize,
-    /// Feeds one account (the stream key's account) may publish at once; a replacement of a
-    /// running feed does not count twice.
-    pub max_publishers_per_account: usize,
     /// Feeds one publish token may publish at once.
     pub max_publishers_per_token: usize,
     pub max_viewers_per_stream: usize,
@@ -115,7 +112,6 @@ impl Default for SfuConfig {
             tcp_port: TcpPort::SameAsUdp,
             addresses: MediaAddresses::Direct(vec![IpAddr::from([127, 0, 0, 1])]),
             max_sources_per_stream: 8,
-            max_publishers_per_account: 32,
             max_publishers_per_token: 16,
             max_viewers_per_stream: 1000,
             max_viewers: 4000,

@@ -188,3 +188,82 @@ async fn operators_stay_and_deleting_takes_everything_of_an_account() {
     app.sign_up(&app.client(), "bob@example.com").await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_account_limits_refuse_the_next_publisher_and_viewer_with_503() {
+    let app = crate::helpers::spawn_app_with(|c| c.max_publishers_per_account = 5).await;
+    let owner = streamer(&app, "owner@example.com", json!({ "label": "o", "streams": ["*"] })).await;
+    let ana = streamer(&app, "ana@example.com", json!({ "label": "a", "streams": ["*"] })).await;
+    let other = streamer(&app, "other@example.com", json!({ "label": "x", "streams": ["*"] })).await;
+
+    // Defaults come from the flags; the operator sets Ana's own.
+    let before = find(&accounts(&app, &owner.client).await, "ana@example.com").clone();
+    assert_eq!(before["limits"], json!({ "maxPublishers": 5, "maxViewers": null, "maxEgressMbps": null }));
+    assert_eq!(before["ownLimits"], json!({ "maxPublishers": null, "maxViewers": null, "maxEgressMbps": null }));
+    for (body, field) in [
+        (json!({ "maxPublishers": 0 }), "maxPublishers"),
+        (json!({ "maxViewers": 0 }), "maxViewers"),
+        (json!({ "maxEgressMbps": -1 }), "maxEgressMbps"),
+        (json!({ "maxEgressMbps": 0.01 }), "maxEgressMbps"),
+        (json!({ "maxPublishers": 2, "maxViewers": 10_000_000 }), "maxViewers"),
+    ] {
+        let refused = patch(&app, &owner.client, &ana.account, body.clone()).await;
+        assert_eq!(refused.status(), 422, "{body}");
+        let error: Value = refused.json().await.unwrap();
+        assert!(error["error"]["message"].as_str().unwrap().starts_with(field), "{body}: {error}");
+    }
+    let bad_type = patch(&app, &owner.client, &ana.account, json!({ "maxViewers": "many" })).await.status().as_u16();
+    assert!(bad_type == 400 || bad_type == 422);
+    let unchanged = find(&accounts(&app, &owner.client).await, "ana@example.com").clone();
+    assert_eq!(unchanged["ownLimits"], before["ownLimits"], "a refused patch changes nothing");
+    let set = patch(&app, &owner.client, &ana.account, json!({ "maxPublishers": 1, "maxViewers": 2 })).await;
+    assert_eq!(set.status(), 200);
+    let set: Value = set.json().await.unwrap();
+    assert_eq!(set["limits"], json!({ "maxPublishers": 1, "maxViewers": 2, "maxEgressMbps": null }));
+
+    // Publishers: the next one is refused with 503, Retry-After and the reason.
+    let _a = rtc::publish(&app, PublishOptions::new(&ana.token, "a")).await.unwrap();
+    let refused = rtc::publish(&app, PublishOptions::new(&ana.token, "b")).await.err().expect("over the limit");
+    assert_eq!(refused.status, 503);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.body.contains("this account publishes 1 feeds, the most it may"), "{}", refused.body);
+    let _other = rtc::publish(&app, PublishOptions::new(&other.token, "a")).await.expect("other accounts publish");
+    wait_stream(&app, &ana.account, "a", "live", |v| v["live"] == true).await;
+    wait_stream(&app, &other.account, "a", "live", |v| v["live"] == true).await;
+
+    // Viewers: two, then 503; another account's stream is not held back.
+    let path = format!("/whep/{}/a", ana.account);
+    let _v1 = rtc::view(&app, &path, 1).await.unwrap();
+    let _v2 = rtc::view(&app, &path, 1).await.unwrap();
+    let refused = rtc::view(&app, &path, 1).await.err().expect("over the viewer limit");
+    assert_eq!(refused.status, 503);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.body.contains("this account's streams have 2 viewers, the most it may (2)"), "{}", refused.body);
+    let _elsewhere = rtc::view(&app, &format!("/whep/{}/a", other.account), 1).await.expect("other accounts' viewers");
+
+    // Its Live page says where it stands.
+    let live = ana.client.get(app.url("/live")).send().await.unwrap().text().await.unwrap();
+    assert!(live.contains("1 of 1 feeds") && live.contains("2 of 2 viewers"), "{live}");
+
+    // Egress: once the stream's rate is known, a cap below what two viewers take refuses a third.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let egress = loop {
+        let streams: Value = ana.client.get(app.url("/api/v1/streams")).send().await.unwrap().json().await.unwrap();
+        let egress = streams[0]["egressBps"].as_u64().unwrap();
+        if egress > 100_000 || Instant::now() > deadline {
+            break egress;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(egress > 100_000, "two viewers of a live stream take something: {egress}");
+    let cap = patch(&app, &owner.client, &ana.account, json!({ "maxViewers": null, "maxEgressMbps": 0.1 })).await;
+    assert_eq!(cap.status(), 200);
+    let refused = rtc::view(&app, &path, 1).await.err().expect("over the egress limit");
+    assert_eq!(refused.status, 503);
+    assert!(refused.body.contains("Mbit/s") && refused.body.contains("the most it may (0.1"), "{}", refused.body);
+    // Back to the defaults: the viewer gets in.
+    let cleared = patch(&app, &owner.client, &ana.account, json!({ "maxEgressMbps": null })).await;
+    assert_eq!(cleared.json::<Value>().await.unwrap()["ownLimits"]["maxEgressMbps"], Value::Null);
+    let _v3 = rtc::view(&app, &path, 1).await.expect("no limit any more");
+    app.stop().await;
+}

@@ -619,7 +619,8 @@ async fn publishers_per_token_and_per_account_are_capped() {
 
     assert_eq!(post_publish(&app, &second, "four", from).await.status(), 201);
     let over_account = post_publish(&app, &second, "five", from).await;
-    assert_eq!(over_account.status(), 429);
+    assert_eq!(over_account.status(), 503, "the account's own limit (README: Sign-up and the operator)");
+    assert!(over_account.headers().contains_key("retry-after"));
     assert!(over_account.text().await.unwrap().contains("this account publishes 3 feeds"));
 
     // Another account is not held back.

@@ -9,10 +9,11 @@ use crate::{
         components::{error_text, Badge, ConfirmDialog, FormError},
         pages::{live::refresh_ticker, not_found::NotFound},
         server_fns::{
-            list_admin_accounts, list_invites, CreateInvite, DeleteAdminAccount, UpdateAdminAccount, WithdrawInvite,
+            list_admin_accounts, list_invites, CreateInvite, DeleteAdminAccount, SetAccountLimits, UpdateAdminAccount,
+            WithdrawInvite,
         },
     },
-    model::{display_time, AccountView, AdminAccountView, InviteView},
+    model::{display_time, AccountLimitsView, AccountView, AdminAccountView, InviteView},
 };
 
 #[component]
@@ -40,10 +41,13 @@ pub fn AdminPage() -> impl IntoView {
 fn Accounts() -> impl IntoView {
     let update = ServerAction::<UpdateAdminAccount>::new();
     let delete = ServerAction::<DeleteAdminAccount>::new();
+    let set_limits = ServerAction::<SetAccountLimits>::new();
     // Live streams and viewers change by themselves: refresh like the Live page.
     let tick = refresh_ticker();
-    let accounts =
-        Resource::new(move || (tick.get(), update.version().get(), delete.version().get()), |_| list_admin_accounts());
+    let accounts = Resource::new(
+        move || (tick.get(), update.version().get(), delete.version().get(), set_limits.version().get()),
+        |_| list_admin_accounts(),
+    );
     let confirming = RwSignal::new(None::<(String, String)>);
     Effect::new(move |_| {
         if let Some(Ok(())) = delete.value().get() {
@@ -52,7 +56,10 @@ fn Accounts() -> impl IntoView {
     });
     let error = Signal::derive(move || {
         let failed = |e: Option<Result<(), ServerFnError>>| e.and_then(|r| r.err());
-        failed(update.value().get()).or_else(|| failed(delete.value().get())).map(|e| error_text(&e))
+        failed(update.value().get())
+            .or_else(|| failed(delete.value().get()))
+            .or_else(|| failed(set_limits.value().get()))
+            .map(|e| error_text(&e))
     });
     view! {
         <section class="card" aria-labelledby="accounts-title">
@@ -67,7 +74,7 @@ fn Accounts() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match accounts.await {
                         Err(err) => view! { <div class="alert error" role="alert">{error_text(&err)}</div> }.into_any(),
-                        Ok(list) => view! { <AccountTable list update confirming/> }.into_any(),
+                        Ok(list) => view! { <AccountTable list update set_limits confirming/> }.into_any(),
                     }
                 })}
             </Transition>
@@ -91,6 +98,7 @@ fn Accounts() -> impl IntoView {
 fn AccountTable(
     list: Vec<AdminAccountView>,
     update: ServerAction<UpdateAdminAccount>,
+    set_limits: ServerAction<SetAccountLimits>,
     confirming: RwSignal<Option<(String, String)>>,
 ) -> impl IntoView {
     view! {
@@ -103,6 +111,7 @@ fn AccountTable(
                     <th scope="col">"Last login"</th>
                     <th scope="col">"Tokens"</th>
                     <th scope="col">"Live now"</th>
+                    <th scope="col">"Limits"</th>
                     <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                 </tr></thead>
                 <tbody>
@@ -111,8 +120,12 @@ fn AccountTable(
                         let (disable_id, role_id, delete_id, email) = (id.clone(), id.clone(), id.clone(), account.email.clone());
                         let live = match (account.live_streams, account.viewers) {
                             (0, _) => "—".to_owned(),
-                            (streams, viewers) => format!("{streams} stream(s), {viewers} viewer(s)"),
+                            (streams, viewers) => format!(
+                                "{streams} stream(s), {viewers} viewer(s), {:.1} Mbit/s",
+                                account.egress_bps as f64 / 1e6
+                            ),
                         };
+                        let limits_id = id.clone();
                         view! {
                             <tr data-account-id=id.clone()>
                                 <td>
@@ -125,6 +138,7 @@ fn AccountTable(
                                 <td>{account.last_login_at.as_deref().map(display_time).unwrap_or_else(|| "never".to_owned())}</td>
                                 <td>{account.tokens}</td>
                                 <td>{live}</td>
+                                <td><Limits account_id=limits_id limits=account.limits own=account.own_limits set_limits/></td>
                                 <td class="actions-cell">
                                     {(!account.operator).then(|| view! {
                                         <ActionForm action=update>
@@ -260,5 +274,43 @@ fn InviteTable(list: Vec<InviteView>, withdraw: ServerAction<WithdrawInvite>) ->
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// An account's limits, and a form to set them (empty: the server's default).
+#[component]
+fn Limits(
+    account_id: String,
+    limits: AccountLimitsView,
+    own: AccountLimitsView,
+    set_limits: ServerAction<SetAccountLimits>,
+) -> impl IntoView {
+    let show = |value: Option<String>, set: bool| match (value, set) {
+        (Some(v), true) => v,
+        (Some(v), false) => format!("{v} (default)"),
+        (None, _) => "no limit".to_owned(),
+    };
+    let summary = format!(
+        "{} feeds · {} viewers · {} Mbit/s",
+        show(limits.max_publishers.map(|n| n.to_string()), own.max_publishers.is_some()),
+        show(limits.max_viewers.map(|n| n.to_string()), own.max_viewers.is_some()),
+        show(limits.max_egress_mbps.map(|m| m.to_string()), own.max_egress_mbps.is_some()),
+    );
+    let value = |v: Option<String>| v.unwrap_or_default();
+    view! {
+        <details class="limits">
+            <summary>{summary}</summary>
+            <ActionForm action=set_limits attr:class="inline-form">
+                <input type="hidden" name="account_id" value=account_id/>
+                <label>"Feeds " <input name="max_publishers" type="number" min="1" size="5"
+                    value=value(own.max_publishers.map(|n| n.to_string()))/></label>
+                <label>"Viewers " <input name="max_viewers" type="number" min="1" size="7"
+                    value=value(own.max_viewers.map(|n| n.to_string()))/></label>
+                <label>"Mbit/s " <input name="max_egress_mbps" type="number" min="0.1" step="0.1" size="6"
+                    value=value(own.max_egress_mbps.map(|m| m.to_string()))/></label>
+                <button type="submit" class="small">"Save limits"</button>
+                <span class="hint">"Empty: the server's default."</span>
+            </ActionForm>
+        </details>
     }
 }

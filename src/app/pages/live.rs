@@ -10,9 +10,11 @@ use leptos_meta::Title;
 use crate::{
     app::{
         components::{error_text, Badge, EmptyState, Icon},
-        server_fns::{live_streams, recording_paused},
+        server_fns::{account_usage, live_streams, recording_paused},
     },
-    model::{display_bitrate, display_duration, LiveHealth, LiveSample, LiveSource, LiveStream, ViewerGroup},
+    model::{
+        display_bitrate, display_duration, AccountUsage, LiveHealth, LiveSample, LiveSource, LiveStream, ViewerGroup,
+    },
 };
 
 /// How often the page asks for fresh figures.
@@ -32,6 +34,7 @@ pub fn LivePage() -> impl IntoView {
     let tick = refresh_ticker();
     let streams = Resource::new(move || tick.get(), |_| live_streams());
     let paused = Resource::new(move || tick.get(), |_| recording_paused());
+    let usage = Resource::new(move || tick.get(), |_| account_usage());
     view! {
         <Title text="Live"/>
         <div class="page-header">
@@ -44,6 +47,9 @@ pub fn LivePage() -> impl IntoView {
             {move || Suspend::new(async move {
                 paused.await.ok().flatten().map(|why| view! { <div class="alert warning" role="status">{why}</div> })
             })}
+        </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move { usage.await.ok().map(|usage| view! { <Usage usage/> }) })}
         </Transition>
         <Transition fallback=|| view! { <p class="page-loading">"Loading live streams…"</p> }>
             {move || Suspend::new(async move {
@@ -200,5 +206,33 @@ fn Sparkline(label: &'static str, end: i64, points: Vec<(i64, f64)>, now: String
             </svg>
             <figcaption>{label}" "<strong>{now}</strong></figcaption>
         </figure>
+    }
+}
+
+/// The account's use against its limits: feeds, viewers, egress ("of" only where there is a
+/// limit); a limit reached is marked, since the next offer past it is refused.
+#[component]
+fn Usage(usage: AccountUsage) -> impl IntoView {
+    let limits = usage.limits;
+    let part = |now: String, max: Option<String>, what: &'static str, full: bool| {
+        let text = match max {
+            Some(max) => format!("{now} of {max} {what}"),
+            None => format!("{now} {what}"),
+        };
+        view! { <span class=if full { "usage full" } else { "usage" }>{text}</span> }
+    };
+    let mbps = |bps: f64| format!("{:.1}", bps / 1e6);
+    let egress_full = limits.max_egress_mbps.is_some_and(|max| usage.egress_bps as f64 >= max * 1e6);
+    view! {
+        <p class="account-usage hint" data-testid="account-usage">
+            "Your account now: "
+            {part(usage.publishers.to_string(), limits.max_publishers.map(|n| n.to_string()), "feeds",
+                limits.max_publishers.is_some_and(|max| usage.publishers >= max))}
+            " · "
+            {part(usage.viewers.to_string(), limits.max_viewers.map(|n| n.to_string()), "viewers",
+                limits.max_viewers.is_some_and(|max| usage.viewers >= max))}
+            " · "
+            {part(mbps(usage.egress_bps as f64), limits.max_egress_mbps.map(|m| format!("{m}")), "Mbit/s to viewers", egress_full)}
+        </p>
     }
 }

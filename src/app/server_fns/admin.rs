@@ -52,7 +52,7 @@ pub async fn update_admin_account(
     #[server(default)] operator: Option<bool>,
 ) -> Result<(), ServerFnError> {
     let (state, _) = ssr::require_operator().await?;
-    let patch = crate::model::AdminAccountPatch { disabled, operator };
+    let patch = crate::model::AdminAccountPatch { disabled, operator, ..Default::default() };
     crate::server::admin::update(&state, &account_id, patch).await.map_err(|e| ssr::fail(e, None))
 }
 
@@ -61,4 +61,33 @@ pub async fn update_admin_account(
 pub async fn delete_admin_account(account_id: String) -> Result<(), ServerFnError> {
     let (state, _) = ssr::require_operator().await?;
     crate::server::admin::delete(&state, &account_id).await.map_err(|e| ssr::fail(e, None))
+}
+
+/// Sets an account's limits from the form: a number, or empty for the server's default.
+#[server(prefix = "/rpc", endpoint = "set_account_limits")]
+pub async fn set_account_limits(
+    account_id: String,
+    max_publishers: String,
+    max_viewers: String,
+    max_egress_mbps: String,
+) -> Result<(), ServerFnError> {
+    use crate::server::error::ApiError;
+    let (state, _) = ssr::require_operator().await?;
+    fn number<T: std::str::FromStr>(field: &'static str, text: &str) -> Result<Option<T>, ApiError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| ApiError::invalid(field, "a number, or empty for the server's default"))
+    }
+    let patch = (|| {
+        Ok::<_, ApiError>(crate::model::AdminAccountPatch {
+            max_publishers: Some(number("maxPublishers", &max_publishers)?),
+            max_viewers: Some(number("maxViewers", &max_viewers)?),
+            max_egress_mbps: Some(number("maxEgressMbps", &max_egress_mbps)?),
+            ..Default::default()
+        })
+    })()
+    .map_err(|e| ssr::fail(e, None))?;
+    crate::server::admin::update(&state, &account_id, patch).await.map_err(|e| ssr::fail(e, None))
 }

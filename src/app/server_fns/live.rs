@@ -98,3 +98,21 @@ pub async fn recording_paused() -> Result<Option<String>, ServerFnError> {
     let (state, _) = ssr::require_account().await?;
     Ok(ssr::recording_paused(&state))
 }
+
+/// The account's use of the SFU now against its limits, for the Live page.
+#[server(prefix = "/rpc", endpoint = "account_usage")]
+pub async fn account_usage() -> Result<crate::model::AccountUsage, ServerFnError> {
+    let (state, account) = ssr::require_account().await?;
+    let unavailable =
+        |e: crate::sfu::SfuError| ssr::fail(crate::server::error::ApiError::Unavailable(e.to_string()), None);
+    let streams = state.sfu.streams(Some(&account.public_id)).await.map_err(unavailable)?;
+    let limits = crate::server::account_limits::of_account(&state, &account.public_id)
+        .await
+        .map_err(|e| ssr::fail(e.into(), None))?;
+    Ok(crate::model::AccountUsage {
+        publishers: streams.iter().map(|s| s.sources.len() as u32).sum(),
+        viewers: streams.iter().map(|s| s.viewers as u32).sum(),
+        egress_bps: streams.iter().map(|s| s.egress_bps).sum(),
+        limits,
+    })
+}

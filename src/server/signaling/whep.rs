@@ -15,7 +15,9 @@ use super::{
 };
 use crate::{
     names::{AccountId, StreamName},
-    server::{client::Client, origin::is_same_origin, tokens::normalize_origin, viewer_access, AppState},
+    server::{
+        account_limits, client::Client, origin::is_same_origin, tokens::normalize_origin, viewer_access, AppState,
+    },
     sfu::{
         api::{SessionKind, SessionRef},
         SfuError, StreamKey, ViewRequest,
@@ -45,8 +47,19 @@ pub async fn view(
         .map_err(SignalingError::from)?;
     let embedded_on = embedded_on(&headers, query.as_deref(), &state.settings.public_origin)?;
     let offer = read_body(&headers, body, SDP).await?;
-    let request =
-        ViewRequest { stream: StreamKey::new(&account, &stream), source, offer, client: client.ip, pass, embedded_on };
+    let limits = account_limits::of_account(&state, &account).await.map_err(|err| {
+        tracing::error!(%err, "account limits: database error");
+        SignalingError::internal()
+    })?;
+    let request = ViewRequest {
+        stream: StreamKey::new(&account, &stream),
+        source,
+        offer,
+        client: client.ip,
+        pass,
+        embedded_on,
+        limits: account_limits::for_sfu(&limits),
+    };
     let session = state.sfu.view(request).await?;
     let base = format!("/whep/{account}/{stream}/{}", session.session_id);
     let mut links = ice_server_links(&state.settings.ice_servers_now());

@@ -12,6 +12,7 @@ use super::{created, ice_server_links, query_param, read_body, source_id, valid_
 use crate::{
     names::StreamName,
     server::{
+        account_limits,
         auth::bearer_token,
         publish_rule::{self, PublishRequest as PublishCheck},
         webhooks, AppState,
@@ -87,12 +88,17 @@ async fn try_publish(
     };
     let offer = read_body(headers, body, SDP).await?;
 
+    let limits = account_limits::of_account(state, &grant.account_public_id).await.map_err(|err| {
+        tracing::error!(%err, "account limits: database error");
+        SignalingError::internal()
+    })?;
     let request = PublishRequest {
         stream: StreamKey::new(&grant.account_public_id, &stream),
         source,
         token_id: grant.token_id,
         record,
         offer,
+        limits: account_limits::for_sfu(&limits),
     };
     let session = state.sfu.publish(request).await?;
     let location = format!("/whip/{stream}/{}", session.session_id);

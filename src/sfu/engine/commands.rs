@@ -35,6 +35,7 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
     (13, Extension::VideoOrientation),
 ];
 use super::lifecycle::RECORDED_LAYER;
+use crate::sfu::api::AccountLimits;
 use crate::sfu::{
     api::{
         Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
@@ -233,7 +234,7 @@ impl Engine {
             )));
         }
         if !replacing {
-            self.admit_publisher(&request.stream, &request.token_id)?;
+            self.admit_publisher(&request.stream, &request.token_id, request.limits)?;
         }
         let mut tracks = Vec::new();
         for section in sections.iter().filter(|s| !s.rejected && s.sends()) {
@@ -284,7 +285,7 @@ impl Engine {
     /// connect cannot keep real viewers out.
     /// The account's and the token's caps on feeds published at once (replacements waiting to
     /// take over are not counted: they end one feed as they start another).
-    fn admit_publisher(&self, stream: &StreamKey, token_id: &str) -> Result<(), SfuError> {
+    fn admit_publisher(&self, stream: &StreamKey, token_id: &str, limits: AccountLimits) -> Result<(), SfuError> {
         let (mut of_account, mut of_token) = (0, 0);
         for (_, registered) in self.streams.iter().filter(|(key, _)| key.account == stream.account) {
             for source in &registered.sources {
@@ -295,9 +296,9 @@ impl Engine {
                 }
             }
         }
-        if of_account >= self.config.max_publishers_per_account {
-            return Err(SfuError::QuotaReached(format!(
-                "this account publishes {of_account} feeds, the most allowed; end one first"
+        if of_account >= limits.max_publishers {
+            return Err(SfuError::LimitReached(format!(
+                "this account publishes {of_account} feeds, the most it may; end one first"
             )));
         }
         if of_token >= self.config.max_publishers_per_token {
@@ -310,11 +311,14 @@ impl Engine {
 
     fn admit_viewer(
         &self,
-        stream: &crate::sfu::registry::Stream,
+        key: &StreamKey,
+        stream: &Stream,
         client: std::net::IpAddr,
         pass: Option<&ViewerPass>,
+        limits: AccountLimits,
     ) -> Result<(), SfuError> {
         let connected = |id: &PeerId| self.peers.get(id).is_some_and(|p| p.connected);
+        self.admit_account_viewer(key, stream, limits)?;
         let watching = stream.viewers.iter().filter(|id| connected(id)).count();
         if watching >= self.config.max_viewers_per_stream {
             return Err(SfuError::LimitReached(format!(
@@ -368,12 +372,61 @@ impl Engine {
         Ok(())
     }
 
+    /// The stream owner's limits on viewers (connected or connecting) and on egress, over all its
+    /// streams.
+    fn admit_account_viewer(&self, key: &StreamKey, stream: &Stream, limits: AccountLimits) -> Result<(), SfuError> {
+        if limits.max_viewers.is_none() && limits.max_egress_bps.is_none() {
+            return Ok(());
+        }
+        let (mut viewers, mut egress) = (0usize, 0u64);
+        for (_, theirs) in self.streams.iter().filter(|(k, _)| k.account == key.account) {
+            viewers += theirs.viewers.len();
+            egress += self.egress_bps(theirs);
+        }
+        if let Some(max) = limits.max_viewers.filter(|max| viewers >= *max as usize) {
+            return Err(SfuError::LimitReached(format!(
+                "this account's streams have {viewers} viewers, the most it may ({max}); try again later"
+            )));
+        }
+        if let Some(max) = limits.max_egress_bps.filter(|max| egress + self.viewer_rate_bps(stream) > *max) {
+            return Err(SfuError::LimitReached(format!(
+                "this account's streams send {:.1} Mbit/s to viewers and one more would pass the most it may ({:.1} \
+                 Mbit/s); try again later",
+                egress as f64 / 1e6,
+                max as f64 / 1e6
+            )));
+        }
+        Ok(())
+    }
+
+    /// At most what one viewer of the stream receives: each live source's tracks, a simulcast
+    /// video at its best layer (rates of the last stats tick).
+    pub(super) fn viewer_rate_bps(&self, stream: &Stream) -> u64 {
+        stream
+            .sources
+            .iter()
+            .filter(|s| s.active)
+            .filter_map(|s| self.peers.get(&s.publisher).and_then(Peer::publisher))
+            .flat_map(|publisher| &publisher.tracks)
+            .map(|t| match t.is_simulcast() {
+                true => t.layers.iter().map(|l| l.stats.bitrate_bps).max().unwrap_or(0),
+                false => t.bitrate_bps(),
+            })
+            .sum()
+    }
+
+    /// What the stream sends to its connected viewers now, estimated (see `viewer_rate_bps`).
+    pub(super) fn egress_bps(&self, stream: &Stream) -> u64 {
+        let connected = stream.viewers.iter().filter(|id| self.peers.get(id).is_some_and(|p| p.connected)).count();
+        self.viewer_rate_bps(stream) * connected as u64
+    }
+
     pub(super) fn view(&mut self, request: ViewRequest) -> Result<SessionCreated, SfuError> {
         let sections = offer::inspect(&request.offer, Intent::View)?;
         let asked = SourceName::asked(request.source);
         let stream = self.streams.get(&request.stream).filter(|s| s.is_live()).ok_or(SfuError::NotLive)?;
         let first = stream.default_source(&asked).ok_or(SfuError::NotLive)?;
-        self.admit_viewer(stream, request.client, request.pass.as_ref())?;
+        self.admit_viewer(&request.stream, stream, request.client, request.pass.as_ref(), request.limits)?;
         let receiving = |kind: MediaKind| -> Result<Vec<String>, SfuError> {
             sections
                 .iter()
@@ -627,6 +680,7 @@ impl Engine {
             viewers: stream.viewers.len(),
             started_at: sources.iter().filter(|s| s.active).map(|s| s.started_at).min(),
             bitrate_bps: sources.iter().map(|s| s.bitrate_bps).sum(),
+            egress_bps: self.egress_bps(stream),
             recording: sources.iter().any(|s| s.active && s.recording),
             sources,
             viewers_by_pass: self.viewers_by_pass(stream),
