@@ -356,6 +356,18 @@ impl Config {
         url.trim_end_matches('/').to_owned()
     }
 
+    /// The limits the server runs with, as the operator's page shows them.
+    pub fn server_limits(&self) -> crate::model::ServerLimits {
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        crate::model::ServerLimits {
+            max_viewers: n(self.max_viewers),
+            max_viewers_per_stream: n(self.max_viewers_per_stream),
+            max_sources_per_stream: n(self.max_sources_per_stream),
+            max_publishers_per_token: n(self.max_publishers_per_token),
+            account: self.account_limits(),
+        }
+    }
+
     /// The limits of an account the operator set none for.
     pub fn account_limits(&self) -> crate::model::AccountLimitsView {
         crate::model::AccountLimitsView {

@@ -485,6 +485,55 @@ pub struct AccountLimitsView {
 
 impl Eq for AccountLimitsView {}
 
+/// The whole instance now, for the operator (README "Sign-up and the operator").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub streams: u32,
+    pub publishers: u32,
+    pub viewers: u32,
+    /// Sent to viewers now, estimated (each stream's rate × its viewers).
+    pub egress_bps: u64,
+    /// The recordings disk, once anything has been recorded.
+    pub recordings: Option<RecordingsDisk>,
+    pub limits: ServerLimits,
+    /// The last hour, oldest first, one sample every five seconds (since the server started).
+    pub history: Vec<InstanceSample>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingsDisk {
+    /// What the recordings kept take.
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    /// `--recordings-min-free`.
+    pub min_free_bytes: u64,
+    /// Below the minimum: nothing is recorded.
+    pub low: bool,
+}
+
+/// The limits the server runs with (its flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerLimits {
+    pub max_viewers: u32,
+    pub max_viewers_per_stream: u32,
+    pub max_sources_per_stream: u32,
+    pub max_publishers_per_token: u32,
+    /// For accounts the operator set none for.
+    pub account: AccountLimitsView,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSample {
+    /// Unix seconds.
+    pub at: i64,
+    pub viewers: u32,
+    pub egress_bps: u64,
+}
+
 /// An account's own use against its limits, for its Live page.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

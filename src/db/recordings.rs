@@ -140,3 +140,10 @@ pub async fn delete(pool: &SqlitePool, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM recordings WHERE id = $1").bind(id).execute(pool).await?;
     Ok(())
 }
+
+/// How many recordings there are, and the bytes they take.
+pub async fn totals(pool: &SqlitePool) -> Result<(i64, u64), sqlx::Error> {
+    let (count, bytes): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM recordings").fetch_one(pool).await?;
+    Ok((count, bytes.max(0) as u64))
+}

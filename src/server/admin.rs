@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::{account_limits, account_settings, error::ApiError, timestamps, AppState};
 use crate::{
     db::{self, accounts::AccountRow},
-    model::{AdminAccountPatch, AdminAccountView},
+    model::{AdminAccountPatch, AdminAccountView, InstanceView, RecordingsDisk},
 };
 
 /// Every account, oldest first, with what it has live now.
@@ -109,4 +109,24 @@ async fn target(state: &AppState, account_id: &str) -> Result<AccountRow, ApiErr
     db::accounts::find_by_public_id(&state.pool, account_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("no account with this id".into()))
+}
+
+/// The instance now: what is live, the recordings disk, the limits, the last hour.
+pub async fn instance(state: &AppState) -> Result<InstanceView, ApiError> {
+    let streams = state.sfu.streams(None).await.map_err(|e| ApiError::Unavailable(format!("the SFU: {e}")))?;
+    let live = || streams.iter().filter(|s| s.live);
+    let (recorded, used_bytes) = db::recordings::totals(&state.pool).await?;
+    let recordings = (recorded > 0).then(|| {
+        let disk = state.recorder.disk();
+        RecordingsDisk { used_bytes, free_bytes: disk.free, min_free_bytes: disk.min_free, low: disk.low }
+    });
+    Ok(InstanceView {
+        streams: live().count() as u32,
+        publishers: live().map(|s| s.sources.iter().filter(|source| source.active).count() as u32).sum(),
+        viewers: live().map(|s| s.viewers as u32).sum(),
+        egress_bps: live().map(|s| s.egress_bps).sum(),
+        recordings,
+        limits: state.settings.server_limits,
+        history: state.live_history.of_instance(),
+    })
 }

@@ -1,4 +1,5 @@
-//! The Live page's graphs (README "Live page"): ten minutes of every live source's figures,
+//! The Live page's graphs (README "Live page"): ten minutes of every live source's figures (and
+//! an hour of the instance's totals for the operator's page),
 //! sampled every five seconds from the SFU's snapshot of all streams (one command to the engine,
 //! never the packet path) and kept in memory: a restart starts the graphs afresh.
 
@@ -11,7 +12,7 @@ use std::{
 use tokio::sync::watch;
 
 use crate::{
-    model::LiveSample,
+    model::{InstanceSample, LiveSample},
     sfu::{SfuHandle, StreamInfo},
 };
 
@@ -22,9 +23,13 @@ pub const KEPT: usize = 120;
 /// `(account, stream, source)`; `None` is the main source.
 type SourceKey = (String, String, Option<String>);
 
+/// An hour of the instance's totals (the operator's page).
+pub const KEPT_FOR_INSTANCE: usize = 720;
+
 #[derive(Default)]
 pub struct LiveHistory {
     sources: Mutex<HashMap<SourceKey, VecDeque<LiveSample>>>,
+    instance: Mutex<VecDeque<InstanceSample>>,
 }
 
 impl LiveHistory {
@@ -53,6 +58,24 @@ impl LiveHistory {
         }
         let oldest = now - (KEPT as u64 * SAMPLE_EVERY.as_secs()) as i64;
         sources.retain(|_, samples| samples.back().is_some_and(|last| last.at > oldest));
+        drop(sources);
+        let live = || streams.iter().filter(|s| s.live);
+        let total = InstanceSample {
+            at: now,
+            viewers: live().map(|s| s.viewers as u32).sum(),
+            egress_bps: live().map(|s| s.egress_bps).sum(),
+        };
+        let mut instance = self.instance.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if instance.len() == KEPT_FOR_INSTANCE {
+            instance.pop_front();
+        }
+        instance.push_back(total);
+    }
+
+    /// The instance's totals over the last hour, oldest first.
+    pub fn of_instance(&self) -> Vec<InstanceSample> {
+        let instance = self.instance.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        instance.iter().copied().collect()
     }
 
     /// One source's samples, oldest first.

@@ -89,6 +89,8 @@ pub struct Settings {
     pub webhooks_private_networks: bool,
     /// The limits of accounts the operator set none for (`--max-…-per-account`).
     pub account_limits: crate::model::AccountLimitsView,
+    /// Every limit the server runs with, for the operator's page.
+    pub server_limits: crate::model::ServerLimits,
 }
 
 /// Where the served certificate comes from (for the self-check).
@@ -440,6 +442,7 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
         webhooks_private_networks: config.webhooks_private_networks,
         account_limits: config.account_limits(),
+        server_limits: config.server_limits(),
     }
 }
 

@@ -62,6 +62,27 @@ async fn the_operator_sees_every_account_and_what_it_has_live() {
     let list = accounts(&app, &owner.client).await;
     assert!(find(&list, "ana@example.com")["lastLoginAt"].as_str().is_some_and(|t| t.ends_with('Z')));
 
+    // The instance: what is live now, its last hour, its limits; nothing recorded yet.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let instance = loop {
+        let instance: Value =
+            owner.client.get(app.url("/api/v1/admin/instance")).send().await.unwrap().json().await.unwrap();
+        let sampled = instance["history"].as_array().unwrap().iter().any(|s| s["viewers"] == 1);
+        if sampled || Instant::now() > deadline {
+            break instance;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        (instance["streams"].clone(), instance["publishers"].clone(), instance["viewers"].clone()),
+        (json!(1), json!(1), json!(1))
+    );
+    assert!(instance["history"].as_array().unwrap().iter().any(|s| s["viewers"] == 1), "sampled: {instance}");
+    assert_eq!(instance["recordings"], Value::Null);
+    assert_eq!(instance["limits"]["maxViewers"], 4000);
+    assert_eq!(instance["limits"]["account"]["maxPublishers"], 32);
+    assert_eq!(ana.client.get(app.url("/api/v1/admin/instance")).send().await.unwrap().status(), 404);
+
     // The page shows the same, to the operator only.
     let page = owner.client.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
     assert!(

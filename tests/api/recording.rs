@@ -97,6 +97,11 @@ async fn a_recorded_vp8_and_opus_broadcast_becomes_a_webm_file_ffprobe_reads_who
     assert_eq!((ready["type"].as_str(), ready["data"]["status"].as_str()), (Some("recording.ready"), Some("complete")));
     assert_eq!(ready["data"]["streamName"], "show");
     assert!(ready["data"]["bytes"].as_u64().unwrap() > 0, "{ready}");
+    // The operator (the first account) sees what recordings take and what is left on their disk.
+    let instance: serde_json::Value =
+        s.client.get(app.url("/api/v1/admin/instance")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(instance["recordings"]["usedBytes"], ready["data"]["bytes"], "{instance}");
+    assert!(instance["recordings"]["freeBytes"].as_u64().unwrap() > 0, "{instance}");
 
     let probe: serde_json::Value = serde_json::from_str(&ffprobe(
         &file,

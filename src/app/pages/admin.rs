@@ -7,13 +7,18 @@ use leptos_meta::Title;
 use crate::{
     app::{
         components::{error_text, Badge, ConfirmDialog, FormError},
-        pages::{live::refresh_ticker, not_found::NotFound},
+        pages::{
+            live::{refresh_ticker, Sparkline},
+            not_found::NotFound,
+        },
         server_fns::{
-            list_admin_accounts, list_invites, CreateInvite, DeleteAdminAccount, SetAccountLimits, UpdateAdminAccount,
-            WithdrawInvite,
+            admin_instance, list_admin_accounts, list_invites, CreateInvite, DeleteAdminAccount, SetAccountLimits,
+            UpdateAdminAccount, WithdrawInvite,
         },
     },
-    model::{display_time, AccountLimitsView, AccountView, AdminAccountView, InviteView},
+    model::{
+        display_bitrate, display_time, AccountLimitsView, AccountView, AdminAccountView, InstanceView, InviteView,
+    },
 };
 
 #[component]
@@ -30,10 +35,82 @@ pub fn AdminPage() -> impl IntoView {
                 <p class="lede">"This server's accounts and who may join it."</p>
             </div>
         </div>
+        <Instance/>
         <Accounts/>
         <Invites/>
     }
     .into_any()
+}
+
+/// The instance now: what is live, the recordings disk, the limits, and the last hour.
+#[component]
+fn Instance() -> impl IntoView {
+    let tick = refresh_ticker();
+    let instance = Resource::new(move || tick.get(), |_| admin_instance());
+    view! {
+        <section class="card" aria-labelledby="instance-title">
+            <h2 id="instance-title">"This server now"</h2>
+            <Transition fallback=|| view! { <p class="page-loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match instance.await {
+                        Err(err) => view! { <div class="alert error" role="alert">{error_text(&err)}</div> }.into_any(),
+                        Ok(instance) => view! { <InstanceFigures instance/> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn InstanceFigures(instance: InstanceView) -> impl IntoView {
+    let limits = instance.limits;
+    let or_none = |v: Option<String>| v.unwrap_or_else(|| "no limit".to_owned());
+    let recordings = instance.recordings.map(|disk| {
+        let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64);
+        let text = format!(
+            "Recordings: {} kept, {} free on their disk (at least {} kept free){}",
+            gib(disk.used_bytes),
+            gib(disk.free_bytes),
+            gib(disk.min_free_bytes),
+            if disk.low { " — below it: nothing is recorded now" } else { "" },
+        );
+        view! { <p data-testid="recordings-disk">{text}</p> }
+    });
+    let end = instance.history.last().map_or(0, |s| s.at);
+    let viewers: Vec<(i64, f64)> = instance.history.iter().map(|s| (s.at, f64::from(s.viewers))).collect();
+    let egress: Vec<(i64, f64)> = instance.history.iter().map(|s| (s.at, s.egress_bps as f64)).collect();
+    view! {
+        <p class="instance-figures" data-testid="instance-now">
+            {format!(
+                "{} live stream(s), {} feed(s), {} viewer(s), {} to viewers",
+                instance.streams,
+                instance.publishers,
+                instance.viewers,
+                display_bitrate(instance.egress_bps)
+            )}
+        </p>
+        {(!instance.history.is_empty()).then(|| view! {
+            <div class="graphs">
+                <Sparkline label="Viewers" end points=viewers now=instance.viewers.to_string() window_secs=3600/>
+                <Sparkline label="To viewers" end points=egress now=display_bitrate(instance.egress_bps) window_secs=3600/>
+            </div>
+        })}
+        {recordings}
+        <p class="hint">
+            {format!(
+                "Limits: {} viewers in all, {} per stream, {} feeds per stream, {} per token; per account (unless set \
+                 below): {} feeds, {} viewers, {} Mbit/s.",
+                limits.max_viewers,
+                limits.max_viewers_per_stream,
+                limits.max_sources_per_stream,
+                limits.max_publishers_per_token,
+                or_none(limits.account.max_publishers.map(|n| n.to_string())),
+                or_none(limits.account.max_viewers.map(|n| n.to_string())),
+                or_none(limits.account.max_egress_mbps.map(|m| m.to_string())),
+            )}
+        </p>
+    }
 }
 
 /// Every account: what it has, what it does now, and the operator's switches.

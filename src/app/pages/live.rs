@@ -182,18 +182,25 @@ fn SourceGraphs(history: Vec<LiveSample>) -> impl IntoView {
     })
 }
 
-/// Width of the graphs' window, in seconds.
-const WINDOW_SECS: f64 = 600.0;
+/// Width of the Live page graphs' window, in seconds.
+const WINDOW_SECS: i64 = 600;
 
-/// A small line of `(at, value)` points over the ten minutes before `end`, scaled to its maximum.
+/// A small line of `(at, value)` points over the `window_secs` before `end` (ten minutes unless
+/// said), scaled to its maximum.
 #[component]
-fn Sparkline(label: &'static str, end: i64, points: Vec<(i64, f64)>, now: String) -> impl IntoView {
+pub fn Sparkline(
+    label: &'static str,
+    end: i64,
+    points: Vec<(i64, f64)>,
+    now: String,
+    #[prop(default = WINDOW_SECS)] window_secs: i64,
+) -> impl IntoView {
     let (width, height) = (120.0, 28.0);
     let max = points.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0);
     let line = points
         .iter()
         .map(|(at, v)| {
-            let x = (width - (end - at) as f64 / WINDOW_SECS * width).clamp(0.0, width);
+            let x = (width - (end - at) as f64 / window_secs as f64 * width).clamp(0.0, width);
             let y = height - 1.0 - v / max * (height - 2.0);
             format!("{x:.1},{y:.1}")
         })
@@ -201,7 +208,8 @@ fn Sparkline(label: &'static str, end: i64, points: Vec<(i64, f64)>, now: String
         .join(" ");
     view! {
         <figure class="spark">
-            <svg viewBox="0 0 120 28" width="120" height="28" role="img" aria-label=format!("{label}, last 10 minutes")>
+            <svg viewBox="0 0 120 28" width="120" height="28" role="img"
+                aria-label=format!("{label}, last {} minutes", window_secs / 60)>
                 <polyline points=line fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"/>
             </svg>
             <figcaption>{label}" "<strong>{now}</strong></figcaption>

@@ -91,3 +91,10 @@ pub async fn set_account_limits(
     .map_err(|e| ssr::fail(e, None))?;
     crate::server::admin::update(&state, &account_id, patch).await.map_err(|e| ssr::fail(e, None))
 }
+
+/// The instance now and over the last hour.
+#[server(prefix = "/rpc", endpoint = "admin_instance")]
+pub async fn admin_instance() -> Result<crate::model::InstanceView, ServerFnError> {
+    let (state, _) = ssr::require_operator().await?;
+    crate::server::admin::instance(&state).await.map_err(|e| ssr::fail(e, None))
+}

@@ -9,7 +9,7 @@ use axum::{
 
 use super::ApiJson;
 use crate::{
-    model::{AdminAccountPatch, AdminAccountView},
+    model::{AdminAccountPatch, AdminAccountView, InstanceView},
     server::{admin, auth::Operator, error::ApiError, AppState},
 };
 
@@ -19,6 +19,11 @@ pub async fn accounts(
     _operator: Operator,
 ) -> Result<Json<Vec<AdminAccountView>>, ApiError> {
     Ok(Json(admin::list(&state).await?))
+}
+
+/// `GET /api/v1/admin/instance`: what is live, the recordings disk, the limits, the last hour.
+pub async fn instance(State(state): State<AppState>, _operator: Operator) -> Result<Json<InstanceView>, ApiError> {
+    Ok(Json(admin::instance(&state).await?))
 }
 
 /// `PATCH /api/v1/admin/accounts/{accountId}` `{disabled?, operator?}` → 200 the account.

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/me/password", post(accounts::change_password))
         .route("/me/logout-everywhere", post(accounts::log_out_everywhere))
         .route("/admin/accounts", get(admin::accounts))
+        .route("/admin/instance", get(admin::instance))
         .route("/admin/accounts/{account}", axum::routing::patch(admin::update).delete(admin::delete))
         .route("/invites", get(invites::list).post(invites::create))
         .route("/invites/{code}", delete(invites::delete))
