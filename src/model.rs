@@ -465,6 +465,10 @@ pub struct AdminAccountView {
     pub viewers: u32,
     /// What it sends to viewers now, estimated (each stream's rate × its viewers).
     pub egress_bps: u64,
+    /// Bytes it published and sent to viewers over the last 24 hours, estimated from the rates
+    /// sampled every five seconds (kept in memory: since the start, at most a day).
+    pub published_bytes_24h: u64,
+    pub viewed_bytes_24h: u64,
     /// Its limits: the operator's for this account, or the server's defaults.
     pub limits: AccountLimitsView,
     /// The limits set for this account alone (`null`: the server's default).

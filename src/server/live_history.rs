@@ -26,10 +26,24 @@ type SourceKey = (String, String, Option<String>);
 /// An hour of the instance's totals (the operator's page).
 pub const KEPT_FOR_INSTANCE: usize = 720;
 
+/// Hours of each account's traffic kept (the operator's "last 24 h").
+pub const USAGE_HOURS: i64 = 24;
+
 #[derive(Default)]
 pub struct LiveHistory {
     sources: Mutex<HashMap<SourceKey, VecDeque<LiveSample>>>,
     instance: Mutex<VecDeque<InstanceSample>>,
+    /// Per account (public id): bytes published and sent to viewers, by hour.
+    usage: Mutex<HashMap<String, VecDeque<HourOfTraffic>>>,
+}
+
+/// One hour of one account's traffic, estimated from the rates sampled every five seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct HourOfTraffic {
+    /// Unix seconds / 3600.
+    hour: i64,
+    published: u64,
+    viewed: u64,
 }
 
 impl LiveHistory {
@@ -70,6 +84,40 @@ impl LiveHistory {
             instance.pop_front();
         }
         instance.push_back(total);
+        drop(instance);
+        self.count_traffic(streams, now);
+    }
+
+    /// Adds what each account's live streams took in and sent out since the last sample (their
+    /// rates now × the sampling period) to its hour, and forgets hours older than a day.
+    fn count_traffic(&self, streams: &[StreamInfo], now: i64) {
+        let hour = now.div_euclid(3600);
+        let seconds = SAMPLE_EVERY.as_secs();
+        let mut usage = self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for stream in streams.iter().filter(|s| s.live) {
+            let hours = usage.entry(stream.account_id.clone()).or_default();
+            if hours.back().is_none_or(|last| last.hour != hour) {
+                hours.push_back(HourOfTraffic { hour, ..Default::default() });
+            }
+            if let Some(current) = hours.back_mut() {
+                current.published += stream.bitrate_bps * seconds / 8;
+                current.viewed += stream.egress_bps * seconds / 8;
+            }
+        }
+        for hours in usage.values_mut() {
+            while hours.front().is_some_and(|h| h.hour <= hour - USAGE_HOURS) {
+                hours.pop_front();
+            }
+        }
+        usage.retain(|_, hours| !hours.is_empty());
+    }
+
+    /// An account's bytes (published, sent to viewers) over the last 24 hours, estimated.
+    pub fn traffic_of(&self, account: &str) -> (u64, u64) {
+        let usage = self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        usage
+            .get(account)
+            .map_or((0, 0), |hours| hours.iter().fold((0, 0), |(p, v), h| (p + h.published, v + h.viewed)))
     }
 
     /// The instance's totals over the last hour, oldest first.
@@ -104,6 +152,25 @@ pub async fn sample(history: Arc<LiveHistory>, sfu: SfuHandle, mut shutdown: wat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_adds_up_by_hour_and_a_day_is_kept() {
+        let history = LiveHistory::default();
+        // 800 kbit/s in, two viewers: 5 s is 500 kB in and 1 MB out.
+        let live = [stream("show", 800_000, 2)];
+        let start = 100 * 3600;
+        history.record(&live, start);
+        history.record(&live, start + 5);
+        assert_eq!(history.traffic_of("acct"), (1_000_000, 2_000_000));
+        assert_eq!(history.traffic_of("nobody"), (0, 0));
+        // The next hour adds to a bucket of its own; 24 hours later the first is forgotten.
+        history.record(&live, start + 3600);
+        assert_eq!(history.traffic_of("acct"), (1_500_000, 3_000_000));
+        history.record(&[], start + 24 * 3600);
+        assert_eq!(history.traffic_of("acct"), (500_000, 1_000_000));
+        history.record(&[], start + 25 * 3600);
+        assert_eq!(history.traffic_of("acct"), (0, 0));
+    }
     use crate::sfu::{api::SourceHealth, SourceInfo};
 
     fn stream(name: &str, bitrate_bps: u64, viewers: usize) -> StreamInfo {

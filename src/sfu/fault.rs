@@ -1,10 +1,12 @@
 //! Injected panics, for the tests that show a panic on one peer's input ends only that peer and
-//! that a dead engine stops the process. Compiled only into debug builds with the
-//! `fault-injection` feature, which test builds turn on (the package's dev-dependency on
-//! itself): anywhere else — a release binary, the benchmarks' optimised builds — every check
-//! below is an empty function, so the measured media path is the shipped one.
+//! that a dead engine stops the process. Compiled only into debug builds, and armed only by a
+//! call of this module's functions in the same process (the integration tests run the server
+//! in-process; no flag, request or variable reaches them). Anywhere else — a release binary, the
+//! benchmarks' optimised builds — every check below is an empty function, so the measured media
+//! path is the shipped one. (Not a cargo feature: one would give the tests a feature set of their
+//! own, and running the server after the tests would rebuild it.)
 
-#[cfg(all(feature = "fault-injection", debug_assertions))]
+#[cfg(debug_assertions)]
 mod injected {
     use std::{
         collections::HashSet,
@@ -62,19 +64,19 @@ mod injected {
     }
 }
 
-#[cfg(all(feature = "fault-injection", debug_assertions))]
+#[cfg(debug_assertions)]
 pub(crate) use injected::{engine, offer, packet};
-#[cfg(all(feature = "fault-injection", debug_assertions))]
+#[cfg(debug_assertions)]
 pub use injected::{panic_engine, panic_on_offer, panic_on_packets};
 
-#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+#[cfg(not(debug_assertions))]
 #[inline(always)]
 pub(crate) fn offer(_stream: &str) {}
 
-#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+#[cfg(not(debug_assertions))]
 #[inline(always)]
 pub(crate) fn packet(_session_id: &str) {}
 
-#[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+#[cfg(not(debug_assertions))]
 #[inline(always)]
 pub(crate) fn engine(_media: std::net::SocketAddr) {}

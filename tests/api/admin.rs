@@ -82,6 +82,15 @@ async fn the_operator_sees_every_account_and_what_it_has_live() {
     assert_eq!(instance["limits"]["maxViewers"], 4000);
     assert_eq!(instance["limits"]["account"]["maxPublishers"], 32);
     assert_eq!(ana.client.get(app.url("/api/v1/admin/instance")).send().await.unwrap().status(), 404);
+    // The same sample counted Ana's traffic for the last 24 hours; the owner has none.
+    let list = accounts(&app, &owner.client).await;
+    let traffic = |email| {
+        let account = find(&list, email);
+        (account["publishedBytes24h"].as_u64().unwrap(), account["viewedBytes24h"].as_u64().unwrap())
+    };
+    let (published, viewed) = traffic("ana@example.com");
+    assert!(published > 0 && viewed > 0, "{published} {viewed}");
+    assert_eq!(traffic("owner@example.com"), (0, 0));
 
     // The page shows the same, to the operator only.
     let page = owner.client.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();

@@ -188,6 +188,7 @@ fn AccountTable(
                     <th scope="col">"Last login"</th>
                     <th scope="col">"Tokens"</th>
                     <th scope="col">"Live now"</th>
+                    <th scope="col">"Last 24 h"</th>
                     <th scope="col">"Limits"</th>
                     <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                 </tr></thead>
@@ -215,6 +216,7 @@ fn AccountTable(
                                 <td>{account.last_login_at.as_deref().map(display_time).unwrap_or_else(|| "never".to_owned())}</td>
                                 <td>{account.tokens}</td>
                                 <td>{live}</td>
+                                <td>{format!("{} in, {} out", bytes(account.published_bytes_24h), bytes(account.viewed_bytes_24h))}</td>
                                 <td><Limits account_id=limits_id limits=account.limits own=account.own_limits set_limits/></td>
                                 <td class="actions-cell">
                                     {(!account.operator).then(|| view! {
@@ -389,5 +391,16 @@ fn Limits(
                 <span class="hint">"Empty: the server's default."</span>
             </ActionForm>
         </details>
+    }
+}
+
+/// Bytes as a person reads them: `0 B`, `12.3 MB`, `4.5 GB` (decimal units, as network traffic
+/// is counted).
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
     }
 }
