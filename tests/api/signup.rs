@@ -316,6 +316,21 @@ fn the_binary_tells_its_version_and_a_first_run_what_to_do() {
         operator_line,
         format!("No account yet: the first account made at {base}/signup becomes this server's operator.")
     );
+    // The binary's defaults are invite-only: the first sign-up is the operator, the second needs an
+    // invite.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap();
+        let signup = |email: &'static str| {
+            client.post(format!("{base}/api/v1/signup")).json(&json!({ "email": email, "password": PASSWORD })).send()
+        };
+        let first = signup("first@example.com").await.unwrap();
+        assert_eq!(first.status(), 201);
+        assert_eq!(first.json::<Value>().await.unwrap()["operator"], true);
+        let second = signup("second@example.com").await.unwrap();
+        assert_eq!(second.status(), 403);
+        assert_eq!(second.json::<Value>().await.unwrap()["error"]["code"], "invite_required");
+    });
     let _ = child.kill();
     let _ = child.wait();
 }
