@@ -87,7 +87,12 @@ impl FromRequestParts<AppState> for Operator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let not_found = || ApiError::NotFound("no such API route".into());
-        let account = account_from_headers(state, &parts.headers, Client::of(parts)).await.map_err(|_| not_found())?;
+        let account = match account_from_headers(state, &parts.headers, Client::of(parts)).await {
+            Ok(account) => account,
+            // A failure of ours stays one; a wrong or disabled key is just "someone else".
+            Err(err @ (ApiError::Database(_) | ApiError::Internal(_))) => return Err(err),
+            Err(_) => None,
+        };
         account.filter(|a| a.operator).map(Self).ok_or_else(not_found)
     }
 }

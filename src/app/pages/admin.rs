@@ -182,8 +182,7 @@ fn AccountTable(
         <div class="table-wrap">
             <table class="data-table admin-accounts">
                 <thead><tr>
-                    <th scope="col">"Email"</th>
-                    <th scope="col">"Account ID"</th>
+                    <th scope="col">"Account"</th>
                     <th scope="col">"Created"</th>
                     <th scope="col">"Last login"</th>
                     <th scope="col">"Tokens"</th>
@@ -210,8 +209,8 @@ fn AccountTable(
                                     {account.email.clone()}" "
                                     {account.operator.then(|| view! { <Badge text="Operator" tone="success"/> })}
                                     {account.disabled.then(|| view! { <Badge text="Disabled" tone="danger"/> })}
+                                    <div class="hint">"ID "<code>{id.clone()}</code></div>
                                 </td>
-                                <td><code>{id.clone()}</code></td>
                                 <td>{display_time(&account.created_at)}</td>
                                 <td>{account.last_login_at.as_deref().map(display_time).unwrap_or_else(|| "never".to_owned())}</td>
                                 <td>{account.tokens}</td>
