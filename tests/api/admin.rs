@@ -104,6 +104,9 @@ async fn the_operator_sees_every_account_and_what_it_has_live() {
         let url = app.url(&format!("/api/v1/admin/accounts/{}", owner.account));
         assert_eq!(client.patch(&url).json(&json!({ "disabled": true })).send().await.unwrap().status(), 404);
         assert_eq!(client.delete(&url).send().await.unwrap().status(), 404);
+        // A method the route lacks is the same 404, not a 405 that would tell it exists.
+        assert_eq!(client.post(app.url("/api/v1/admin/accounts")).json(&json!({})).send().await.unwrap().status(), 404);
+        assert_eq!(client.put(app.url("/api/v1/invites")).send().await.unwrap().status(), 404);
     }
     let key = app.post_json(&ana.client, "/api/v1/api-keys", json!({ "label": "k" })).await;
     let key = key.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();

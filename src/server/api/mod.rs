@@ -31,11 +31,16 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(accounts::me).delete(accounts::delete_account))
         .route("/me/password", post(accounts::change_password))
         .route("/me/logout-everywhere", post(accounts::log_out_everywhere))
-        .route("/admin/accounts", get(admin::accounts))
-        .route("/admin/instance", get(admin::instance))
-        .route("/admin/accounts/{account}", axum::routing::patch(admin::update).delete(admin::delete))
-        .route("/invites", get(invites::list).post(invites::create))
-        .route("/invites/{code}", delete(invites::delete))
+        // The operator's doors answer a method they lack with the same 404 as a missing route (a
+        // 405 would tell everyone they exist).
+        .route("/admin/accounts", get(admin::accounts).fallback(not_found))
+        .route("/admin/instance", get(admin::instance).fallback(not_found))
+        .route(
+            "/admin/accounts/{account}",
+            axum::routing::patch(admin::update).delete(admin::delete).fallback(not_found),
+        )
+        .route("/invites", get(invites::list).post(invites::create).fallback(not_found))
+        .route("/invites/{code}", delete(invites::delete).fallback(not_found))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", get(tokens::get).patch(tokens::update).delete(tokens::delete))
         .route("/tokens/{id}/rotate", post(tokens::rotate))
