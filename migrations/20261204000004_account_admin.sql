@@ -8,3 +8,14 @@ ALTER TABLE accounts ADD COLUMN last_login_at BIGINT;
 ALTER TABLE accounts ADD COLUMN max_publishers INTEGER;
 ALTER TABLE accounts ADD COLUMN max_viewers INTEGER;
 ALTER TABLE accounts ADD COLUMN max_egress_kbps INTEGER;
+
+-- Each account's traffic by hour, estimated from the rates sampled every five seconds (README
+-- "Sign-up and the operator": the last 24 h on the Admin page). Rows older than a day go.
+CREATE TABLE account_traffic (
+    account_id       INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    -- Unix seconds / 3600.
+    hour             BIGINT  NOT NULL,
+    published_bytes  BIGINT  NOT NULL DEFAULT 0,
+    viewed_bytes     BIGINT  NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, hour)
+);

@@ -138,6 +138,10 @@ pub struct AdminAccountRow {
     pub operator: bool,
     pub disabled_at: Option<i64>,
     pub tokens: i64,
+    /// Bytes published and sent to viewers over the last 24 hours (estimated, see
+    /// [`add_traffic`]).
+    pub published_bytes_24h: i64,
+    pub viewed_bytes_24h: i64,
     #[sqlx(flatten)]
     pub limits: LimitsRow,
 }
@@ -155,9 +159,14 @@ pub async fn list_for_admin(pool: &SqlitePool) -> Result<Vec<AdminAccountRow>, s
     sqlx::query_as::<_, AdminAccountRow>(
         "SELECT a.public_id, a.email, a.created_at, a.last_login_at, a.operator, a.disabled_at,
              (SELECT COUNT(*) FROM publish_tokens t WHERE t.account_id = a.id) AS tokens,
+             COALESCE((SELECT SUM(published_bytes) FROM account_traffic x WHERE x.account_id = a.id AND x.hour > $1), 0)
+                 AS published_bytes_24h,
+             COALESCE((SELECT SUM(viewed_bytes) FROM account_traffic x WHERE x.account_id = a.id AND x.hour > $1), 0)
+                 AS viewed_bytes_24h,
              a.max_publishers, a.max_viewers, a.max_egress_kbps
          FROM accounts a ORDER BY a.id",
     )
+    .bind(super::now_unix().div_euclid(3600) - TRAFFIC_HOURS)
     .fetch_all(pool)
     .await
 }
@@ -217,4 +226,36 @@ pub async fn set_limits(pool: &SqlitePool, id: i64, limits: LimitsRow) -> Result
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// Hours of traffic kept per account (the operator's "last 24 h").
+pub const TRAFFIC_HOURS: i64 = 24;
+
+/// Adds one sample's traffic (`(account public id, published bytes, viewed bytes)`) to each
+/// account's hour of `now`, in one transaction; forgets hours older than a day once an hour.
+pub async fn add_traffic(pool: &SqlitePool, traffic: &[(&str, u64, u64)], now: i64) -> Result<(), sqlx::Error> {
+    let hour = now.div_euclid(3600);
+    let mut tx = pool.begin().await?;
+    for (account, published, viewed) in traffic {
+        sqlx::query(
+            "INSERT INTO account_traffic (account_id, hour, published_bytes, viewed_bytes)
+             SELECT id, $2, $3, $4 FROM accounts WHERE public_id = $1
+             ON CONFLICT (account_id, hour) DO UPDATE SET
+                 published_bytes = published_bytes + excluded.published_bytes,
+                 viewed_bytes = viewed_bytes + excluded.viewed_bytes",
+        )
+        .bind(account)
+        .bind(hour)
+        .bind(i64::try_from(*published).unwrap_or(i64::MAX))
+        .bind(i64::try_from(*viewed).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    }
+    if now.rem_euclid(3600) < 5 {
+        sqlx::query("DELETE FROM account_traffic WHERE hour <= $1")
+            .bind(hour - TRAFFIC_HOURS)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }

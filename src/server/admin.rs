@@ -26,11 +26,10 @@ pub async fn list(state: &AppState) -> Result<Vec<AdminAccountView>, ApiError> {
         .map(|row| {
             let (live_streams, viewers, egress_bps) = live.get(row.public_id.as_str()).copied().unwrap_or_default();
             let own_limits = account_limits::own(&row.limits);
-            let (published_bytes_24h, viewed_bytes_24h) = state.live_history.traffic_of(&row.public_id);
             AdminAccountView {
                 egress_bps,
-                published_bytes_24h,
-                viewed_bytes_24h,
+                published_bytes_24h: row.published_bytes_24h.max(0) as u64,
+                viewed_bytes_24h: row.viewed_bytes_24h.max(0) as u64,
                 limits: account_limits::effective(&state.settings.account_limits, &own_limits),
                 own_limits,
                 email: row.email,

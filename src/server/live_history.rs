@@ -1,7 +1,8 @@
-//! The Live page's graphs (README "Live page"): ten minutes of every live source's figures (and
-//! an hour of the instance's totals for the operator's page),
-//! sampled every five seconds from the SFU's snapshot of all streams (one command to the engine,
-//! never the packet path) and kept in memory: a restart starts the graphs afresh.
+//! The Live page's graphs (README "Live page"): ten minutes of every live source's figures, and
+//! for the operator's page an hour of the instance's totals and each account's traffic, sampled
+//! every five seconds from the SFU's snapshot of all streams (one command to the engine, never the
+//! packet path). The graphs are kept in memory (a restart starts them afresh); the traffic goes to
+//! the database, by account and hour.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -26,24 +27,10 @@ type SourceKey = (String, String, Option<String>);
 /// An hour of the instance's totals (the operator's page).
 pub const KEPT_FOR_INSTANCE: usize = 720;
 
-/// Hours of each account's traffic kept (the operator's "last 24 h").
-pub const USAGE_HOURS: i64 = 24;
-
 #[derive(Default)]
 pub struct LiveHistory {
     sources: Mutex<HashMap<SourceKey, VecDeque<LiveSample>>>,
     instance: Mutex<VecDeque<InstanceSample>>,
-    /// Per account (public id): bytes published and sent to viewers, by hour.
-    usage: Mutex<HashMap<String, VecDeque<HourOfTraffic>>>,
-}
-
-/// One hour of one account's traffic, estimated from the rates sampled every five seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct HourOfTraffic {
-    /// Unix seconds / 3600.
-    hour: i64,
-    published: u64,
-    viewed: u64,
 }
 
 impl LiveHistory {
@@ -84,40 +71,6 @@ impl LiveHistory {
             instance.pop_front();
         }
         instance.push_back(total);
-        drop(instance);
-        self.count_traffic(streams, now);
-    }
-
-    /// Adds what each account's live streams took in and sent out since the last sample (their
-    /// rates now × the sampling period) to its hour, and forgets hours older than a day.
-    fn count_traffic(&self, streams: &[StreamInfo], now: i64) {
-        let hour = now.div_euclid(3600);
-        let seconds = SAMPLE_EVERY.as_secs();
-        let mut usage = self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for stream in streams.iter().filter(|s| s.live) {
-            let hours = usage.entry(stream.account_id.clone()).or_default();
-            if hours.back().is_none_or(|last| last.hour != hour) {
-                hours.push_back(HourOfTraffic { hour, ..Default::default() });
-            }
-            if let Some(current) = hours.back_mut() {
-                current.published += stream.bitrate_bps * seconds / 8;
-                current.viewed += stream.egress_bps * seconds / 8;
-            }
-        }
-        for hours in usage.values_mut() {
-            while hours.front().is_some_and(|h| h.hour <= hour - USAGE_HOURS) {
-                hours.pop_front();
-            }
-        }
-        usage.retain(|_, hours| !hours.is_empty());
-    }
-
-    /// An account's bytes (published, sent to viewers) over the last 24 hours, estimated.
-    pub fn traffic_of(&self, account: &str) -> (u64, u64) {
-        let usage = self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        usage
-            .get(account)
-            .map_or((0, 0), |hours| hours.iter().fold((0, 0), |(p, v), h| (p + h.published, v + h.viewed)))
     }
 
     /// The instance's totals over the last hour, oldest first.
@@ -134,8 +87,31 @@ impl LiveHistory {
     }
 }
 
-/// Samples until shutdown.
-pub async fn sample(history: Arc<LiveHistory>, sfu: SfuHandle, mut shutdown: watch::Receiver<bool>) {
+/// What each account's live streams took in and sent out over one sampling period (their rates
+/// now × the period), in bytes: `(account public id, published, viewed)`, one entry per account.
+pub fn traffic_of_sample(streams: &[StreamInfo]) -> Vec<(&str, u64, u64)> {
+    let seconds = SAMPLE_EVERY.as_secs();
+    let mut traffic: Vec<(&str, u64, u64)> = Vec::new();
+    for stream in streams.iter().filter(|s| s.live) {
+        let (published, viewed) = (stream.bitrate_bps * seconds / 8, stream.egress_bps * seconds / 8);
+        match traffic.iter_mut().find(|(account, _, _)| *account == stream.account_id) {
+            Some(entry) => {
+                entry.1 += published;
+                entry.2 += viewed;
+            }
+            None => traffic.push((&stream.account_id, published, viewed)),
+        }
+    }
+    traffic
+}
+
+/// Samples until shutdown; each sample's traffic is added to the accounts' hours in the database.
+pub async fn sample(
+    history: Arc<LiveHistory>,
+    sfu: SfuHandle,
+    pool: sqlx::SqlitePool,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(SAMPLE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -144,7 +120,14 @@ pub async fn sample(history: Arc<LiveHistory>, sfu: SfuHandle, mut shutdown: wat
             _ = shutdown.changed() => return,
         }
         if let Ok(streams) = sfu.streams(None).await {
-            history.record(&streams, crate::db::now_unix());
+            let now = crate::db::now_unix();
+            history.record(&streams, now);
+            let traffic = traffic_of_sample(&streams);
+            // Best effort: a database that cannot write (a full disk) loses a few seconds of
+            // the operator's figures, nothing else.
+            if let Err(err) = crate::db::accounts::add_traffic(&pool, &traffic, now).await {
+                tracing::warn!(%err, "cannot note the accounts' traffic");
+            }
         }
     }
 }
@@ -154,22 +137,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn traffic_adds_up_by_hour_and_a_day_is_kept() {
-        let history = LiveHistory::default();
-        // 800 kbit/s in, two viewers: 5 s is 500 kB in and 1 MB out.
-        let live = [stream("show", 800_000, 2)];
-        let start = 100 * 3600;
-        history.record(&live, start);
-        history.record(&live, start + 5);
-        assert_eq!(history.traffic_of("acct"), (1_000_000, 2_000_000));
-        assert_eq!(history.traffic_of("nobody"), (0, 0));
-        // The next hour adds to a bucket of its own; 24 hours later the first is forgotten.
-        history.record(&live, start + 3600);
-        assert_eq!(history.traffic_of("acct"), (1_500_000, 3_000_000));
-        history.record(&[], start + 24 * 3600);
-        assert_eq!(history.traffic_of("acct"), (500_000, 1_000_000));
-        history.record(&[], start + 25 * 3600);
-        assert_eq!(history.traffic_of("acct"), (0, 0));
+    fn a_sample_gives_each_account_its_streams_traffic_over_the_period() {
+        // 800 kbit/s in with two viewers, and 400 kbit/s with none: 5 s is 750 kB in, 1 MB out.
+        let mut quiet = stream("quiet", 400_000, 0);
+        quiet.egress_bps = 0;
+        let mut off_air = stream("off", 1_000_000, 3);
+        off_air.live = false;
+        let streams = [stream("show", 800_000, 2), quiet, off_air];
+        assert_eq!(traffic_of_sample(&streams), vec![("acct", 750_000, 1_000_000)]);
+        assert!(traffic_of_sample(&[]).is_empty());
     }
     use crate::sfu::{api::SourceHealth, SourceInfo};
 

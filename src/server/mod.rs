@@ -251,7 +251,7 @@ impl Application {
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(webhooks::listen(webhooks.clone(), stream_changes));
         let live_history = Arc::new(live_history::LiveHistory::default());
-        tokio::spawn(live_history::sample(live_history.clone(), sfu.clone(), shutdown_rx.clone()));
+        tokio::spawn(live_history::sample(live_history.clone(), sfu.clone(), pool.clone(), shutdown_rx.clone()));
         tokio::spawn(webhooks::sender::run(
             pool.clone(),
             hooks_client,

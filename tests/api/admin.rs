@@ -112,6 +112,19 @@ async fn the_operator_sees_every_account_and_what_it_has_live() {
     let key = key.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
     let with_key = Client::new().get(app.url("/api/v1/admin/accounts")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(with_key.status(), 404);
+
+    // The traffic is in the database: a restart keeps it.
+    let (data_dir, _guard) = app.stop().await;
+    let app = crate::helpers::spawn_on(data_dir, |_| {}).await;
+    let operator = app.client();
+    let logged_in =
+        app.post_json(&operator, "/api/v1/login", json!({ "email": "owner@example.com", "password": PASSWORD })).await;
+    assert_eq!(logged_in.status(), 200);
+    let list = accounts(&app, &operator).await;
+    let after = find(&list, "ana@example.com");
+    // (A sample may have come between the reading and the stop: at least what was read.)
+    assert!(after["publishedBytes24h"].as_u64().unwrap() >= published, "{after}");
+    assert!(after["viewedBytes24h"].as_u64().unwrap() >= viewed, "{after}");
     app.stop().await;
 }
 
