@@ -87,6 +87,9 @@ fn parse_args() -> Result<Args, String> {
 #[derive(Clone, Copy, Debug, Default)]
 struct Census {
     rss_kb: u64,
+    /// Open file descriptors but the database's: the SQLite pool opens connections (its file,
+    /// WAL and shared memory) up to its bound as queries overlap and keeps them, which is not a
+    /// leak; sockets and other files are what must come back.
     fds: usize,
     tasks: u64,
 }
@@ -100,7 +103,12 @@ fn census(server: &Server, metrics: Option<&str>) -> Census {
         .map_or(0, |v| v as u64);
     Census {
         rss_kb: system::rss_kb(pid).unwrap_or(0),
-        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count()),
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| {
+            let database = |path: &std::path::Path| {
+                path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(ferrocast::db::DATABASE_FILE))
+            };
+            dir.flatten().filter(|fd| std::fs::read_link(fd.path()).map_or(true, |target| !database(&target))).count()
+        }),
         tasks,
     }
 }

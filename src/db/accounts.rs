@@ -233,9 +233,14 @@ pub const TRAFFIC_HOURS: i64 = 24;
 
 /// Adds one sample's traffic (`(account public id, published bytes, viewed bytes)`) to each
 /// account's hour of `now`, in one transaction; forgets hours older than a day once an hour.
-pub async fn add_traffic(pool: &SqlitePool, traffic: &[(&str, u64, u64)], now: i64) -> Result<(), sqlx::Error> {
+pub async fn add_traffic(
+    connection: &mut sqlx::SqliteConnection,
+    traffic: &[(&str, u64, u64)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
     let hour = now.div_euclid(3600);
-    let mut tx = pool.begin().await?;
+    let mut tx = connection.begin().await?;
     for (account, published, viewed) in traffic {
         sqlx::query(
             "INSERT INTO account_traffic (account_id, hour, published_bytes, viewed_bytes)
