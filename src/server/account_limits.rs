@@ -42,7 +42,7 @@ pub fn for_sfu(limits: &AccountLimitsView) -> AccountLimits {
 /// The limits that apply to the account with this public id (the server's when it has none).
 pub async fn of_account(state: &AppState, public_id: &str) -> Result<AccountLimitsView, sqlx::Error> {
     let row = db::accounts::limits_by_public_id(&state.pool, public_id).await?.unwrap_or_default();
-    Ok(effective(&state.settings.account_limits, &own(&row)))
+    Ok(effective(&state.settings.server_limits.account, &own(&row)))
 }
 
 /// Checks limits an operator sends: whole numbers in range, a positive rate; `None` clears.

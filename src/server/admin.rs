@@ -30,7 +30,7 @@ pub async fn list(state: &AppState) -> Result<Vec<AdminAccountView>, ApiError> {
                 egress_bps,
                 published_bytes_24h: row.published_bytes_24h.max(0) as u64,
                 viewed_bytes_24h: row.viewed_bytes_24h.max(0) as u64,
-                limits: account_limits::effective(&state.settings.account_limits, &own_limits),
+                limits: account_limits::effective(&state.settings.server_limits.account, &own_limits),
                 own_limits,
                 email: row.email,
                 created_at: timestamps::to_rfc3339(row.created_at),

@@ -87,9 +87,7 @@ pub struct Settings {
     pub certificates: Option<(Arc<transport::certs::CertStore>, CertificateSource)>,
     /// Webhooks may reach private networks (`--webhooks-private-networks`).
     pub webhooks_private_networks: bool,
-    /// The limits of accounts the operator set none for (`--max-…-per-account`).
-    pub account_limits: crate::model::AccountLimitsView,
-    /// Every limit the server runs with, for the operator's page.
+    /// Every limit the server runs with (`account`: for accounts the operator set none for).
     pub server_limits: crate::model::ServerLimits,
 }
 
@@ -441,7 +439,6 @@ fn settings_for(config: &Config, local_addr: SocketAddr, https: Option<&Https>) 
         }),
         public_url: public_url.as_str().trim_end_matches('/').to_owned(),
         webhooks_private_networks: config.webhooks_private_networks,
-        account_limits: config.account_limits(),
         server_limits: config.server_limits(),
     }
 }

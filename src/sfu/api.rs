@@ -57,11 +57,6 @@ pub struct AccountLimits {
     pub max_egress_bps: Option<u64>,
 }
 
-impl AccountLimits {
-    /// No limit beyond the server's own.
-    pub const NONE: Self = Self { max_publishers: usize::MAX, max_viewers: None, max_egress_bps: None };
-}
-
 /// A WHEP view.
 #[derive(Debug)]
 pub struct ViewRequest {

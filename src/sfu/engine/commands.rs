@@ -35,12 +35,11 @@ const VIEWER_EXTENSIONS: [(u8, Extension); 6] = [
     (13, Extension::VideoOrientation),
 ];
 use super::lifecycle::RECORDED_LAYER;
-use crate::sfu::api::AccountLimits;
 use crate::sfu::{
     api::{
-        Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection, SessionCreated,
-        SessionInfo, SessionRef, SfuError, SiteViewers, SourceChoice, SourceHealth, SourceInfo, StreamInfo, StreamKey,
-        TrackInfo, ViewRequest, ViewerPass,
+        AccountLimits, Command, PassKind, PassViewers, ProbeRequest, ProbeTransport, PublishRequest, Selection,
+        SessionCreated, SessionInfo, SessionRef, SfuError, SiteViewers, SourceChoice, SourceHealth, SourceInfo,
+        StreamInfo, StreamKey, TrackInfo, ViewRequest, ViewerPass,
     },
     board::{LiveSource, LiveState, LiveTrack},
     forward::{codec_name, OutTrack},
