@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Installs what building ferrocast needs, skipping whatever is already there.
-#   scripts/setup.sh          Rust wasm target + wasm-bindgen CLI (for the server)
+#   scripts/setup.sh          Rust wasm target + wasm-bindgen CLI, OpenSSL's headers (for the server)
 #   scripts/setup.sh --test   also Chromium, iproute2, the servers the tests run (pebble, an ACME
-#                             test CA; nginx and Caddy; coturn), NSS tools (Chromium trusting pebble's root) and the
+#                             test CA; nginx and Caddy; coturn), NSS tools (Chromium trusting pebble's root),
+#                             GStreamer's webrtcbin with PyGObject (a third WebRTC client stack) and the
 #                             end2end npm packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The SFU's DTLS handshakes run on OpenSSL (the `openssl` crate links Debian's libssl).
+if ! pkg-config --exists openssl 2>/dev/null; then
+  say "installing libssl-dev and pkg-config (Debian packages)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
@@ -24,7 +33,6 @@ if [ "$have" != "$want" ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-  as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
@@ -37,6 +45,23 @@ if [ "${1:-}" = "--test" ]; then
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v certutil >/dev/null || missing+=(libnss3-tools)
   command -v openssl >/dev/null || missing+=(openssl)
+  # webrtcbin and the elements end2end/gst/webrtcbin_client.py builds its pipelines from.
+  if ! /usr/bin/python3 - 2>/dev/null <<'PY'
+import gi
+for namespace, version in (("Gst", "1.0"), ("GstWebRTC", "1.0"), ("GstSdp", "1.0"), ("Nice", "0.1")):
+    gi.require_version(namespace, version)
+from gi.repository import Gst
+Gst.init(None)
+elements = ("webrtcbin", "nicesrc", "dtlssrtpenc", "srtpenc", "videotestsrc", "audiotestsrc", "vp8enc",
+            "vp8dec", "x264enc", "avdec_h264", "h264parse", "opusenc", "opusdec", "rtpvp8pay",
+            "rtph264pay", "rtpopuspay", "decodebin", "videoconvert", "audioconvert")
+raise SystemExit(1 if any(Gst.ElementFactory.find(e) is None for e in elements) else 0)
+PY
+  then
+    missing+=(python3-gi python3-gst-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-nice
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+      gstreamer1.0-libav)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]} (Debian packages)"
     as_root apt-get update -qq

@@ -30,6 +30,8 @@ pub mod api;
 pub mod board;
 // `demux` and `forward` are public for the hot-path benchmarks (benches/hot_path.rs).
 pub mod demux;
+mod dtls;
+mod ending;
 mod engine;
 pub mod fault;
 pub mod forward;

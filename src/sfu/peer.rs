@@ -17,6 +17,7 @@ use crate::names::SourceId;
 use super::{
     api::{LayerInfo, PairInfo, SessionKind, StreamKey, ViewerPass},
     demux::Remote,
+    ending::{Ending, Liveness},
     forward::OutTrack,
     layers::{self, Climb, LayerIn, LayerName, Quality},
 };
@@ -109,6 +110,8 @@ pub struct Peer {
     pub deadline: Instant,
     /// The timer-heap entry that will wake this peer, if any (older entries are stale).
     pub scheduled: Option<Instant>,
+    /// ICE consent and authenticated input: whether the peer is still there ([`Liveness`]).
+    pub liveness: Liveness,
     pub role: Role,
 }
 
@@ -464,9 +467,29 @@ impl Peer {
         }
     }
 
+    /// Hands an input to str0m. An error says the peer must end: a panic, or a DTLS handshake the
+    /// input (or the timeout) failed; any other input str0m refuses is dropped.
+    pub fn handle(&mut self, input: Input) -> Result<(), Ending> {
+        match self.guarded(|rtc| rtc.handle_input(input)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(err)) => Ending::of_failed_dtls().map_or_else(
+                || {
+                    tracing::debug!(session = %self.session_id, %err, "input rejected");
+                    Ok(())
+                },
+                Err,
+            ),
+            None => Err(Ending::Panicked),
+        }
+    }
+
     /// Drains every output after a mutation (str0m's rule), sending datagrams through `send` and
-    /// queueing events. Returns `false` when the peer is finished.
-    pub fn drain(&mut self, mut send: impl FnMut(str0m::net::Transmit), events: &mut Vec<(PeerId, Event)>) -> bool {
+    /// queueing events. An error says why the peer is finished.
+    pub fn drain(
+        &mut self,
+        mut send: impl FnMut(str0m::net::Transmit),
+        events: &mut Vec<(PeerId, Event)>,
+    ) -> Result<(), Ending> {
         let id = self.id;
         let mut inline = 0;
         let outcome = catch_unwind(AssertUnwindSafe(|| loop {
@@ -477,28 +500,31 @@ impl Peer {
                         return Ok(at);
                     }
                     inline += 1;
-                    // As the timer heap's turn does: a timeout str0m refuses is not the peer's end.
+                    // As the timer heap's turn does: a timeout str0m refuses is not the peer's end,
+                    // unless it failed the DTLS handshake (a retransmission can).
                     if self.rtc.handle_input(Input::Timeout(now)).is_err() {
-                        return Ok(at);
+                        return Ending::of_failed_dtls().map_or(Ok(at), Err);
                     }
                 }
                 Ok(Output::Transmit(t)) => send(t),
                 Ok(Output::Event(e)) => events.push((id, e)),
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(Ending::of_failed_dtls().unwrap_or(Ending::Failed(err.to_string()))),
             }
         }));
         match outcome {
             Ok(Ok(at)) => {
                 self.deadline = at;
-                self.rtc.is_alive()
+                if self.rtc.is_alive() {
+                    Ok(())
+                } else {
+                    // str0m closes a peer whose DTLS failed inside its own poll.
+                    Err(Ending::of_failed_dtls().unwrap_or(Ending::Closed))
+                }
             }
-            Ok(Err(err)) => {
-                tracing::debug!(session = %self.session_id, %err, "peer failed");
-                false
-            }
+            Ok(Err(ending)) => Err(ending),
             Err(_) => {
                 tracing::error!(session = %self.session_id, "str0m panicked while draining; dropping the peer");
-                false
+                Err(Ending::Panicked)
             }
         }
     }

@@ -22,4 +22,5 @@ mod tokens;
 mod turn;
 mod viewer_access;
 mod webhooks;
+mod webrtcbin;
 mod whip_whep;

@@ -423,7 +423,7 @@ pub enum Candidates {
 
 /// The offer as a max-bundle offerer writes it (RFC 8843 §7.3.1; GStreamer's webrtcbin does):
 /// every m-section after the first on port 0 with `a=bundle-only`.
-fn as_max_bundle(sdp: &str) -> String {
+pub fn as_max_bundle(sdp: &str) -> String {
     let mut out = String::new();
     let mut sections = 0;
     for line in sdp.split("\r\n").filter(|l| !l.is_empty()) {
@@ -447,22 +447,31 @@ fn as_max_bundle(sdp: &str) -> String {
     out
 }
 
+/// The offer with the first byte of its certificate fingerprint changed: the DTLS certificate the
+/// client then presents does not match what its offer announced (RFC 8122 §5).
+pub fn with_wrong_fingerprint(sdp: &str) -> String {
+    let at = sdp.find("a=fingerprint:sha-256 ").expect("a sha-256 fingerprint") + "a=fingerprint:sha-256 ".len();
+    let first = &sdp[at..at + 2];
+    let other = if first == "00" { "01" } else { "00" };
+    sdp.replace(&format!("a=fingerprint:sha-256 {first}:"), &format!("a=fingerprint:sha-256 {other}:"))
+}
+
 /// Offers, POSTs, applies the answer. With [`Candidates::Trickled`] the candidates follow in a
-/// PATCH to the session URL.
+/// PATCH to the session URL; `rewrite` changes the offer before it is sent.
 async fn negotiate(
     app: &TestApp,
     pc: &mut Pc,
     url: &str,
     token: Option<&str>,
     candidates: Candidates,
-    max_bundle: bool,
+    rewrite: Option<fn(&str) -> String>,
 ) -> Result<Answered, Refused> {
     let offer = pc.pc.create_offer(None).await.expect("offer");
     pc.pc.set_local_description(offer).await.expect("local description");
     tokio::time::timeout(Duration::from_secs(5), pc.gathered.recv()).await.expect("ICE gathering completes");
     let mut sdp = pc.pc.local_description().await.expect("local description").sdp;
-    if max_bundle {
-        sdp = as_max_bundle(&sdp);
+    if let Some(rewrite) = rewrite {
+        sdp = rewrite(&sdp);
     }
     let (body, candidate_lines): (String, Vec<String>) = match candidates {
         Candidates::InOffer => (sdp, Vec::new()),
@@ -536,8 +545,8 @@ pub struct PublishOptions<'a> {
     pub relay: Option<RelayOnly>,
     /// Lose every n-th video packet (and its resends) on the way out.
     pub lose_video: Option<u32>,
-    /// Offer as a max-bundle offerer does (see [`as_max_bundle`]).
-    pub max_bundle: bool,
+    /// Changes the offer before it is sent ([`as_max_bundle`], [`with_wrong_fingerprint`]).
+    pub rewrite_offer: Option<fn(&str) -> String>,
 }
 
 impl<'a> PublishOptions<'a> {
@@ -551,7 +560,7 @@ impl<'a> PublishOptions<'a> {
             media: Media::Synthetic,
             relay: None,
             lose_video: None,
-            max_bundle: false,
+            rewrite_offer: None,
         }
     }
 }
@@ -637,7 +646,7 @@ pub async fn publish(app: &TestApp, options: PublishOptions<'_>) -> Result<Publi
     if let Some(source) = options.source {
         url.push_str(&format!("?sourceId={source}"));
     }
-    let session = negotiate(app, &mut pc, &url, Some(options.token), options.candidates, options.max_bundle).await?;
+    let session = negotiate(app, &mut pc, &url, Some(options.token), options.candidates, options.rewrite_offer).await?;
     let payload_type = |tx: Arc<dyn webrtc::rtp_transceiver::RtpTransceiver>| async move {
         let sender = tx.sender().await.expect("sender").expect("has a sender");
         sender.get_parameters().await.expect("parameters").rtp_parameters.codecs.first().expect("a codec").payload_type
@@ -859,7 +868,7 @@ pub async fn view_with(app: &TestApp, path: &str, pairs: usize, bearer: Option<&
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Video, recvonly()).await.expect("video transceiver");
         pc.pc.add_transceiver_from_kind(RtpCodecKind::Audio, recvonly()).await.expect("audio transceiver");
     }
-    let session = negotiate(app, &mut pc, path, bearer, Candidates::InOffer, false).await?;
+    let session = negotiate(app, &mut pc, path, bearer, Candidates::InOffer, None).await?;
     let tracks: Arc<Mutex<HashMap<String, TrackLog>>> = Arc::default();
     let mut incoming = pc.tracks;
     {

@@ -807,7 +807,7 @@ async fn a_max_bundle_publishers_bundle_only_audio_reaches_viewers() {
     let app = spawn_app().await;
     let s = streamer(&app, "bundle@example.com", json!({ "label": "b", "streams": ["show"] })).await;
     let mut options = PublishOptions::new(&s.token, "show");
-    options.max_bundle = true;
+    options.rewrite_offer = Some(rtc::as_max_bundle);
     let publisher = rtc::publish(&app, options).await.expect("a max-bundle offer is accepted");
     let answer = &publisher.session.answer;
     let audio = answer.split("m=").find(|m| m.starts_with("audio")).expect("an audio section in the answer");
@@ -823,5 +823,40 @@ async fn a_max_bundle_publishers_bundle_only_audio_reaches_viewers() {
     let kinds: Vec<&str> =
         streams[0]["sources"][0]["tracks"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"audio") && kinds.contains(&"video"), "{streams}");
+    app.stop().await;
+}
+
+/// A publisher whose DTLS certificate does not match the fingerprint its offer announced is ended
+/// when its handshake shows it (RFC 8122 §5), not left to the 10-s connect timeout, and never
+/// goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_whose_certificate_does_not_match_its_fingerprint_is_ended_at_its_handshake() {
+    let app = spawn_app().await;
+    let s = streamer(&app, "fingerprint@example.com", json!({ "label": "f", "streams": ["fp"] })).await;
+    let mut options = PublishOptions::new(&s.token, "fp");
+    options.rewrite_offer = Some(rtc::with_wrong_fingerprint);
+    let started = Instant::now();
+    let publisher = rtc::publish(&app, options).await.expect("the offer itself is well formed");
+    // A PATCH with a wrong If-Match tells a live session (412) from a removed one (404).
+    let gone = loop {
+        let status = app
+            .client()
+            .patch(app.url(&publisher.session.location))
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .header("if-match", "\"not-the-etag\"")
+            .body("a=end-of-candidates\r\n")
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break started.elapsed();
+        }
+        assert_eq!(status, 412, "the session is there until its handshake fails");
+        assert!(started.elapsed() < Duration::from_secs(8), "not ended at its handshake");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(gone < Duration::from_secs(8), "ended after {gone:?}");
+    assert_eq!(public_stream(&app, &s.account, "fp").await["live"], false);
     app.stop().await;
 }

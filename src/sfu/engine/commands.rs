@@ -12,6 +12,7 @@ use str0m::{
 };
 
 use super::{settle, Engine, MAX_PROBES};
+use crate::sfu::ending::{Ending, Liveness};
 use crate::sfu::{PENDING_VIEWERS, PENDING_VIEWERS_PER_ADDRESS, PENDING_VIEWERS_PER_STREAM};
 
 /// Video packets each viewer keeps for NACK retransmission: ~1.1 s at 2.5 Mbit/s, longer than any
@@ -19,6 +20,10 @@ use crate::sfu::{PENDING_VIEWERS, PENDING_VIEWERS_PER_ADDRESS, PENDING_VIEWERS_P
 /// ~550 bytes of packet metadata per entry per viewer (the payloads themselves are shared):
 /// ~420 kB per 2.5 Mbit/s viewer, most of the SFU's memory per viewer (`--bench fanout`).
 const VIEWER_VIDEO_SEND_BUFFER: usize = 300;
+/// A viewer's statistics come this often: each says whether a receiver report came since the
+/// last, the viewer's sign of life when it sends no ICE consent checks (well inside the 30-s
+/// grace, and rare enough to cost nothing per packet).
+const VIEWER_STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Transport-wide sequence numbers, for viewers whose bandwidth is estimated (Chrome's id).
 const TWCC_EXTENSION_ID: u8 = 3;
@@ -64,7 +69,7 @@ impl Engine {
                 let _ = reply.send(self.trickle(&session, if_match.as_deref(), &fragment));
             }
             Command::End { session, reply } => {
-                let result = self.find_session(&session).map(|id| self.doomed.push(id));
+                let result = self.find_session(&session).map(|id| self.doomed.push((id, Ending::Deleted)));
                 let _ = reply.send(result);
             }
             Command::Select { session, selection, reply } => {
@@ -77,7 +82,7 @@ impl Engine {
                     .filter(|p| p.publisher().is_some_and(|p| p.token_id == token_id))
                     .map(|p| p.id)
                     .collect();
-                self.doomed.extend(&ids);
+                self.doomed.extend(ids.iter().map(|&id| (id, Ending::Revoked)));
                 let _ = reply.send(Ok(ids.len()));
             }
             Command::Streams { account, reply } => {
@@ -212,6 +217,7 @@ impl Engine {
             connected: false,
             deadline: Instant::now(),
             scheduled: None,
+            liveness: Liveness::new(Instant::now()),
             role,
         };
         settle(&mut peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
@@ -253,12 +259,12 @@ impl Engine {
         match stream.source_mut(&name) {
             Some(source) => {
                 if let Some(previous) = source.pending.replace(id) {
-                    self.doomed.push(previous);
+                    self.doomed.push((previous, Ending::Superseded));
                 }
             }
             None => stream.sources.push(Source::new(name.clone(), id)),
         }
-        tracing::info!(stream = %request.stream, source = ?name, replacing, "publisher joined");
+        tracing::info!(session = %created.session_id, stream = %request.stream, source = ?name, replacing, "publisher joined");
         self.notify(&request.stream);
         Ok(created)
     }
@@ -472,7 +478,7 @@ impl Engine {
         for (_, name) in &bindings {
             self.retarget_source(&request.stream, name);
         }
-        tracing::info!(stream = %request.stream, pairs = pair_count, "viewer joined");
+        tracing::info!(session = %created.session_id, stream = %request.stream, pairs = pair_count, "viewer joined");
         self.notify(&request.stream);
         Ok(created)
     }
@@ -500,7 +506,7 @@ impl Engine {
             let parsed = std::panic::catch_unwind(|| Candidate::from_sdp_string(line));
             if let Ok(Ok(candidate)) = parsed {
                 if peer.guarded(|rtc| rtc.add_remote_candidate(candidate)).is_none() {
-                    self.doomed.push(id);
+                    self.doomed.push((id, Ending::Panicked));
                 }
             }
         }
@@ -699,6 +705,7 @@ impl Engine {
 pub fn rtc_config(publisher: bool) -> RtcConfig {
     let extensions = if publisher { ExtensionMap::standard() } else { viewer_extensions() };
     Rtc::builder()
+        .set_crypto_provider(crate::sfu::dtls::crypto_provider())
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .clear_codecs()
@@ -709,8 +716,9 @@ pub fn rtc_config(publisher: bool) -> RtcConfig {
         .enable_av1(true)
         .set_send_buffer_video(VIEWER_VIDEO_SEND_BUFFER)
         .set_extension_map(extensions)
-        // Loss, RTT and NACKs of publishers for the Live page; viewers' would cost per viewer.
-        .set_stats_interval(publisher.then_some(crate::sfu::peer::STATS_INTERVAL))
+        // Loss, RTT and NACKs of publishers for the Live page;
+        // and viewers' receiver reports tell that a viewer without ICE consent checks is there.
+        .set_stats_interval(Some(if publisher { crate::sfu::peer::STATS_INTERVAL } else { VIEWER_STATS_INTERVAL }))
 }
 
 fn viewer_extensions() -> ExtensionMap {

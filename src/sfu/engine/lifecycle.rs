@@ -13,6 +13,7 @@ use str0m::{
 };
 
 use super::{settle, Engine, PROBE_LIFETIME, PROMOTE_AFTER};
+use crate::sfu::ending::{Ending, Verdict};
 use crate::{
     recorder::RecordingStart,
     sfu::{
@@ -241,7 +242,7 @@ impl Engine {
                     if peer.connected {
                         wanted.push((pending, LayerMask::ALL));
                         if now.duration_since(peer.created) > PROMOTE_AFTER {
-                            self.doomed.push(super::take_over(source, &mut self.peers));
+                            self.doomed.push((super::take_over(source, &mut self.peers), Ending::Replaced));
                         }
                     }
                 }
@@ -261,13 +262,17 @@ impl Engine {
         for peer in self.peers.values() {
             let age = now.duration_since(peer.created);
             let expired = matches!(peer.role, Role::Probe) && age > PROBE_LIFETIME;
-            if expired || !peer.connected && age > self.config.connect_timeout {
-                self.doomed.push(peer.id);
+            if expired {
+                self.doomed.push((peer.id, Ending::ProbeOver));
+            } else if !peer.connected && age > self.config.connect_timeout {
+                self.doomed.push((peer.id, Ending::NeverConnected));
+            } else if let Verdict::Gone = peer.liveness.verdict(now) {
+                self.doomed.push((peer.id, Ending::Silent));
             }
         }
         for (_, stream) in self.streams.iter() {
             if stream.empty_since.is_some_and(|since| now.duration_since(since) > self.config.orphan_grace) {
-                self.doomed.extend(&stream.viewers);
+                self.doomed.extend(stream.viewers.iter().map(|&id| (id, Ending::StreamGone)));
             }
         }
 
@@ -369,8 +374,9 @@ impl Engine {
         metrics::gauge!("ferrocast_viewers", "state" => "pending").set(pending as f64);
     }
 
-    pub(super) fn remove_peer(&mut self, id: PeerId) {
+    pub(super) fn remove_peer(&mut self, id: PeerId, ending: Ending) {
         let Some(mut peer) = self.peers.remove(&id) else { return };
+        tracing::info!(session = %peer.session_id, stream = %peer.stream, role = ?peer.kind(), reason = %ending, "session ended");
         self.sessions.remove(&peer.session_id);
         self.demux.remove_peer(&peer.local_ufrag, &peer.addrs, id);
         if matches!(peer.role, Role::Probe) {

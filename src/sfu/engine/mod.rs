@@ -42,6 +42,7 @@ use super::{
     api::Command,
     board::Board,
     demux::{Demux, Remote, Route},
+    ending::{Ending, Verdict},
     fault,
     forward::{map_payload_type, starts_keyframe, Origin, OutTrack, Vp8Numbers},
     handle::SfuHandle,
@@ -126,7 +127,7 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
 
     let (commands_tx, commands) = mpsc::channel(1024);
     let board = Board::with_events(config.stream_events.clone());
-    let cert = str0m::crypto::from_feature_flags().dtls_provider.generate_certificate();
+    let cert = crate::sfu::dtls::crypto_provider().dtls_provider.generate_certificate();
     let engine = Engine {
         config,
         io: Io::new(sockets, tcp_addrs.clone()),
@@ -210,8 +211,8 @@ struct Engine {
     /// Events drained from peers, handled after each mutation; `scratch` keeps the second buffer.
     events: Events,
     scratch: Events,
-    /// Peers to remove once the current batch of events is handled.
-    doomed: Vec<PeerId>,
+    /// Peers to remove once the current batch of events is handled, and why.
+    doomed: Doomed,
     next_peer: PeerId,
     last_stats: Instant,
     /// `io.dropped` and the recorder's dropped packets as last logged.
@@ -257,16 +258,19 @@ fn take_over(source: &mut Source, peers: &mut HashMap<PeerId, Peer>) -> PeerId {
     replaced
 }
 
+/// Peers to remove, and why.
+type Doomed = Vec<(PeerId, Ending)>;
+
 /// Drains a peer after a mutation and keeps its timer entry current.
 fn settle(
     peer: &mut Peer,
     io: &mut Io,
     timers: &mut BinaryHeap<Reverse<(Instant, PeerId)>>,
     events: &mut Events,
-    doomed: &mut Vec<PeerId>,
+    doomed: &mut Doomed,
 ) {
-    if !peer.drain(|t| io.send(t), events) {
-        doomed.push(peer.id);
+    if let Err(ending) = peer.drain(|t| io.send(t), events) {
+        doomed.push((peer.id, ending));
     }
     if peer.scheduled.is_none_or(|at| peer.deadline < at) {
         timers.push(Reverse((peer.deadline, peer.id)));
@@ -334,8 +338,8 @@ impl Engine {
                 break;
             }
             let doomed = std::mem::take(&mut self.doomed);
-            for peer in doomed {
-                self.remove_peer(peer);
+            for (peer, ending) in doomed {
+                self.remove_peer(peer, ending);
             }
         }
     }
@@ -417,10 +421,8 @@ impl Engine {
                 peer.addrs.push(source);
             }
         }
-        match peer.guarded(|rtc| rtc.handle_input(input)) {
-            Some(Ok(())) => {}
-            Some(Err(err)) => tracing::debug!(session = %peer.session_id, %err, "input rejected"),
-            None => self.doomed.push(id),
+        if let Err(ending) = peer.handle(input) {
+            self.doomed.push((id, ending));
         }
         settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
     }
@@ -443,8 +445,9 @@ impl Engine {
                 self.timers.push(Reverse((peer.deadline, id)));
                 continue;
             }
-            if peer.guarded(|rtc| rtc.handle_input(Input::Timeout(now))).is_none() {
-                self.doomed.push(id);
+            // A handshake's retransmission can fail it too.
+            if let Err(ending) = peer.handle(Input::Timeout(now)) {
+                self.doomed.push((id, ending));
             }
             settle(peer, &mut self.io, &mut self.timers, &mut self.events, &mut self.doomed);
         }
@@ -458,8 +461,47 @@ impl Engine {
             Event::EgressBitrateEstimate(kind) => self.on_estimate(id, kind),
             Event::PeerStats(stats) => self.health_of(id).into_iter().for_each(|h| h.note_peer(&stats)),
             Event::MediaIngressStats(stats) => self.health_of(id).into_iter().for_each(|h| h.note_ingress(&stats)),
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => self.doomed.push(id),
+            Event::IceConnectionStateChange(state) => self.on_consent(id, state),
+            Event::MediaEgressStats(stats) => self.on_viewer_report(id, &stats),
+            Event::Closed => self.doomed.push((id, Ending::Closed)),
             _ => {}
+        }
+    }
+
+    /// ICE consent lapsed or came back. A peer whose checks stopped while its authenticated media
+    /// still arrives stays ([`Liveness`](super::ending::Liveness)); the housekeeping tick ends it
+    /// once that stops too.
+    fn on_consent(&mut self, id: PeerId, state: IceConnectionState) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        match state {
+            IceConnectionState::Disconnected => {
+                peer.liveness.set_consent(false);
+                match peer.liveness.verdict(Instant::now()) {
+                    Verdict::Gone => self.doomed.push((id, Ending::Silent)),
+                    Verdict::Grace { .. } => tracing::info!(
+                        session = %peer.session_id,
+                        "no ICE consent checks any more, but media arrives: the session stays while it does"
+                    ),
+                    Verdict::Alive => {}
+                }
+            }
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                if !peer.liveness.consent() {
+                    tracing::info!(session = %peer.session_id, "ICE consent checks back");
+                }
+                peer.liveness.set_consent(true);
+            }
+            _ => {}
+        }
+    }
+
+    /// A viewer's send statistics: a loss figure means an authenticated receiver report came
+    /// since the last ones (str0m clears it otherwise), which is a viewer still there.
+    fn on_viewer_report(&mut self, id: PeerId, stats: &str0m::stats::MediaEgressStats) {
+        if stats.loss.is_some() {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.liveness.heard(stats.timestamp);
+            }
         }
     }
 
@@ -477,16 +519,19 @@ impl Engine {
     /// then out: to the recorder ([`record`]) and to every viewer pair showing the source.
     fn forward(&mut self, from: PeerId, packet: RtpPacket) {
         let Engine { config, peers, streams, io, timers, events, doomed, counts, .. } = self;
-        let Some(Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, .. }) = peers.get_mut(&from)
+        let Some(Peer { rtc, role: Role::Publisher(publisher), stream: key, session_id, liveness, .. }) =
+            peers.get_mut(&from)
         else {
             return;
         };
+        // str0m hands out only packets that passed SRTP authentication.
+        liveness.heard(packet.timestamp);
         let inbound = match learn(rtc, publisher, session_id, &packet) {
             Learnt::Packet(inbound) => inbound,
             Learnt::Unknown => return,
             Learnt::Panicked => {
                 tracing::error!(session = %session_id, "a publisher's packet panicked the media path; dropping the publisher");
-                doomed.push(from);
+                doomed.push((from, Ending::Panicked));
                 return;
             }
         };
@@ -529,7 +574,7 @@ impl Engine {
                 Ok(false) => {}
                 Err(_) => {
                     tracing::error!(session = %viewer.session_id, "sending to a viewer panicked; dropping the viewer");
-                    doomed.push(viewer_id);
+                    doomed.push((viewer_id, Ending::Panicked));
                 }
             }
         }
@@ -592,7 +637,7 @@ fn forwards(
     from: PeerId,
     inbound: &Inbound,
     peers: &mut HashMap<PeerId, Peer>,
-    doomed: &mut Vec<PeerId>,
+    doomed: &mut Doomed,
 ) -> bool {
     if source.publisher == from {
         return true;
@@ -600,7 +645,7 @@ fn forwards(
     let takes_over = source.pending == Some(from)
         && (inbound.is_keyframe || !inbound.publisher_has_video && inbound.kind == MediaKind::Audio);
     if takes_over {
-        doomed.push(take_over(source, peers));
+        doomed.push((take_over(source, peers), Ending::Replaced));
     }
     takes_over
 }
