@@ -68,8 +68,10 @@ const HANDSHAKE_TICK: Duration = Duration::from_millis(100);
 /// The datagram size a flight is cut to when str0m names none (its own default target).
 const DEFAULT_MTU: usize = 1150;
 
-/// Nothing to do until input arrives.
-const IDLE: Duration = Duration::from_secs(3600);
+/// Nothing to do until input arrives: the timeout a session without a handshake tick reports,
+/// fixed when it is made and longer than any session lives. (str0m asks for it on every poll,
+/// once per packet sent: reading the clock there cost a `clock_gettime` per packet and viewer.)
+const IDLE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 thread_local! {
     static LAST_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -146,7 +148,7 @@ impl DtlsProvider for OpenSslDtls {
     fn new_dtls(
         &self,
         cert: &DtlsCert,
-        _now: Instant,
+        now: Instant,
         version: DtlsVersion,
         mtu: Option<usize>,
     ) -> Result<Box<dyn DtlsInstance>, CryptoError> {
@@ -158,7 +160,8 @@ impl DtlsProvider for OpenSslDtls {
         // Without an MTU OpenSSL cannot write a flight (it is told not to ask the socket).
         let mtu = mtu.unwrap_or(DEFAULT_MTU);
         ssl.set_mtu(u32::try_from(mtu).unwrap_or(u32::MAX)).map_err(openssl_error)?;
-        Ok(Box::new(Session { stage: Stage::Fresh(ssl, Datagrams::default()), ..Session::default() }))
+        let idle_until = Some(now + IDLE);
+        Ok(Box::new(Session { stage: Stage::Fresh(ssl, Datagrams::default()), idle_until, ..Session::default() }))
     }
 }
 
@@ -230,6 +233,8 @@ struct Session {
     handouts: VecDeque<Handout>,
     /// When a handshake in progress is driven next without input.
     tick_at: Option<Instant>,
+    /// The timeout reported when there is no tick ([`IDLE`] after the session was made).
+    idle_until: Option<Instant>,
     connected: bool,
     close_sent: bool,
 }
@@ -440,7 +445,7 @@ impl DtlsInstance for Session {
                 Handout::CloseNotify => DtlsOutput::CloseNotify,
             };
         }
-        DtlsOutput::Timeout(self.tick_at.unwrap_or_else(|| Instant::now() + IDLE))
+        DtlsOutput::Timeout(self.tick_at.or(self.idle_until).unwrap_or_else(|| Instant::now() + IDLE))
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
