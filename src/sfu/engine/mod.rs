@@ -66,60 +66,14 @@ const MAX_PROBES: usize = 32;
 const SOCKET_BUFFER: usize = 4 << 20;
 
 pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
-    let mut sockets = Vec::new();
-    let mut port = config.udp_port;
-    // (where to bind, what to announce; nothing = the bound address): one port for all, picked
-    // by the first bind.
-    let plan: Vec<(IpAddr, &[IpAddr])> = match &config.addresses {
-        MediaAddresses::Direct(ips) if ips.is_empty() => vec![(IpAddr::from([127, 0, 0, 1]), &[])],
-        MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, &[][..])).collect(),
-        MediaAddresses::Announced { bind, public } => vec![(*bind, public.as_slice())],
-    };
-    let announce = |bound: SocketAddr, public: &[IpAddr]| -> Vec<SocketAddr> {
-        if public.is_empty() {
-            vec![bound]
-        } else {
-            public.iter().map(|ip| SocketAddr::new(*ip, bound.port())).collect()
-        }
-    };
-    for &(bind, public) in &plan {
-        let addr = SocketAddr::new(bind, port);
-        let udp = bind_udp(addr).map_err(|err| io::Error::new(err.kind(), format!("UDP {addr}: {err}")))?;
-        let bound = udp.local_addr()?;
-        port = bound.port();
-        let announced = announce(bound, public);
-        tracing::info!(bound = %bound, announced = ?announced, "SFU UDP socket");
-        sockets.push(Socket { udp, announced });
-    }
+    let MediaSockets { udp: sockets, tcp: listeners } = bind_media(&config)?;
     let udp_addrs: Vec<SocketAddr> = sockets.iter().flat_map(|s| s.announced.iter().copied()).collect();
 
     let (tcp_sender, tcp_events) = mpsc::channel(1024);
     let mut tcp_addrs = Vec::new();
-    let mut tcp_port = match config.tcp_port {
-        TcpPort::Off => None,
-        TcpPort::SameAsUdp => Some(port),
-        TcpPort::Port(port) => Some(port),
-    };
     // Every connection is a viewer or a publisher at most; the rest are refused at accept.
     let tcp_limit = Arc::new(Semaphore::new(config.max_viewers + 64));
-    for &(bind, public) in &plan {
-        let Some(want) = tcp_port else { break };
-        let listener = match tcp::bind(SocketAddr::new(bind, want)) {
-            Ok(listener) => listener,
-            // The UDP port was picked at random and its TCP twin is taken: pick another.
-            Err(err) if config.tcp_port == TcpPort::SameAsUdp && config.udp_port == 0 && tcp_addrs.is_empty() => {
-                tracing::debug!(%err, "TCP port {want} taken; picking another");
-                tcp::bind(SocketAddr::new(bind, 0))?
-            }
-            Err(err) => {
-                let addr = SocketAddr::new(bind, want);
-                return Err(io::Error::new(err.kind(), format!("TCP {addr} (ICE-TCP, --rtc-tcp-port): {err}")));
-            }
-        };
-        let bound = listener.local_addr()?;
-        tcp_port = Some(bound.port());
-        let announced = announce(bound, public);
-        tracing::info!(bound = %bound, announced = ?announced, "SFU ICE-TCP listener");
+    for (listener, announced) in listeners {
         tcp::spawn_acceptor(listener, announced[0], tcp_sender.clone(), tcp_limit.clone());
         tcp_addrs.extend(announced);
     }
@@ -162,6 +116,83 @@ pub(super) async fn spawn(config: SfuConfig) -> io::Result<SfuHandle> {
         }
     });
     Ok(SfuHandle::new(commands_tx, board, failed, udp_addrs, tcp_addrs))
+}
+
+/// The engine's sockets before it runs: UDP ones, and ICE-TCP listeners with what they announce.
+struct MediaSockets {
+    udp: Vec<Socket>,
+    tcp: Vec<(tokio::net::TcpListener, Vec<SocketAddr>)>,
+}
+
+/// Random UDP ports tried for one whose TCP twin is free as well, before TCP takes a port of its
+/// own: the ephemeral range is shared with every outgoing TCP connection on the machine.
+const PORT_PAIR_ATTEMPTS: usize = 32;
+
+/// Binds the UDP sockets and ICE-TCP listeners the configuration asks for. One port number for
+/// all, picked by the first bind; by default TCP takes the same number (one firewall rule).
+fn bind_media(config: &SfuConfig) -> io::Result<MediaSockets> {
+    // (where to bind, what to announce; nothing = the bound address).
+    let plan: Vec<(IpAddr, &[IpAddr])> = match &config.addresses {
+        MediaAddresses::Direct(ips) if ips.is_empty() => vec![(IpAddr::from([127, 0, 0, 1]), &[])],
+        MediaAddresses::Direct(ips) => ips.iter().map(|ip| (*ip, &[][..])).collect(),
+        MediaAddresses::Announced { bind, public } => vec![(*bind, public.as_slice())],
+    };
+    let announce = |bound: SocketAddr, public: &[IpAddr]| -> Vec<SocketAddr> {
+        if public.is_empty() {
+            vec![bound]
+        } else {
+            public.iter().map(|ip| SocketAddr::new(*ip, bound.port())).collect()
+        }
+    };
+    let random_pair = config.udp_port == 0 && config.tcp_port == TcpPort::SameAsUdp;
+    let mut attempt = 0;
+    'attempt: loop {
+        attempt += 1;
+        let mut udp = Vec::new();
+        let mut port = config.udp_port;
+        for &(bind, public) in &plan {
+            let addr = SocketAddr::new(bind, port);
+            let socket = bind_udp(addr).map_err(|err| io::Error::new(err.kind(), format!("UDP {addr}: {err}")))?;
+            let bound = socket.local_addr()?;
+            port = bound.port();
+            udp.push(Socket { udp: socket, announced: announce(bound, public) });
+        }
+        let mut tcp = Vec::new();
+        let mut tcp_port = match config.tcp_port {
+            TcpPort::Off => None,
+            TcpPort::SameAsUdp => Some(port),
+            TcpPort::Port(port) => Some(port),
+        };
+        for &(bind, public) in &plan {
+            let Some(want) = tcp_port else { break };
+            let addr = SocketAddr::new(bind, want);
+            let listener = match tcp::bind(addr) {
+                Ok(listener) => listener,
+                // The UDP port was picked at random and its TCP twin is taken: try another pair,
+                // and in the end let TCP pick a port of its own.
+                Err(err) if random_pair && tcp.is_empty() && err.kind() == io::ErrorKind::AddrInUse => {
+                    if attempt < PORT_PAIR_ATTEMPTS {
+                        continue 'attempt;
+                    }
+                    tracing::info!(%err, "TCP {addr} taken; ICE-TCP on a port of its own");
+                    tcp::bind(SocketAddr::new(bind, 0))?
+                }
+                Err(err) => {
+                    return Err(io::Error::new(err.kind(), format!("TCP {addr} (ICE-TCP, --rtc-tcp-port): {err}")));
+                }
+            };
+            let bound = listener.local_addr()?;
+            tcp_port = Some(bound.port());
+            tcp.push((listener, announce(bound, public)));
+        }
+        for socket in &udp {
+            tracing::info!(bound = ?socket.udp.local_addr().ok(), announced = ?socket.announced, "SFU UDP socket");
+        }
+        for (listener, announced) in &tcp {
+            tracing::info!(bound = ?listener.local_addr().ok(), announced = ?announced, "SFU ICE-TCP listener");
+        }
+        return Ok(MediaSockets { udp, tcp });
+    }
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
