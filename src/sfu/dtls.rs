@@ -160,8 +160,7 @@ impl DtlsProvider for OpenSslDtls {
         // Without an MTU OpenSSL cannot write a flight (it is told not to ask the socket).
         let mtu = mtu.unwrap_or(DEFAULT_MTU);
         ssl.set_mtu(u32::try_from(mtu).unwrap_or(u32::MAX)).map_err(openssl_error)?;
-        let idle_until = Some(now + IDLE);
-        Ok(Box::new(Session { stage: Stage::Fresh(ssl, Datagrams::default()), idle_until, ..Session::default() }))
+        Ok(Box::new(Session::new(ssl, now)))
     }
 }
 
@@ -223,7 +222,6 @@ enum Handout {
 }
 
 /// One peer's DTLS connection.
-#[derive(Default)]
 struct Session {
     stage: Stage,
     active: bool,
@@ -234,7 +232,7 @@ struct Session {
     /// When a handshake in progress is driven next without input.
     tick_at: Option<Instant>,
     /// The timeout reported when there is no tick ([`IDLE`] after the session was made).
-    idle_until: Option<Instant>,
+    idle_until: Instant,
     connected: bool,
     close_sent: bool,
 }
@@ -253,6 +251,19 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
+    fn new(ssl: Ssl, now: Instant) -> Self {
+        Session {
+            stage: Stage::Fresh(ssl, Datagrams::default()),
+            active: false,
+            outgoing: VecDeque::new(),
+            handouts: VecDeque::new(),
+            tick_at: None,
+            idle_until: now + IDLE,
+            connected: false,
+            close_sent: false,
+        }
+    }
+
     fn datagrams(&mut self) -> Option<&mut Datagrams> {
         match &mut self.stage {
             Stage::Fresh(_, datagrams) => Some(datagrams),
@@ -445,7 +456,7 @@ impl DtlsInstance for Session {
                 Handout::CloseNotify => DtlsOutput::CloseNotify,
             };
         }
-        DtlsOutput::Timeout(self.tick_at.or(self.idle_until).unwrap_or_else(|| Instant::now() + IDLE))
+        DtlsOutput::Timeout(self.tick_at.unwrap_or(self.idle_until))
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsImplError> {
@@ -649,7 +660,7 @@ mod tests {
         context.set_options(SslOptions::NO_QUERY_MTU);
         let mut ssl = Ssl::new(&context.build()).unwrap();
         ssl.set_mtu(1150).unwrap();
-        let mut plain = Session { stage: Stage::Fresh(ssl, Datagrams::default()), active: true, ..Session::default() };
+        let mut plain = Session { active: true, ..Session::new(ssl, now) };
         plain.handle_packet(&[]).unwrap();
         let mut failure = None;
         for _ in 0..10 {
