@@ -45,55 +45,72 @@ impl Pebble {
         let listener_key = dir.path().join("pebble-key.pem");
         std::fs::write(&listener_cert, own.cert.pem()).unwrap();
         std::fs::write(&listener_key, own.signing_key.serialize_pem()).unwrap();
-        let (acme, management, dns) = (free_port(), free_port(), free_port());
-        let config = serde_json::json!({ "pebble": {
-            "listenAddress": format!("127.0.0.1:{acme}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": listener_cert, "privateKey": listener_key,
-            "httpPort": http_port, "tlsPort": tls_port,
-            "ocspResponderURL": "", "externalAccountBindingRequired": false,
-        }});
-        let config_path = dir.path().join("pebble.json");
-        std::fs::write(&config_path, config.to_string()).unwrap();
+        for attempt in 1.. {
+            let (acme, management, dns) = (free_port(), free_port(), free_port());
+            let config = serde_json::json!({ "pebble": {
+                "listenAddress": format!("127.0.0.1:{acme}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": listener_cert, "privateKey": listener_key,
+                "httpPort": http_port, "tlsPort": tls_port,
+                "ocspResponderURL": "", "externalAccountBindingRequired": false,
+            }});
+            let config_path = dir.path().join("pebble.json");
+            std::fs::write(&config_path, config.to_string()).unwrap();
 
-        let dns_server = Command::new("/usr/bin/pebble-challtestsrv")
-            .args(["-dns01", &format!("127.0.0.1:{dns}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args([
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-                "-management",
-                &format!("127.0.0.1:{}", free_port()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble-challtestsrv starts");
-        let pebble = Command::new("/usr/bin/pebble")
-            .args(["-config", config_path.to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns}")])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pebble starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", acme)).is_err()
-            || std::net::TcpStream::connect(("127.0.0.1", management)).is_err()
-        {
-            assert!(started.elapsed() < Duration::from_secs(20), "pebble did not start listening in 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+            let dns_server = Command::new("/usr/bin/pebble-challtestsrv")
+                .args(["-dns01", &format!("127.0.0.1:{dns}"), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                .args([
+                    "-http01",
+                    "",
+                    "-https01",
+                    "",
+                    "-tlsalpn01",
+                    "",
+                    "-management",
+                    &format!("127.0.0.1:{}", free_port()),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("pebble-challtestsrv starts");
+            let pebble = Command::new("/usr/bin/pebble")
+                .args(["-config", config_path.to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns}")])
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("pebble starts");
+            let started = Instant::now();
+            let mut children = vec![pebble, dns_server];
+            while std::net::TcpStream::connect(("127.0.0.1", acme)).is_err()
+                || std::net::TcpStream::connect(("127.0.0.1", management)).is_err()
+            {
+                // A port picked free may be taken by another test before pebble binds it: pebble
+                // then exits at once, and a new set of ports is tried.
+                if children.iter_mut().any(|child| child.try_wait().is_ok_and(|status| status.is_some())) {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "pebble did not start listening in 20 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if children.iter_mut().any(|child| child.try_wait().is_ok_and(|status| status.is_some())) {
+                for child in &mut children {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                assert!(attempt < 5, "pebble or pebble-challtestsrv exited at start {attempt} times");
+                continue;
+            }
+            return Self {
+                children,
+                directory: Url::parse(&format!("https://127.0.0.1:{acme}/dir")).unwrap(),
+                listener_cert,
+                management: SocketAddr::from(([127, 0, 0, 1], management)),
+                _dir: dir,
+            };
         }
-        Self {
-            children: vec![pebble, dns_server],
-            directory: Url::parse(&format!("https://127.0.0.1:{acme}/dir")).unwrap(),
-            listener_cert,
-            management: SocketAddr::from(([127, 0, 0, 1], management)),
-            _dir: dir,
-        }
+        unreachable!("the attempts end in a return or a failed assertion")
     }
 
     /// The root that signs the certificates pebble issues (new at every pebble start).

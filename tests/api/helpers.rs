@@ -169,7 +169,7 @@ pub fn free_port() -> u16 {
 
 /// A port free on loopback for both UDP and TCP now (the SFU's media port and its ICE-TCP twin),
 /// for tests that need the twin: with port 0, another test may hold the TCP twin of the picked
-/// UDP port, and the server then (rightly) takes another.
+/// UDP port, and the server may then (rightly) take another.
 pub fn free_media_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
